@@ -1,0 +1,129 @@
+"""Engine and session factory for the results store, migrated to the latest schema on first use.
+
+SQLite (a file under `data/`, WAL mode) is the default; `DATABASE_URL` selects any SQLAlchemy URL,
+e.g. `postgresql+psycopg://postgres@127.0.0.1:5432/aitrader`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, create_engine
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+DEFAULT_SQLITE_PATH = Path("data") / "aitrader.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+class StoreError(RuntimeError):
+    """The store cannot be reached or migrated."""
+
+
+def database_url() -> str:
+    """The store URL: `DATABASE_URL`, else a SQLite file at `data/aitrader.db` under the cwd."""
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if url:
+        return url
+    return f"sqlite:///{DEFAULT_SQLITE_PATH.resolve()}"
+
+
+def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_store_engine(url: str | None = None) -> Engine:
+    """Create an engine for `url` (default: `database_url()`) with the store's connection settings."""
+    url = url or database_url()
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        )
+        event.listen(engine, "connect", _set_sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(engine: Engine) -> Config:
+    """An Alembic config pointing at the store's migrations, bound to `engine`."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    config.attributes["engine"] = engine
+    return config
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at (None for an empty database)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest schema revision shipped with this code."""
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    head = script.get_current_head()
+    assert head is not None, "the migrations folder has no revision"
+    return head
+
+
+def upgrade(engine: Engine) -> str:
+    """Apply every pending migration; return the revision the store is now at."""
+    try:
+        if current_revision(engine) != head_revision():
+            command.upgrade(alembic_config(engine), "head")
+    except Exception as exc:  # the driver's own error says why; keep it in one line
+        raise StoreError(f"cannot migrate the store at {engine.url!r}: {exc}") from exc
+    return head_revision()
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The process-wide engine for `url`, created and migrated on first use."""
+    url = url or database_url()
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = create_store_engine(url)
+            upgrade(engine)
+            _engines[url] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every cached engine (tests, forks)."""
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error."""
+    with Session(engine or get_engine(), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

@@ -1,0 +1,169 @@
+"""The price store: idempotent bar upserts, coverage, and an in-memory view for fast lookups."""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, datetime
+
+from pydantic import BaseModel, NaiveDatetime
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session
+
+from models.tables import PriceBar
+
+DAILY = "1d"
+HOURLY = "60min"
+INTERVALS = (DAILY, HOURLY)
+_UPSERT_CHUNK = 500
+
+
+class Bar(BaseModel):
+    """One OHLCV bar as sources deliver it; `close` is None for an open-only live bar."""
+
+    symbol: str
+    interval: str = DAILY
+    ts: NaiveDatetime
+    open: float
+    high: float | None = None
+    low: float | None = None
+    close: float | None = None
+    volume: float | None = None
+    source: str = "import"
+
+
+class CoverageRow(BaseModel):
+    """What the store holds for one symbol and interval."""
+
+    symbol: str
+    interval: str
+    first: date
+    last: date
+    bars: int
+    days: int
+
+
+def insert_bars(session: Session, bars: Iterable[Bar]) -> int:
+    """Insert bars the store does not hold yet (same symbol, interval, ts); return how many."""
+    rows = [
+        {**bar.model_dump(), "symbol": bar.symbol.upper(), "day": bar.ts.date()} for bar in bars
+    ]
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    inserted = 0
+    for start in range(0, len(rows), _UPSERT_CHUNK):
+        chunk = rows[start : start + _UPSERT_CHUNK]
+        statement = insert(PriceBar).values(chunk).on_conflict_do_nothing(
+            index_elements=["symbol", "interval", "ts"]
+        )
+        inserted += session.execute(statement).rowcount or 0
+    return inserted
+
+
+def coverage(session: Session, interval: str | None = None) -> list[CoverageRow]:
+    """First and last day, bar count and day count per symbol (and interval)."""
+    query = select(
+        PriceBar.symbol,
+        PriceBar.interval,
+        func.min(PriceBar.day),
+        func.max(PriceBar.day),
+        func.count(),
+        func.count(func.distinct(PriceBar.day)),
+    ).group_by(PriceBar.symbol, PriceBar.interval)
+    if interval:
+        query = query.where(PriceBar.interval == interval)
+    rows = session.execute(query.order_by(PriceBar.interval, PriceBar.symbol)).all()
+    return [
+        CoverageRow(symbol=s, interval=i, first=f, last=la, bars=n, days=d)
+        for s, i, f, la, n, d in rows
+    ]
+
+
+def bar_days(session: Session, interval: str = DAILY) -> list[date]:
+    """Every day on which the store holds at least one bar of `interval`, ascending."""
+    query = select(PriceBar.day).where(PriceBar.interval == interval).distinct()
+    return sorted(session.execute(query).scalars())
+
+
+class PriceBook:
+    """Bars of one interval held in memory, indexed by symbol and time, for constant-time lookups.
+
+    Loaded once per simulation; every lookup after that is a dictionary probe or a bisect,
+    never a query or a file scan.
+    """
+
+    def __init__(self, bars: Iterable[PriceBar | Bar], interval: str = DAILY) -> None:
+        self.interval = interval
+        by_symbol: dict[str, list[PriceBar | Bar]] = defaultdict(list)
+        for bar in bars:
+            by_symbol[bar.symbol].append(bar)
+        self._times: dict[str, list[datetime]] = {}
+        self._bars: dict[str, list[PriceBar | Bar]] = {}
+        self._by_time: dict[str, dict[datetime, PriceBar | Bar]] = {}
+        for symbol, symbol_bars in by_symbol.items():
+            symbol_bars.sort(key=lambda b: b.ts)
+            self._bars[symbol] = symbol_bars
+            self._times[symbol] = [b.ts for b in symbol_bars]
+            self._by_time[symbol] = {b.ts: b for b in symbol_bars}
+
+    @classmethod
+    def load(
+        cls,
+        session: Session,
+        interval: str = DAILY,
+        symbols: Iterable[str] | None = None,
+        until: date | None = None,
+    ) -> PriceBook:
+        """Load the bars of `interval` (optionally only `symbols`, only up to `until`)."""
+        query = select(PriceBar).where(PriceBar.interval == interval)
+        if symbols is not None:
+            query = query.where(PriceBar.symbol.in_([s.upper() for s in symbols]))
+        if until is not None:
+            query = query.where(PriceBar.day <= until)
+        return cls(session.execute(query).scalars(), interval)
+
+    @property
+    def symbols(self) -> list[str]:
+        return sorted(self._bars)
+
+    def has_symbol(self, symbol: str) -> bool:
+        return symbol in self._bars
+
+    def bar_at(self, symbol: str, ts: datetime) -> PriceBar | Bar | None:
+        """The bar starting exactly at `ts` (a day at midnight for daily bars)."""
+        return self._by_time.get(symbol, {}).get(ts)
+
+    def bar_on(self, symbol: str, day: date) -> PriceBar | Bar | None:
+        """The daily bar of `day`."""
+        return self.bar_at(symbol, datetime(day.year, day.month, day.day))
+
+    def open_at(self, symbol: str, ts: datetime) -> float | None:
+        bar = self.bar_at(symbol, ts)
+        return bar.open if bar else None
+
+    def close_asof(self, symbol: str, ts: datetime) -> tuple[float, datetime] | None:
+        """The last known close at or before `ts`, with the time of its bar."""
+        times = self._times.get(symbol)
+        if not times:
+            return None
+        index = bisect.bisect_right(times, ts) - 1
+        while index >= 0:
+            bar = self._bars[symbol][index]
+            if bar.close is not None:
+                return bar.close, bar.ts
+            index -= 1
+        return None
+
+    def history(self, symbol: str, before: datetime) -> list[PriceBar | Bar]:
+        """The bars of `symbol` strictly before `before`, oldest first."""
+        times = self._times.get(symbol, [])
+        return self._bars.get(symbol, [])[: bisect.bisect_left(times, before)]
+
+    def times(self) -> list[datetime]:
+        """Every bar time of any symbol, ascending."""
+        return sorted({ts for times in self._times.values() for ts in times})

@@ -1,0 +1,195 @@
+"""The results store: SQLModel tables for runs, model-days, books, conversations and market data.
+
+A *run* groups the model-days one trigger simulated (or one legacy import brought in). A
+*portfolio* names one model's book through time: its model-days chain, each starting from the
+previous completed one, and two model-days of one portfolio never share a day.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import NaiveDatetime
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Aware UTC now: timestamp columns store aware datetimes and return them in UTC."""
+    return datetime.now(UTC)
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
+class ModelDayStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class Run(SQLModel, table=True):
+    """One backtest (one flow run) or one legacy import."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    kind: str = Field(default="backtest", description="backtest | legacy-import")
+    status: str = Field(default=RunStatus.PENDING, index=True)
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    config_hash: str = Field(default="", index=True)
+    models: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    start_date: date | None = None
+    end_date: date | None = None
+    initial_cash: float = 10_000.0
+    benchmark: str = "QQQ"
+    message: str | None = None
+    flow_run_id: str | None = Field(default=None, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class ModelDay(SQLModel, table=True):
+    """One model's trading day: its status, cost and end-of-day cash and value."""
+
+    __table_args__ = (
+        UniqueConstraint("run_id", "model", "day", name="uq_model_day_run_model_day"),
+        # The store-level guard against simulating one portfolio's day twice.
+        UniqueConstraint("portfolio", "day", name="uq_model_day_portfolio_day"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True, ondelete="CASCADE")
+    model: str = Field(index=True)
+    portfolio: str = Field(index=True)
+    day: date = Field(index=True)
+    session: str | None = Field(default=None, description="session timestamps for hourly runs")
+    status: str = Field(default=ModelDayStatus.PENDING, index=True)
+    error: str | None = None
+    skip_reason: str | None = None
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    cached: bool = False
+    cash_end: float | None = None
+    value_end: float | None = None
+
+
+class Trade(SQLModel, table=True):
+    """A filled order: whole shares at the session day's open."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_day_id: int = Field(foreign_key="modelday.id", index=True, ondelete="CASCADE")
+    seq: int
+    side: str = Field(description="buy | sell")
+    symbol: str
+    shares: int
+    price: float
+    cash_after: float
+    executed_at: datetime = Field(default_factory=utcnow)
+
+
+class Holding(SQLModel, table=True):
+    """One line of a model-day's end-of-day book (cash lives on the model-day)."""
+
+    __table_args__ = (UniqueConstraint("model_day_id", "symbol", name="uq_holding_day_symbol"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_day_id: int = Field(foreign_key="modelday.id", index=True, ondelete="CASCADE")
+    symbol: str
+    shares: int
+    close: float | None = Field(default=None, description="the close it was valued at")
+    value: float = 0.0
+
+
+class Message(SQLModel, table=True):
+    """A chat message of a model-day's agent session."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_day_id: int = Field(foreign_key="modelday.id", index=True, ondelete="CASCADE")
+    seq: int
+    role: str
+    content: str = ""
+    reasoning: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ToolCall(SQLModel, table=True):
+    """A tool the agent called, with its arguments and answer."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_day_id: int = Field(foreign_key="modelday.id", index=True, ondelete="CASCADE")
+    seq: int
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    result: str = ""
+    is_error: bool = False
+    latency_ms: float = 0.0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class LLMCall(SQLModel, table=True):
+    """One chat-completion request and its response, kept for accounting and replay."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_day_id: int | None = Field(
+        default=None, foreign_key="modelday.id", index=True, ondelete="SET NULL"
+    )
+    model: str = Field(index=True)
+    fingerprint: str = Field(index=True)
+    request: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    response: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: float = 0.0
+    cost_usd: float | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class PriceBar(SQLModel, table=True):
+    """An OHLCV bar. Daily bars have `ts` at midnight; the newest live bar may hold only an open."""
+
+    __table_args__ = (
+        UniqueConstraint("symbol", "interval", "ts", name="uq_price_bar"),
+        Index("ix_price_bar_interval_day", "interval", "day"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    symbol: str = Field(index=True)
+    interval: str = Field(default="1d", description="1d | 60min")
+    ts: NaiveDatetime = Field(description="bar start, exchange local time (US/Eastern)")
+    day: date
+    open: float
+    high: float | None = None
+    low: float | None = None
+    close: float | None = None
+    volume: float | None = None
+    source: str = "import"
+
+
+class NewsItem(SQLModel, table=True):
+    """A news article, stored once so every model sees the same evidence."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(unique=True)
+    title: str
+    summary: str = ""
+    source: str = ""
+    published_at: datetime = Field(index=True, description="publication time, UTC")
+    tickers: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    sentiment: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    fetched_at: datetime = Field(default_factory=utcnow)
