@@ -50,7 +50,7 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def create_store_engine(url: str | None = None) -> Engine:
-    """Create an engine for `url` (default: `database_url()`) with the store's connection settings."""
+    """An engine for `url` (default: `database_url()`) with the store's connection settings."""
     url = url or database_url()
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":

@@ -58,8 +58,10 @@ def insert_bars(session: Session, bars: Iterable[Bar]) -> int:
     inserted = 0
     for start in range(0, len(rows), _UPSERT_CHUNK):
         chunk = rows[start : start + _UPSERT_CHUNK]
-        statement = insert(PriceBar).values(chunk).on_conflict_do_nothing(
-            index_elements=["symbol", "interval", "ts"]
+        statement = (
+            insert(PriceBar)
+            .values(chunk)
+            .on_conflict_do_nothing(index_elements=["symbol", "interval", "ts"])
         )
         inserted += session.execute(statement).rowcount or 0
     return inserted

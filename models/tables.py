@@ -12,7 +12,6 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import NaiveDatetime
-
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 

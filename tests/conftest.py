@@ -19,7 +19,8 @@ SHARED_DATA = Path(os.environ.get("AITRADER_SHARED_DATA", ROOT.parent / "shared"
 POSTGRES_URL = os.environ.get(
     "AITRADER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-POSTGRES_TEST_DB = "aitrader_test"
+# One database per test process, so concurrent test runs on one server never collide.
+POSTGRES_TEST_DB = f"aitrader_test_{os.getpid()}"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -46,26 +47,34 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """A dedicated, freshly migrated database on the local PostgreSQL server."""
-    admin_url = make_url(POSTGRES_URL)
+def _admin_execute(statement: str) -> None:
+    admin = create_engine(make_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
     try:
-        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {POSTGRES_TEST_DB} WITH (FORCE)"))
-            connection.execute(text(f"CREATE DATABASE {POSTGRES_TEST_DB}"))
+            connection.execute(text(statement))
+    finally:
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A dedicated, freshly migrated database on the local PostgreSQL server."""
+    try:
+        _admin_execute(f"DROP DATABASE IF EXISTS {POSTGRES_TEST_DB} WITH (FORCE)")
+        _admin_execute(f"CREATE DATABASE {POSTGRES_TEST_DB}")
     except Exception as exc:
         message = f"PostgreSQL at {POSTGRES_URL} is not available: {exc}"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    url = admin_url.set(database=POSTGRES_TEST_DB).render_as_string(hide_password=False)
-    engine = create_store_engine(url)
+    url = make_url(POSTGRES_URL).set(database=POSTGRES_TEST_DB)
+    url_text = url.render_as_string(hide_password=False)
+    engine = create_store_engine(url_text)
     upgrade(engine)
     engine.dispose()
-    return url
+    yield url_text
+    dispose_engines()
+    _admin_execute(f"DROP DATABASE IF EXISTS {POSTGRES_TEST_DB} WITH (FORCE)")
 
 
 def _truncate_all(engine: Engine) -> None:

@@ -1,0 +1,374 @@
+"""Alpha Vantage over HTTP: daily bars and news, and a sync that downloads only missing days.
+
+Alpha Vantage answers most errors with HTTP 200 and a JSON body holding `Note`, `Information` or
+`Error Message`; every failure becomes an `AlphaVantageError` whose message never holds the key.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from agent_tools.market.calendar import (
+    last_closed_trading_day,
+    trading_day_on_or_before,
+    trading_days,
+)
+from models.prices import DAILY, HOURLY, Bar, insert_bars
+from models.tables import PriceBar
+
+DEFAULT_BASE_URL = "https://www.alphavantage.co/query"
+API_KEY_VARIABLE = "ALPHAVANTAGE_API_KEY"
+SOURCE = "alphavantage"
+# `compact` returns the latest 100 bars; keep a margin for days Alpha Vantage has not published yet.
+COMPACT_MAX_GAP = 95
+
+OutputSize = Literal["compact", "full"]
+
+_SERIES_INTERVALS = {"Time Series (Daily)": DAILY, "Time Series (60min)": HOURLY}
+_TS_FORMATS = {DAILY: "%Y-%m-%d", HOURLY: "%Y-%m-%d %H:%M:%S"}
+# Both the raw Alpha Vantage names and AI-Trader's renamed ones (merged.jsonl).
+_FIELDS = {
+    "open": ("1. open", "1. buy price"),
+    "high": ("2. high",),
+    "low": ("3. low",),
+    "close": ("4. close", "4. sell price"),
+    "volume": ("5. volume",),
+}
+_RATE_LIMIT_WORDS = ("rate limit", "call frequency", "requests per", "calls per", "higher api call")
+_APIKEY_IN_TEXT = re.compile(r"(apikey=)[^&\s\"']+", re.IGNORECASE)
+
+
+class AlphaVantageError(RuntimeError):
+    """Alpha Vantage could not be reached or refused the request."""
+
+
+class AlphaVantageRateLimited(AlphaVantageError):
+    """Alpha Vantage refused the request because the key used up its call allowance."""
+
+
+class AlphaVantagePremiumOnly(AlphaVantageError):
+    """The request needs a premium key (e.g. `outputsize=full` on a free key)."""
+
+
+class _RedactApiKeys(logging.Filter):
+    """httpx logs every request URL at INFO, and Alpha Vantage wants the key in the URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _APIKEY_IN_TEXT.sub(r"\1***", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def _install_log_redaction() -> None:
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _RedactApiKeys) for f in logger.filters):
+        logger.addFilter(_RedactApiKeys())
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def _number(value: Any, what: str, *, allow_zero: bool) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} is not a number: {value!r}") from None
+    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
+        raise ValueError(f"{what} is out of range: {value!r}")
+    return number
+
+
+def _field(values: Mapping[str, Any], name: str, ts: str) -> float | None:
+    for key in _FIELDS[name]:
+        if key in values:
+            return _number(values[key], f"bar {ts}: {key!r}", allow_zero=name == "volume")
+    return None
+
+
+def error_text(payload: Any) -> str | None:
+    """Alpha Vantage's own error text if `payload` is an error answer, else None."""
+    if isinstance(payload, dict):
+        for key in ("Error Message", "Note", "Information"):
+            if key in payload:
+                return f"{key}: {payload[key]}"
+    return None
+
+
+def parse_time_series(payload: Any, symbol: str | None = None, source: str = SOURCE) -> list[Bar]:
+    """Bars of an Alpha Vantage daily or 60min time-series body; ValueError says what is wrong.
+
+    The symbol comes from `Meta Data` unless given. Only `1. open` (or `1. buy price`) is required
+    in a bar: AI-Trader's newest bar holds nothing else.
+    """
+    if not isinstance(payload, dict):
+        raise ValueError(f"expected a JSON object, got {type(payload).__name__}")
+    series_keys = [key for key in payload if key.startswith("Time Series")]
+    if not series_keys:
+        problem = error_text(payload) or f"keys are {sorted(payload)}"
+        raise ValueError(f"no 'Time Series (Daily)' or 'Time Series (60min)' ({problem})")
+    if len(series_keys) > 1 or series_keys[0] not in _SERIES_INTERVALS:
+        raise ValueError(f"unsupported time series {series_keys}")
+    interval = _SERIES_INTERVALS[series_keys[0]]
+    series = payload[series_keys[0]]
+    if not isinstance(series, dict):
+        raise ValueError(f"{series_keys[0]!r} is not an object")
+    if symbol is None:
+        meta = payload.get("Meta Data")
+        symbol = meta.get("2. Symbol") if isinstance(meta, dict) else None
+        if not isinstance(symbol, str) or not symbol.strip():
+            raise ValueError("no symbol: 'Meta Data' lacks '2. Symbol'")
+    symbol = symbol.strip().upper()
+
+    bars = []
+    for ts_text, values in series.items():
+        try:
+            ts = datetime.strptime(ts_text, _TS_FORMATS[interval])
+        except ValueError:
+            raise ValueError(f"bar key {ts_text!r} is not a {interval} timestamp") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"bar {ts_text} is not an object")
+        open_ = _field(values, "open", ts_text)
+        if open_ is None:
+            raise ValueError(f"bar {ts_text} has no '1. open' (or '1. buy price')")
+        bars.append(
+            Bar(
+                symbol=symbol,
+                interval=interval,
+                ts=ts,
+                open=open_,
+                high=_field(values, "high", ts_text),
+                low=_field(values, "low", ts_text),
+                close=_field(values, "close", ts_text),
+                volume=_field(values, "volume", ts_text),
+                source=source,
+            )
+        )
+    bars.sort(key=lambda bar: bar.ts)
+    return bars
+
+
+# --- the client ------------------------------------------------------------------------------
+
+
+class AlphaVantageClient:
+    """A small synchronous Alpha Vantage client; close it (or use `with`) when done."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not api_key or not api_key.strip():
+            raise AlphaVantageError("the Alpha Vantage API key is empty")
+        self._api_key = api_key.strip()
+        self.base_url = base_url
+        self.timeout = timeout
+        self.requests = 0
+        self._http = httpx.Client(timeout=timeout, transport=transport)
+        _install_log_redaction()
+
+    @classmethod
+    def from_env(cls, base_url: str | None = None) -> AlphaVantageClient:
+        """A client with the key from `ALPHAVANTAGE_API_KEY`."""
+        api_key = os.environ.get(API_KEY_VARIABLE, "").strip()
+        if not api_key:
+            raise AlphaVantageError(
+                f"{API_KEY_VARIABLE} is not set; get a free key at "
+                "https://www.alphavantage.co/support/#api-key and export it"
+            )
+        return cls(api_key, base_url=base_url or DEFAULT_BASE_URL)
+
+    def __repr__(self) -> str:
+        return f"AlphaVantageClient(base_url={self.base_url!r})"
+
+    def __enter__(self) -> AlphaVantageClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def daily(self, symbol: str, outputsize: OutputSize = "compact") -> list[Bar]:
+        """Daily bars of `symbol` (`TIME_SERIES_DAILY`), oldest first."""
+        params = {"function": "TIME_SERIES_DAILY", "symbol": symbol, "outputsize": outputsize}
+        payload = self._get(params)
+        try:
+            return parse_time_series(payload, symbol=symbol)
+        except ValueError as exc:
+            raise AlphaVantageError(
+                f"unexpected TIME_SERIES_DAILY answer for {symbol}: {self._redact(str(exc))}"
+            ) from None
+
+    def news(
+        self,
+        tickers: str | Iterable[str] | None = None,
+        time_from: datetime | None = None,
+        time_to: datetime | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Raw `NEWS_SENTIMENT` feed items, newest first; aware times are sent in UTC."""
+        params: dict[str, str | int] = {"function": "NEWS_SENTIMENT", "sort": "LATEST"}
+        params["limit"] = limit
+        if tickers:
+            params["tickers"] = tickers if isinstance(tickers, str) else ",".join(tickers)
+        if time_from:
+            params["time_from"] = _news_time(time_from)
+        if time_to:
+            params["time_to"] = _news_time(time_to)
+        payload = self._get(params)
+        feed = payload.get("feed")
+        if not isinstance(feed, list):
+            raise AlphaVantageError(
+                f"unexpected NEWS_SENTIMENT answer: no 'feed' list (keys {sorted(payload)})"
+            )
+        return feed
+
+    def _redact(self, text: str) -> str:
+        return _APIKEY_IN_TEXT.sub(r"\1***", text).replace(self._api_key, "***")
+
+    def _get(self, params: dict[str, Any]) -> dict[str, Any]:
+        what = " ".join(f"{k}={v}" for k, v in params.items() if k in ("function", "symbol"))
+        self.requests += 1
+        # Errors are re-raised `from None`: httpx's own messages and causes may hold the URL.
+        try:
+            response = self._http.get(self.base_url, params={**params, "apikey": self._api_key})
+        except httpx.TimeoutException:
+            raise AlphaVantageError(
+                f"Alpha Vantage did not answer {what} within {self.timeout:g}s"
+            ) from None
+        except httpx.HTTPError as exc:
+            reason = self._redact(str(exc)) or type(exc).__name__
+            raise AlphaVantageError(
+                f"cannot reach Alpha Vantage at {self.base_url} for {what}: {reason}"
+            ) from None
+        if response.status_code != 200:
+            body = " ".join(self._redact(response.text).split())[:200]
+            error = AlphaVantageRateLimited if response.status_code == 429 else AlphaVantageError
+            raise error(f"Alpha Vantage answered HTTP {response.status_code} to {what}: {body}")
+        try:
+            payload = response.json()
+        except ValueError:
+            body = " ".join(self._redact(response.text).split())[:200]
+            raise AlphaVantageError(
+                f"Alpha Vantage answered {what} with a body that is not JSON: {body!r}"
+            ) from None
+        if not isinstance(payload, dict):
+            raise AlphaVantageError(f"Alpha Vantage answered {what} with a non-object JSON body")
+        self._raise_for_error_body(payload, what)
+        return payload
+
+    def _raise_for_error_body(self, payload: dict[str, Any], what: str) -> None:
+        text = error_text(payload)
+        if text is None:
+            return
+        # Alpha Vantage quotes the key back in some rate-limit messages.
+        message = f"Alpha Vantage refused {what}: {' '.join(self._redact(text).split())}"
+        lowered = text.lower()
+        if "Error Message" in payload:
+            raise AlphaVantageError(message)
+        if "Note" in payload or any(word in lowered for word in _RATE_LIMIT_WORDS):
+            raise AlphaVantageRateLimited(message)
+        if "premium" in lowered:
+            raise AlphaVantagePremiumOnly(message)
+        raise AlphaVantageError(message)
+
+
+def _news_time(moment: datetime) -> str:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y%m%dT%H%M")
+
+
+# --- sync ------------------------------------------------------------------------------------
+
+
+class SyncReport(BaseModel):
+    """What one `sync_daily` did, symbol by symbol."""
+
+    target_day: date = Field(description="the last trading day the store should now reach")
+    inserted: dict[str, int] = Field(default_factory=dict, description="bars added per symbol")
+    outputsize: dict[str, str] = Field(default_factory=dict, description="what was requested")
+    skipped: list[str] = Field(default_factory=list, description="already up to date")
+    failed: dict[str, str] = Field(default_factory=dict, description="symbol -> error")
+    not_attempted: list[str] = Field(default_factory=list, description="left after a stop")
+    stopped_reason: str | None = None
+
+    @property
+    def total_inserted(self) -> int:
+        return sum(self.inserted.values())
+
+
+def _last_stored_day(session: Session, symbol: str) -> date | None:
+    query = select(func.max(PriceBar.day)).where(
+        PriceBar.symbol == symbol, PriceBar.interval == DAILY
+    )
+    return session.execute(query).scalar_one_or_none()
+
+
+def _fetch(
+    client: AlphaVantageClient, symbol: str, outputsize: OutputSize
+) -> tuple[list[Bar], OutputSize]:
+    try:
+        return client.daily(symbol, outputsize=outputsize), outputsize
+    except AlphaVantagePremiumOnly:
+        if outputsize == "compact":
+            raise
+        # Free keys may not ask for `full`; the latest 100 days beat nothing.
+        return client.daily(symbol, outputsize="compact"), "compact"
+
+
+def sync_daily(
+    session: Session,
+    client: AlphaVantageClient,
+    symbols: Iterable[str],
+    until: date,
+    now: datetime | None = None,
+) -> SyncReport:
+    """Download the daily bars the store lacks up to the last XNYS session <= `until`.
+
+    Up-to-date symbols cost no request; each symbol is committed on its own, and a rate limit
+    stops the sync at once, keeping what was stored. Days whose session has not closed yet (as of
+    `now`, default the clock) are neither required nor stored.
+    """
+    latest_closed = last_closed_trading_day(now)
+    target = min(trading_day_on_or_before(until), latest_closed)
+    report = SyncReport(target_day=target)
+    pending = list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip()))
+    while pending:
+        symbol = pending.pop(0)
+        last = _last_stored_day(session, symbol)
+        if last is not None and last >= target:
+            report.skipped.append(symbol)
+            continue
+        # `compact` holds the latest 100 sessions, counted back from today, not from `until`.
+        gap = len(trading_days(last, latest_closed)) - 1 if last else None
+        outputsize: OutputSize = "compact" if gap is not None and gap < COMPACT_MAX_GAP else "full"
+        try:
+            bars, report.outputsize[symbol] = _fetch(client, symbol, outputsize)
+        except AlphaVantageRateLimited as exc:
+            report.stopped_reason = str(exc)
+            report.not_attempted = [symbol, *pending]
+            break
+        except AlphaVantageError as exc:
+            report.failed[symbol] = str(exc)
+            continue
+        report.inserted[symbol] = insert_bars(session, [b for b in bars if b.ts.date() <= target])
+        session.commit()
+    return report

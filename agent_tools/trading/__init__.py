@@ -1,0 +1,1 @@
+"""Trading rules and books: orders filled at the session's open, books valued at the close."""

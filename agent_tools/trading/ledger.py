@@ -1,0 +1,120 @@
+"""Books in the store: a portfolio's starting state, end-of-day value, and atomic day records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, time
+
+from pydantic import BaseModel
+from sqlmodel import Session, select
+
+from agent_tools.trading.rules import Fill, Portfolio
+from models.prices import PriceBook
+from models.tables import Holding, ModelDay, ModelDayStatus, Trade, utcnow
+
+
+class HoldingValue(BaseModel):
+    symbol: str
+    shares: int
+    close: float | None
+    value: float
+
+
+class Valuation(BaseModel):
+    """A book valued at a day's close (the last known close where a symbol has none that day)."""
+
+    cash: float
+    holdings: list[HoldingValue]
+    total: float
+    missing: list[str] = []
+
+
+def value_portfolio(portfolio: Portfolio, prices: PriceBook, day: date) -> Valuation:
+    """Value `portfolio` at the close of `day`; a symbol never priced counts 0 and is listed."""
+    end_of_day = datetime.combine(day, time.max)
+    holdings: list[HoldingValue] = []
+    missing: list[str] = []
+    for symbol, shares in sorted(portfolio.positions.items()):
+        quote = prices.close_asof(symbol, end_of_day)
+        close = quote[0] if quote else None
+        if close is None:
+            missing.append(symbol)
+        holdings.append(
+            HoldingValue(symbol=symbol, shares=shares, close=close, value=shares * (close or 0.0))
+        )
+    total = portfolio.cash + sum(h.value for h in holdings)
+    return Valuation(cash=portfolio.cash, holdings=holdings, total=total, missing=missing)
+
+
+def latest_completed_day(session: Session, portfolio: str, before: date) -> ModelDay | None:
+    """The portfolio's last completed model-day strictly before `before`."""
+    query = (
+        select(ModelDay)
+        .where(ModelDay.portfolio == portfolio)
+        .where(ModelDay.status == ModelDayStatus.COMPLETED)
+        .where(ModelDay.day < before)
+        .order_by(ModelDay.day.desc())
+        .limit(1)
+    )
+    return session.exec(query).first()
+
+
+def starting_book(session: Session, portfolio: str, day: date, initial_cash: float) -> Portfolio:
+    """The book a portfolio starts `day` with: its last completed day's close, or initial cash."""
+    previous = latest_completed_day(session, portfolio, day)
+    if previous is None:
+        return Portfolio(cash=initial_cash)
+    holdings = session.exec(select(Holding).where(Holding.model_day_id == previous.id)).all()
+    return Portfolio(
+        cash=previous.cash_end if previous.cash_end is not None else initial_cash,
+        positions={h.symbol: h.shares for h in holdings if h.shares},
+    )
+
+
+def record_completed_day(
+    session: Session,
+    model_day: ModelDay,
+    fills: Sequence[Fill],
+    book: Portfolio,
+    prices: PriceBook,
+) -> Valuation:
+    """Add a model-day's trades and end-of-day book and mark it completed; nothing is committed.
+
+    The caller commits once, so the trades and the snapshot land together or not at all.
+    """
+    valuation = value_portfolio(book, prices, model_day.day)
+    try:
+        for fill in fills:
+            session.add(
+                Trade(
+                    model_day_id=model_day.id,
+                    seq=fill.seq,
+                    side=fill.side,
+                    symbol=fill.symbol,
+                    shares=fill.shares,
+                    price=fill.price,
+                    cash_after=fill.cash_after,
+                )
+            )
+        for line in valuation.holdings:
+            session.add(
+                Holding(
+                    model_day_id=model_day.id,
+                    symbol=line.symbol,
+                    shares=line.shares,
+                    close=line.close,
+                    value=line.value,
+                )
+            )
+        model_day.status = ModelDayStatus.COMPLETED
+        model_day.cash_end = book.cash
+        model_day.value_end = valuation.total
+        model_day.finished_at = utcnow()
+        if model_day.started_at is not None:
+            model_day.duration_s = (model_day.finished_at - model_day.started_at).total_seconds()
+        session.add(model_day)
+        session.flush()
+    except BaseException:
+        session.rollback()
+        raise
+    return valuation

@@ -1,0 +1,280 @@
+"""The `aitrader` command line: store, market data, legacy import and results."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlmodel import Session
+
+from configs.loader import load_config
+from deployments.output import OutputFormat, console, one_line_errors, render
+from models.engine import current_revision, database_url, get_engine, upgrade
+
+app = typer.Typer(
+    help="Run LLM trading agents through backtests and daily simulations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="The results store (SQLite by default, any URL via DATABASE_URL).")
+data_app = typer.Typer(help="Market data: import, download, synthesize, inspect.")
+app.add_typer(db_app, name="db")
+app.add_typer(data_app, name="data")
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Config file (default: the offline default).")
+]
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="table, json or csv.")]
+
+
+def _session() -> Session:
+    return Session(get_engine(), expire_on_commit=False)
+
+
+@db_app.command("upgrade")
+@one_line_errors
+def db_upgrade() -> None:
+    """Create or migrate the store to the latest schema."""
+    from models.engine import create_store_engine
+
+    engine = create_store_engine()
+    before = current_revision(engine)
+    after = upgrade(engine)
+    url = engine.url.render_as_string(hide_password=True)
+    if before == after:
+        console.print(f"store {url} is at revision {after} (up to date)")
+    else:
+        console.print(f"store {url} migrated from {before or 'empty'} to {after}")
+
+
+@data_app.command("import")
+@one_line_errors
+def data_import(
+    path: Annotated[Path, typer.Argument(help="A daily_prices_*.json, merged.jsonl, or a folder.")],
+) -> None:
+    """Import AI-Trader price files (idempotent: bars already stored are skipped)."""
+    from agent_tools.market.aitrader_files import import_prices
+
+    with _session() as session:
+        report = import_prices(session, path)
+        session.commit()
+    console.print(
+        f"read {report.bars_read:,} bars of {len(report.symbols)} symbols from "
+        f"{report.files_read} file(s); inserted {report.bars_inserted:,} new"
+    )
+
+
+@data_app.command("synth")
+@one_line_errors
+def data_synth(
+    config: ConfigOption = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: the config's).")] = None,
+    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day, YYYY-MM-DD.")] = None,
+) -> None:
+    """Write a seeded synthetic market for the config's universe and benchmark (no network)."""
+    from agent_tools.market.synthetic import synthesize_into
+
+    cfg = load_config(config)
+    universe = cfg.resolve_universe()
+    first = _parse_day(start, "--start") or cfg.market.start
+    last = _parse_day(end, "--end") or cfg.market.end
+    if last < first:
+        raise ValueError(f"--end {last} is before --start {first}")
+    with _session() as session:
+        inserted = synthesize_into(
+            session,
+            universe.symbols,
+            first,
+            last,
+            seed=seed if seed is not None else cfg.market.seed,
+            benchmark=universe.benchmark,
+        )
+        session.commit()
+    console.print(
+        f"synthetic market for {len(universe.symbols)} symbols + {universe.benchmark}, "
+        f"{first} to {last}: inserted {inserted:,} bars"
+    )
+
+
+@data_app.command("fetch")
+@one_line_errors
+def data_fetch(
+    config: ConfigOption = None,
+    symbols: Annotated[
+        str | None, typer.Option(help="Comma-separated symbols (default: the universe).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Last day wanted (default: today).")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Alpha Vantage endpoint.")] = None,
+) -> None:
+    """Download missing daily bars from Alpha Vantage (key in ALPHAVANTAGE_API_KEY)."""
+    from agent_tools.market.alphavantage import AlphaVantageClient, sync_daily
+
+    cfg = load_config(config)
+    universe = cfg.resolve_universe()
+    wanted = (
+        [s.strip().upper() for s in symbols.split(",") if s.strip()]
+        if symbols
+        else [*universe.symbols, universe.benchmark]
+    )
+    client = AlphaVantageClient.from_env(base_url=base_url)
+    with _session() as session:
+        report = sync_daily(
+            session, client, wanted, until=_parse_day(until, "--until") or date.today()
+        )
+    inserted = sum(report.inserted.values())
+    console.print(
+        f"fetched {len(report.inserted)} symbol(s), inserted {inserted:,} bars; "
+        f"{len(report.skipped)} already up to date"
+    )
+    if report.stopped_reason:
+        raise ValueError(f"stopped early: {report.stopped_reason}")
+
+
+@data_app.command("coverage")
+@one_line_errors
+def data_coverage(
+    interval: Annotated[str | None, typer.Option(help="1d or 60min (default: both).")] = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """What the price store holds: first and last day and bar count per symbol."""
+    from models.prices import coverage
+
+    with _session() as session:
+        rows = coverage(session, interval)
+    render([row.model_dump() for row in rows], fmt, title="price coverage")
+    if fmt is OutputFormat.table and rows:
+        symbols = {row.symbol for row in rows}
+        first = min(row.first for row in rows)
+        last = max(row.last for row in rows)
+        console.print(f"{len(symbols)} symbols, {first} to {last}")
+
+
+@app.command("import-aitrader")
+@one_line_errors
+def import_aitrader(
+    path: Annotated[
+        Path, typer.Argument(help="An agent_data folder, a model folder or a position.jsonl.")
+    ],
+    name: Annotated[str | None, typer.Option(help="Run name (default: aitrader:<folder>).")] = None,
+) -> None:
+    """Import an original AI-Trader run's position logs as a run of the store."""
+    from agent_tools.trading.legacy_import import import_aitrader_run
+
+    with _session() as session:
+        report = import_aitrader_run(session, path, name=name)
+    if report.already_imported:
+        console.print(f"already imported as run {report.run_id} ({report.run_name}); nothing added")
+        return
+    render(
+        [m.model_dump() for m in report.models],
+        OutputFormat.table,
+        title=f"run {report.run_id}: {report.run_name} ({report.interval} prices)",
+    )
+    if report.missing_prices:
+        console.print(
+            f"[yellow]no close at all for: {', '.join(report.missing_prices)} (valued at 0)"
+        )
+
+
+@app.command("results")
+@one_line_errors
+def results(
+    view: Annotated[str, typer.Argument(help="leaderboard, days or runs.")] = "leaderboard",
+    run: Annotated[
+        int | None, typer.Option("--run", "-r", help="Run id (default: newest).")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model.")] = None,
+    start: Annotated[str | None, typer.Option(help="From this day, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option(help="Up to this day, YYYY-MM-DD.")] = None,
+    risk_free_rate: Annotated[float, typer.Option(help="Annual risk-free rate.")] = 0.0,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Show runs, per model-day values, or the leaderboard with its metrics."""
+    from models.results import get_run, leaderboard, list_runs, model_days_frame
+
+    first, last = _parse_day(start, "--start"), _parse_day(end, "--end")
+    if first and last and last < first:
+        raise ValueError(f"--end {last} is before --start {first}")
+    with _session() as session:
+        if view == "runs":
+            rows = [_run_row(r) for r in list_runs(session)]
+            render(rows, fmt, title="runs")
+        elif view == "days":
+            frame = model_days_frame(session, run, model=model, start=first, end=last)
+            render(frame.to_dict("records"), fmt, title="model-days")
+        elif view == "leaderboard":
+            selected = get_run(session, run)
+            board = leaderboard(session, selected.id, first, last, risk_free_rate, model=model)
+            rows = [_leaderboard_row(r) for r in board]
+            render(rows, fmt, title=f"leaderboard of run {selected.id}: {selected.name}")
+        else:
+            raise ValueError(f"unknown view {view!r}; use leaderboard, days or runs")
+
+
+def _run_row(run) -> dict:
+    return {
+        "id": run.id,
+        "name": run.name,
+        "kind": run.kind,
+        "status": run.status,
+        "models": ", ".join(run.models),
+        "start": run.start_date,
+        "end": run.end_date,
+        "created": run.created_at.replace(microsecond=0),
+    }
+
+
+def _leaderboard_row(row) -> dict:
+    p = row.performance
+    return {
+        "rank": row.rank,
+        "model": row.model,
+        "start": p.start_date,
+        "end": p.end_date,
+        "final_value": p.end_value,
+        "return": p.cumulative_return,
+        "annualized": p.annualized_return,
+        "volatility": p.annualized_volatility,
+        "sharpe": p.sharpe_ratio,
+        "sortino": p.sortino_ratio,
+        "max_drawdown": p.max_drawdown,
+        "dd_peak": p.max_drawdown_peak,
+        "dd_trough": p.max_drawdown_trough,
+        "calmar": p.calmar_ratio,
+        "win_rate": p.win_rate,
+        "trades": p.trades,
+        "turnover": p.turnover,
+        "alpha": p.alpha,
+        "beta": p.beta,
+        "info_ratio": p.information_ratio,
+        "benchmark_return": p.benchmark_cumulative_return,
+    }
+
+
+def _parse_day(text: str | None, option: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{option} must be a date like 2025-10-01, got {text!r}") from None
+
+
+@app.callback()
+def main(
+    db: Annotated[
+        str | None, typer.Option("--db", help="Store URL (overrides DATABASE_URL).")
+    ] = None,
+) -> None:
+    """Run LLM trading agents through backtests and daily simulations."""
+    if db:
+        import os
+
+        os.environ["DATABASE_URL"] = db
+
+
+__all__ = ["app", "database_url"]

@@ -1,0 +1,91 @@
+"""Rendering rows for the terminal: rich tables, JSON or CSV, and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import os
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+error_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.2f}"
+    return str(_plain(value))
+
+
+def render(rows: Sequence[dict[str, Any]], fmt: OutputFormat, title: str | None = None) -> None:
+    """Print rows (dicts with the same keys) as a table, a JSON array or CSV."""
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], indent=2))
+        return
+    if fmt is OutputFormat.csv:
+        buffer = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows({k: _plain(v) for k, v in r.items()} for r in rows)
+        typer.echo(buffer.getvalue(), nl=False)
+        return
+    table = Table(title=title, show_lines=False)
+    columns = list(rows[0]) if rows else []
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(row[c]) for c in columns))
+    console.print(table if rows else f"[dim]{title or 'nothing'}: no rows[/dim]")
+
+
+def fail(message: str) -> typer.Exit:
+    """Print `error: message` on stderr and return the Exit to raise (code 1)."""
+    error_console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn a command's exception into one clear line and exit code 1 (AITRADER_DEBUG=1 re-raises)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if os.environ.get("AITRADER_DEBUG"):
+                raise
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            raise fail(message) from None
+
+    return wrapper

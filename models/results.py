@@ -1,0 +1,173 @@
+"""Reading results back: runs, per model-day values, and the leaderboard with its metrics."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+from pydantic import BaseModel
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from models.metrics import PerformanceSummary, summarize
+from models.tables import ModelDay, ModelDayStatus, PriceBar, Run, Trade
+
+
+class ResultsError(LookupError):
+    """The asked-for run, model or range holds no results."""
+
+
+class LeaderboardRow(BaseModel):
+    """One model's (or the benchmark's) performance over a run's window."""
+
+    rank: int | None
+    model: str
+    is_benchmark: bool = False
+    performance: PerformanceSummary
+
+
+def list_runs(session: Session, limit: int = 50) -> list[Run]:
+    """The newest runs first."""
+    return list(session.exec(select(Run).order_by(Run.id.desc()).limit(limit)))
+
+
+def get_run(session: Session, run_id: int | None) -> Run:
+    """The run with `run_id`, or the newest run when `run_id` is None."""
+    run = session.get(Run, run_id) if run_id is not None else None
+    if run_id is None:
+        run = session.exec(select(Run).order_by(Run.id.desc()).limit(1)).first()
+        if run is None:
+            raise ResultsError("the store holds no runs yet")
+    if run is None:
+        raise ResultsError(f"no run with id {run_id}")
+    return run
+
+
+def model_days_frame(
+    session: Session,
+    run_id: int | None = None,
+    model: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+) -> pd.DataFrame:
+    """One row per model-day: status, end-of-day cash and value, trades, tokens and cost."""
+    trades = (
+        select(
+            Trade.model_day_id,
+            func.count().label("n"),
+            func.sum(Trade.shares * Trade.price).label("notional"),
+        )
+        .group_by(Trade.model_day_id)
+        .subquery()
+    )
+    query = (
+        select(ModelDay, Run.name, trades.c.n, trades.c.notional)
+        .join(Run, Run.id == ModelDay.run_id)
+        .outerjoin(trades, trades.c.model_day_id == ModelDay.id)
+        .order_by(ModelDay.run_id, ModelDay.model, ModelDay.day)
+    )
+    if run_id is not None:
+        query = query.where(ModelDay.run_id == run_id)
+    if model is not None:
+        query = query.where(ModelDay.model == model)
+    if start is not None:
+        query = query.where(ModelDay.day >= start)
+    if end is not None:
+        query = query.where(ModelDay.day <= end)
+    rows = [
+        {
+            "run_id": md.run_id,
+            "run": run_name,
+            "model": md.model,
+            "day": md.day,
+            "status": md.status,
+            "cash": md.cash_end,
+            "value": md.value_end,
+            "trades": int(n or 0),
+            "traded_notional": float(notional or 0.0),
+            "tokens_in": md.tokens_in,
+            "tokens_out": md.tokens_out,
+            "cost_usd": md.cost_usd,
+            "cached": md.cached,
+            "error": md.error or md.skip_reason,
+        }
+        for md, run_name, n, notional in session.execute(query).all()
+    ]
+    columns = [
+        "run_id", "run", "model", "day", "status", "cash", "value", "trades", "traded_notional",
+        "tokens_in", "tokens_out", "cost_usd", "cached", "error",
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def benchmark_closes(session: Session, symbol: str, start: date, end: date) -> pd.Series:
+    """The benchmark's close on each day in [start, end]: the day's last bar with a close."""
+    query = (
+        select(PriceBar.day, PriceBar.ts, PriceBar.close, PriceBar.interval)
+        .where(PriceBar.symbol == symbol, PriceBar.day >= start, PriceBar.day <= end)
+        .where(PriceBar.close.is_not(None))
+        .order_by(PriceBar.ts)
+    )
+    frame = pd.DataFrame(session.execute(query).all(), columns=["day", "ts", "close", "interval"])
+    if frame.empty:
+        return pd.Series(dtype=float, name=symbol)
+    if (frame["interval"] == "1d").any():  # a daily close beats the last intraday bar
+        frame = frame[frame["interval"] == "1d"]
+    closes = frame.groupby("day")["close"].last()
+    closes.index = pd.to_datetime(closes.index)
+    return closes.rename(symbol)
+
+
+def leaderboard(
+    session: Session,
+    run_id: int | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    risk_free_rate: float = 0.0,
+    model: str | None = None,
+) -> list[LeaderboardRow]:
+    """Every model of a run ranked by cumulative return, plus the benchmark over the same window."""
+    run = get_run(session, run_id)
+    days = model_days_frame(session, run.id, model=model, start=start, end=end)
+    done = days[days["status"] == ModelDayStatus.COMPLETED]
+    if done.empty:
+        raise ResultsError(f"run {run.id} ({run.name}) has no completed model-days in that range")
+    rows: list[LeaderboardRow] = []
+    for name, group in done.groupby("model"):
+        values = pd.Series(group["value"].to_numpy(), index=pd.to_datetime(group["day"]))
+        notional = pd.Series(group["traded_notional"].to_numpy(), index=values.index)
+        window = (values.index[0].date(), values.index[-1].date())
+        bench = benchmark_closes(session, run.benchmark, *window)
+        rows.append(
+            LeaderboardRow(
+                rank=None,
+                model=str(name),
+                performance=summarize(
+                    values,
+                    benchmark=bench if len(bench) else None,
+                    trades=int(group["trades"].sum()),
+                    trade_notional=notional,
+                    risk_free_rate=risk_free_rate,
+                ),
+            )
+        )
+    rows.sort(key=lambda r: r.performance.cumulative_return, reverse=True)
+    for rank, row in enumerate(rows, start=1):
+        row.rank = rank
+    first = min(pd.Timestamp(d) for d in done["day"]).date()
+    last = max(pd.Timestamp(d) for d in done["day"]).date()
+    bench = benchmark_closes(session, run.benchmark, first, last)
+    if len(bench) >= 1:
+        rows.append(
+            LeaderboardRow(
+                rank=None,
+                model=run.benchmark,
+                is_benchmark=True,
+                performance=summarize(
+                    bench * (run.initial_cash / bench.iloc[0]),
+                    benchmark=bench,
+                    risk_free_rate=risk_free_rate,
+                ),
+            )
+        )
+    return rows

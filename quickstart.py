@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Set up `.venv` and run the main job or the tests. Needs only Python 3.11+.
+
+python3 quickstart.py run     # create .venv, install, run the offline main job
+python3 quickstart.py test    # create or update .venv, run ruff and the whole test suite
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / "python"
+STAMP = VENV / ".installed"
+SHARED_DATA = Path(os.environ.get("AITRADER_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def sh(*args: str | Path, env: dict[str, str] | None = None) -> None:
+    print("+", " ".join(str(a) for a in args), flush=True)
+    subprocess.run([str(a) for a in args], cwd=ROOT, check=True, env=env)
+
+
+def ensure_venv(extras: str) -> None:
+    """Create .venv and install the project (again only when pyproject.toml changed)."""
+    if not PYTHON.exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    sh(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    sh(PYTHON, "-m", "pip", "install", "--quiet", "-e", f".{extras}")
+    STAMP.write_text(wanted)
+
+
+def run() -> None:
+    """The main job, offline: a synthetic market, a legacy run imported, its leaderboard."""
+    ensure_venv("[dev]")
+    aitrader = BIN / "aitrader"
+    sh(aitrader, "db", "upgrade")
+    sh(aitrader, "data", "synth")
+    if SHARED_DATA.is_dir():
+        sh(aitrader, "data", "import", SHARED_DATA / "nasdaq100_daily")
+        sh(aitrader, "import-aitrader", SHARED_DATA / "legacy_aitrader_daily_run")
+        sh(aitrader, "results", "leaderboard")
+    else:
+        print(f"(no shared data at {SHARED_DATA}: skipping the legacy import)")
+    sh(aitrader, "data", "coverage", "--interval", "1d", "--format", "csv")
+
+
+def test() -> None:
+    """Ruff (lint and format check) and the whole test suite with coverage."""
+    ensure_venv("[dev]")
+    sh(BIN / "ruff", "check", ".")
+    sh(BIN / "ruff", "format", "--check", ".")
+    sh(PYTHON, "-m", "pytest", "--cov", "--cov-report=term", *sys.argv[2:])
+
+
+if __name__ == "__main__":
+    commands = {"run": run, "test": test}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        sys.exit(__doc__)
+    try:
+        commands[sys.argv[1]]()
+    except subprocess.CalledProcessError as exc:
+        sys.exit(exc.returncode)
