@@ -205,12 +205,18 @@ def results(
             render(rows, fmt, title="runs")
         elif view == "days":
             frame = model_days_frame(session, run, model=model, start=first, end=last)
+            if fmt is OutputFormat.table:
+                frame = frame.drop(columns=["run", "traded_notional", "cached"])
             render(frame.to_dict("records"), fmt, title="model-days")
         elif view == "leaderboard":
             selected = get_run(session, run)
             board = leaderboard(session, selected.id, first, last, risk_free_rate, model=model)
             rows = [_leaderboard_row(r) for r in board]
-            render(rows, fmt, title=f"leaderboard of run {selected.id}: {selected.name}")
+            if fmt is OutputFormat.table:  # the drawdown dates and start/end fit in the title
+                hidden = {"start", "end", "dd_peak", "dd_trough"}
+                rows = [{k: v for k, v in row.items() if k not in hidden} for row in rows]
+            window = f"{board[0].performance.start_date} to {board[0].performance.end_date}"
+            render(rows, fmt, title=f"leaderboard of run {selected.id}: {selected.name}, {window}")
         else:
             raise ValueError(f"unknown view {view!r}; use leaderboard, days or runs")
 

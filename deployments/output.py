@@ -7,6 +7,7 @@ import functools
 import io
 import json
 import os
+import sys
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from enum import StrEnum
@@ -16,8 +17,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-error_console = Console(stderr=True)
+# Piped output is not wrapped at 80 columns: wide tables stay readable in files and logs.
+console = Console(width=None if sys.stdout.isatty() else 220)
+error_console = Console(stderr=True, width=None if sys.stderr.isatty() else 220)
+
+# Fractions shown as percentages in tables (JSON and CSV keep the raw fractions).
+PERCENT_COLUMNS = {
+    "return", "annualized", "volatility", "max_drawdown", "win_rate", "alpha", "benchmark_return",
+}  # fmt: skip
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -37,9 +44,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, column: str = "") -> str:
     if value is None:
         return "-"
+    if column in PERCENT_COLUMNS and isinstance(value, float):
+        return f"{value:+.2%}"
     if isinstance(value, float):
         return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.2f}"
     return str(_plain(value))
@@ -63,7 +72,7 @@ def render(rows: Sequence[dict[str, Any]], fmt: OutputFormat, title: str | None 
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(_cell(row[c]) for c in columns))
+        table.add_row(*(_cell(row[c], c) for c in columns))
     console.print(table if rows else f"[dim]{title or 'nothing'}: no rows[/dim]")
 
 
@@ -74,7 +83,7 @@ def fail(message: str) -> typer.Exit:
 
 
 def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn a command's exception into one clear line and exit code 1 (AITRADER_DEBUG=1 re-raises)."""
+    """Print a command's exception as one clear line and exit 1 (AITRADER_DEBUG=1 re-raises)."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:

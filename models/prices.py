@@ -62,8 +62,9 @@ def insert_bars(session: Session, bars: Iterable[Bar]) -> int:
             insert(PriceBar)
             .values(chunk)
             .on_conflict_do_nothing(index_elements=["symbol", "interval", "ts"])
+            .returning(PriceBar.id)  # rowcount is unreliable for multi-row inserts on Postgres
         )
-        inserted += session.execute(statement).rowcount or 0
+        inserted += len(session.execute(statement).all())
     return inserted
 
 

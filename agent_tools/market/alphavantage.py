@@ -207,6 +207,7 @@ class AlphaVantageClient:
 
     def daily(self, symbol: str, outputsize: OutputSize = "compact") -> list[Bar]:
         """Daily bars of `symbol` (`TIME_SERIES_DAILY`), oldest first."""
+        symbol = symbol.strip().upper()
         params = {"function": "TIME_SERIES_DAILY", "symbol": symbol, "outputsize": outputsize}
         payload = self._get(params)
         try:

@@ -72,7 +72,7 @@ class LegacyImportReport(BaseModel):
 
 
 def find_position_files(path: Path) -> dict[str, Path]:
-    """Map model names to position logs: a position.jsonl, a model folder or an agent_data folder."""
+    """Model names and their position logs under a position.jsonl, a model or agent_data folder."""
     path = Path(path)
     if path.is_file():
         model = path.parent.parent.name if path.parent.name == "position" else path.stem

@@ -1,0 +1,367 @@
+"""The Alpha Vantage client and sync against a real local HTTP server in Alpha Vantage's format."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from agent_tools.market.alphavantage import (
+    AlphaVantageClient,
+    AlphaVantageError,
+    AlphaVantagePremiumOnly,
+    AlphaVantageRateLimited,
+    parse_time_series,
+    sync_daily,
+)
+from models.prices import DAILY, insert_bars
+from models.tables import PriceBar
+
+API_KEY = "SECRETKEY0123456789"
+# Before the US open on the day after the shared files' last day: 2025-10-30 is the last close.
+NOW = datetime(2025, 10, 31, 12, 0, tzinfo=UTC)
+LAST_DAY = date(2025, 10, 30)
+
+NOTE = (
+    "Thank you for using Alpha Vantage! Our standard API call frequency is 5 calls per minute "
+    "and 500 calls per day."
+)
+RATE_LIMIT_INFORMATION = (
+    f"We have detected your API key as {API_KEY} and our standard API rate limit is 25 requests "
+    "per day. Please subscribe to any of the premium plans to remove all daily rate limits."
+)
+PREMIUM_INFORMATION = (
+    "Thank you for using Alpha Vantage! The outputsize=full parameter value is a premium feature "
+    "for the TIME_SERIES_DAILY endpoint."
+)
+ERROR_MESSAGE = (
+    "Invalid API call. Please retry or visit the documentation "
+    "(https://www.alphavantage.co/documentation/) for TIME_SERIES_DAILY."
+)
+
+
+@dataclass
+class FakeAlphaVantage:
+    """What the local server answers; tests switch `mode` and read `requests`."""
+
+    daily_dir: Path
+    news_file: Path
+    mode: str = "ok"
+    rate_limit_after: int | None = None
+    premium_full: bool = False
+    slow_seconds: float = 1.0
+    requests: list[dict[str, str]] = field(default_factory=list)
+
+    def answer(self, query: dict[str, str]) -> tuple[int, bytes]:
+        self.requests.append(query)
+        mode = self.mode
+        if self.rate_limit_after is not None and len(self.requests) > self.rate_limit_after:
+            mode = "note"
+        if mode == "note":
+            return _json({"Note": NOTE})
+        if mode == "information":
+            return _json({"Information": RATE_LIMIT_INFORMATION})
+        if mode == "http500":
+            return 500, f"Internal Server Error (apikey={query.get('apikey')})".encode()
+        if mode == "invalid-json":
+            return 200, b"<html>Service temporarily unavailable</html>"
+        if mode == "slow":
+            time.sleep(self.slow_seconds)
+        if query.get("function") == "NEWS_SENTIMENT":
+            return 200, self.news_file.read_bytes()
+        if self.premium_full and query.get("outputsize") == "full":
+            return _json({"Information": PREMIUM_INFORMATION})
+        path = self.daily_dir / f"daily_prices_{query.get('symbol', '')}.json"
+        if query.get("function") != "TIME_SERIES_DAILY" or not path.is_file():
+            return _json({"Error Message": ERROR_MESSAGE})
+        return 200, path.read_bytes()
+
+    def symbols_requested(self) -> list[str]:
+        return [q["symbol"] for q in self.requests if "symbol" in q]
+
+
+def _json(payload: object) -> tuple[int, bytes]:
+    return 200, json.dumps(payload).encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        status, body = self.server.fake.answer(query)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            pass  # the client gave up (timeout test)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeAlphaVantage
+
+
+@pytest.fixture(scope="module")
+def server(shared_data: Path) -> Iterator[_Server]:
+    httpd = _Server(("127.0.0.1", 0), _Handler)
+    httpd.fake = FakeAlphaVantage(
+        shared_data / "nasdaq100_daily", shared_data / "alphavantage_news_sample.json"
+    )
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def fake(server: _Server, shared_data: Path) -> FakeAlphaVantage:
+    server.fake = FakeAlphaVantage(
+        shared_data / "nasdaq100_daily", shared_data / "alphavantage_news_sample.json"
+    )
+    return server.fake
+
+
+@pytest.fixture
+def client(server: _Server, fake: FakeAlphaVantage) -> Iterator[AlphaVantageClient]:
+    base_url = f"http://127.0.0.1:{server.server_address[1]}/query"
+    with AlphaVantageClient(API_KEY, base_url=base_url, timeout=0.5) as client:
+        yield client
+
+
+def _file_series(shared_data: Path, symbol: str) -> dict[str, dict[str, str]]:
+    path = shared_data / "nasdaq100_daily" / f"daily_prices_{symbol}.json"
+    return json.loads(path.read_text())["Time Series (Daily)"]
+
+
+def _stored(engine: Engine, symbol: str) -> int:
+    with Session(engine) as session:
+        query = select(func.count()).select_from(PriceBar).where(PriceBar.symbol == symbol)
+        return session.execute(query).scalar_one()
+
+
+# --- the client ------------------------------------------------------------------------------
+
+
+def test_daily_bars_match_the_file(
+    client: AlphaVantageClient, fake: FakeAlphaVantage, shared_data: Path
+) -> None:
+    bars = client.daily("aapl")
+    series = _file_series(shared_data, "AAPL")
+    assert len(bars) == len(series) == 100
+    assert [b.ts for b in bars] == sorted(b.ts for b in bars)
+    for bar in bars:
+        values = series[bar.ts.date().isoformat()]
+        assert (bar.symbol, bar.interval, bar.source) == ("AAPL", DAILY, "alphavantage")
+        assert bar.ts == datetime.combine(bar.ts.date(), datetime.min.time())
+        assert (bar.open, bar.high, bar.low, bar.close, bar.volume) == tuple(
+            float(values[k]) for k in ("1. open", "2. high", "3. low", "4. close", "5. volume")
+        )
+    assert fake.requests == [
+        {
+            "function": "TIME_SERIES_DAILY",
+            "symbol": "AAPL",
+            "outputsize": "compact",
+            "apikey": API_KEY,
+        }
+    ]
+    client.daily("MSFT", outputsize="full")
+    assert fake.requests[-1]["outputsize"] == "full"
+
+
+def test_news_returns_the_raw_feed(client: AlphaVantageClient, fake: FakeAlphaVantage) -> None:
+    eastern = timezone(timedelta(hours=-4))
+    items = client.news(
+        tickers=["AAPL", "MSFT"],
+        time_from=datetime(2025, 10, 1, 9, 30),
+        time_to=datetime(2025, 10, 14, 20, 0, tzinfo=eastern),
+        limit=20,
+    )
+    assert len(items) == 20
+    assert {"title", "url", "time_published", "summary"} <= set(items[0])
+    query = fake.requests[-1]
+    assert query["function"] == "NEWS_SENTIMENT"
+    assert query["tickers"] == "AAPL,MSFT"
+    assert query["time_from"] == "20251001T0930"
+    assert query["time_to"] == "20251015T0000"  # aware times are sent in UTC
+    assert query["limit"] == "20"
+
+
+@pytest.mark.parametrize(
+    ("mode", "symbol", "error", "text"),
+    [
+        ("note", "AAPL", AlphaVantageRateLimited, "Note: Thank you for using Alpha Vantage"),
+        ("information", "AAPL", AlphaVantageRateLimited, "rate limit is 25 requests per day"),
+        ("ok", "NOPE", AlphaVantageError, "Error Message: Invalid API call"),
+        ("http500", "AAPL", AlphaVantageError, "HTTP 500 to function=TIME_SERIES_DAILY"),
+        ("slow", "AAPL", AlphaVantageError, "did not answer function=TIME_SERIES_DAILY"),
+        ("invalid-json", "AAPL", AlphaVantageError, "not JSON: '<html>Service"),
+    ],
+)
+def test_errors_are_clear_and_never_hold_the_key(
+    client: AlphaVantageClient,
+    fake: FakeAlphaVantage,
+    mode: str,
+    symbol: str,
+    error: type[Exception],
+    text: str,
+) -> None:
+    fake.mode = mode
+    with pytest.raises(error) as caught:
+        client.daily(symbol)
+    message = str(caught.value)
+    assert text in message
+    assert "\n" not in message
+    assert API_KEY not in message
+    assert API_KEY not in "".join(traceback.format_exception(caught.value))
+    if mode != "note" and mode != "information":
+        assert not isinstance(caught.value, AlphaVantageRateLimited)
+
+
+def test_premium_answers_are_told_apart(client: AlphaVantageClient, fake: FakeAlphaVantage) -> None:
+    fake.premium_full = True
+    with pytest.raises(AlphaVantagePremiumOnly, match="premium feature"):
+        client.daily("AAPL", outputsize="full")
+    assert len(client.daily("AAPL", outputsize="compact")) == 100
+
+
+def test_unreachable_server(fake: FakeAlphaVantage) -> None:
+    with ThreadingHTTPServer(("127.0.0.1", 0), _Handler) as closed:
+        port = closed.server_address[1]  # bound, then closed: nothing listens there
+    client = AlphaVantageClient(API_KEY, base_url=f"http://127.0.0.1:{port}/query", timeout=0.5)
+    with pytest.raises(AlphaVantageError, match="cannot reach Alpha Vantage") as caught:
+        client.daily("AAPL")
+    assert API_KEY not in "".join(traceback.format_exception(caught.value))
+
+
+def test_the_key_never_reaches_the_logs(
+    client: AlphaVantageClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        client.daily("AAPL")
+    assert "apikey=***" in caplog.text  # httpx logged the request, redacted
+    assert API_KEY not in caplog.text
+    assert API_KEY not in repr(client)
+
+
+def test_from_env(
+    monkeypatch: pytest.MonkeyPatch, client: AlphaVantageClient, fake: FakeAlphaVantage
+) -> None:
+    monkeypatch.delenv("ALPHAVANTAGE_API_KEY", raising=False)
+    with pytest.raises(AlphaVantageError, match="ALPHAVANTAGE_API_KEY is not set"):
+        AlphaVantageClient.from_env()
+    monkeypatch.setenv("ALPHAVANTAGE_API_KEY", API_KEY)
+    with AlphaVantageClient.from_env(base_url=client.base_url) as from_env:
+        assert len(from_env.daily("QQQ")) == 100
+    assert fake.requests[-1]["apikey"] == API_KEY
+
+
+def test_parse_time_series_rejects_garbage() -> None:
+    with pytest.raises(ValueError, match="'2. high' is not a number"):
+        parse_time_series(
+            {"Time Series (Daily)": {"2025-10-01": {"1. open": "1", "2. high": "x"}}}, "A"
+        )
+    with pytest.raises(ValueError, match="unsupported time series"):
+        parse_time_series({"Time Series (5min)": {}}, "A")
+
+
+# --- sync ------------------------------------------------------------------------------------
+
+
+def test_sync_downloads_only_missing_symbols(
+    session: Session, client: AlphaVantageClient, fake: FakeAlphaVantage, shared_data: Path
+) -> None:
+    # MSFT is stored up to date, AAPL up to 2025-10-20, NVDA not at all.
+    msft = client.daily("MSFT")
+    aapl = [b for b in client.daily("AAPL") if b.ts.date() <= date(2025, 10, 20)]
+    insert_bars(session, [*msft, *aapl])
+    session.commit()
+    fake.requests.clear()
+
+    report = sync_daily(session, client, ["msft", "AAPL", "NVDA"], until=LAST_DAY, now=NOW)
+    assert report.target_day == LAST_DAY
+    assert report.skipped == ["MSFT"]
+    assert fake.symbols_requested() == ["AAPL", "NVDA"]
+    assert report.outputsize == {"AAPL": "compact", "NVDA": "full"}
+    assert report.inserted == {"AAPL": 8, "NVDA": 100}  # 2025-10-21 .. 2025-10-30
+    assert report.stopped_reason is None and not report.failed
+
+    fake.requests.clear()
+    again = sync_daily(session, client, ["MSFT", "AAPL", "NVDA"], until=LAST_DAY, now=NOW)
+    assert fake.requests == []
+    assert again.skipped == ["MSFT", "AAPL", "NVDA"]
+    assert again.total_inserted == 0
+
+
+def test_sync_stops_at_a_rate_limit_and_keeps_earlier_symbols(
+    session: Session, engine: Engine, client: AlphaVantageClient, fake: FakeAlphaVantage
+) -> None:
+    fake.rate_limit_after = 1
+    report = sync_daily(session, client, ["AAPL", "MSFT", "NVDA"], until=LAST_DAY, now=NOW)
+    assert report.inserted == {"AAPL": 100}
+    assert report.not_attempted == ["MSFT", "NVDA"]
+    assert report.stopped_reason is not None
+    assert "call frequency is 5 calls per minute" in report.stopped_reason
+    assert "symbol=MSFT" in report.stopped_reason
+    assert API_KEY not in report.model_dump_json()
+    assert fake.symbols_requested() == ["AAPL", "MSFT"]
+    session.rollback()  # whatever the caller does next, AAPL was committed
+    assert (_stored(engine, "AAPL"), _stored(engine, "MSFT")) == (100, 0)
+
+
+def test_sync_goes_on_after_a_bad_symbol(
+    session: Session, client: AlphaVantageClient, fake: FakeAlphaVantage
+) -> None:
+    report = sync_daily(session, client, ["NOPE", "AAPL"], until=LAST_DAY, now=NOW)
+    assert list(report.failed) == ["NOPE"]
+    assert "Invalid API call" in report.failed["NOPE"]
+    assert report.inserted == {"AAPL": 100}
+
+
+def test_sync_falls_back_to_compact_on_a_free_key(
+    session: Session, client: AlphaVantageClient, fake: FakeAlphaVantage
+) -> None:
+    fake.premium_full = True
+    report = sync_daily(session, client, ["AAPL"], until=LAST_DAY, now=NOW)
+    assert [q["outputsize"] for q in fake.requests] == ["full", "compact"]
+    assert report.outputsize == {"AAPL": "compact"}
+    assert report.inserted == {"AAPL": 100}
+
+
+def test_sync_stores_nothing_after_until_or_before_the_close(
+    session: Session, engine: Engine, client: AlphaVantageClient, fake: FakeAlphaVantage
+) -> None:
+    # `until` on a Saturday means the Thursday before (Friday 2025-07-04 is a holiday).
+    report = sync_daily(session, client, ["AAPL"], until=date(2025, 7, 5), now=NOW)
+    assert report.target_day == date(2025, 7, 3)
+    last = session.execute(select(func.max(PriceBar.day))).scalar_one()
+    assert last == date(2025, 7, 3)
+    assert report.inserted == {"AAPL": 17}  # 2025-06-10 .. 2025-07-03
+
+    # At 15:00 US/Eastern on 2025-10-30 that day's bar is not final yet.
+    during = datetime(2025, 10, 30, 19, 0, tzinfo=UTC)
+    later = sync_daily(session, client, ["AAPL"], until=LAST_DAY, now=during)
+    assert later.target_day == date(2025, 10, 29)
+    assert later.outputsize == {"AAPL": "compact"}
+    assert session.execute(select(func.max(PriceBar.day))).scalar_one() == date(2025, 10, 29)

@@ -1,0 +1,148 @@
+"""The aitrader CLI end to end on a real store: data, legacy import, results, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from deployments.cli import app
+from models.engine import dispose_engines
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli(store_url: str, monkeypatch: pytest.MonkeyPatch):
+    """Invoke `aitrader ...` against the test store; returns (exit code, stdout, stderr)."""
+    monkeypatch.setenv("DATABASE_URL", store_url)
+    monkeypatch.delenv("AITRADER_DEBUG", raising=False)
+
+    def invoke(*args: str | Path) -> tuple[int, str, str]:
+        result = runner.invoke(app, [str(a) for a in args])
+        return result.exit_code, result.stdout, result.stderr
+
+    yield invoke
+    dispose_engines()
+
+
+def test_import_coverage_legacy_and_leaderboard(cli, shared_data: Path) -> None:
+    code, out, _ = cli("data", "import", shared_data / "nasdaq100_daily")
+    assert code == 0 and "inserted 10," in out
+    code, out, _ = cli("data", "import", shared_data / "nasdaq100_daily")
+    assert code == 0 and "inserted 0 new" in out
+
+    code, out, _ = cli("data", "coverage", "--format", "json")
+    rows = json.loads(out)
+    assert len(rows) == 103
+    assert {r["first"] for r in rows if r["symbol"] != "FB"} == {"2025-06-10"}
+    assert {r["last"] for r in rows if r["symbol"] != "FB"} == {"2025-10-30"}
+    (fb,) = [r for r in rows if r["symbol"] == "FB"]
+    assert (fb["last"], fb["days"]) == ("2025-10-16", 79)
+
+    code, out, _ = cli("import-aitrader", shared_data / "legacy_aitrader_daily_run")
+    assert code == 0 and "gpt-5" in out
+    code, out, _ = cli("import-aitrader", shared_data / "legacy_aitrader_daily_run")
+    assert code == 0 and "already imported" in out
+
+    code, out, _ = cli("results", "leaderboard", "--format", "json")
+    board = json.loads(out)
+    assert [r["rank"] for r in board] == [1, 2, 3, 4, 5, 6, None]
+    assert board[-1]["model"] == "QQQ"
+    assert all(r["start"] == "2025-10-01" and r["end"] == "2025-10-30" for r in board)
+
+    code, out, _ = cli(
+        "results", "days", "--model", "gpt-5", "--start", "2025-10-10", "--end", "2025-10-17",
+        "--format", "csv",
+    )  # fmt: skip
+    days = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and [d["day"] for d in days] == [
+        "2025-10-10", "2025-10-13", "2025-10-14", "2025-10-15", "2025-10-16", "2025-10-17",
+    ]  # fmt: skip
+    assert {d["model"] for d in days} == {"gpt-5"}
+
+    code, out, _ = cli("results", "runs", "--format", "json")
+    (run,) = json.loads(out)
+    assert run["kind"] == "legacy-import" and run["status"] == "completed"
+
+    code, out, _ = cli("results", "leaderboard")
+    assert code == 0 and "leaderboard of run" in out and "QQQ" in out
+
+
+def test_synthetic_market_from_the_default_config(cli) -> None:
+    code, out, _ = cli("data", "synth", "--start", "2025-01-02", "--end", "2025-01-31")
+    assert code == 0 and "101 symbols + QQQ" in out
+    code, out, _ = cli("data", "coverage", "--interval", "1d", "--format", "json")
+    rows = json.loads(out)
+    assert len(rows) == 102 and {r["days"] for r in rows} == {20}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("results", "--start", "2025-13-01"), "--start must be a date like 2025-10-01"),
+        (("results", "--start", "2025-10-05", "--end", "2025-10-01"), "is before --start"),
+        (("results",), "no runs yet"),
+        (("results", "--run", "99"), "no run with id 99"),
+        (("import-aitrader", "/nonexistent/agent_data"), "no such file or folder"),
+        (("data", "import", "/nonexistent/prices"), "/nonexistent/prices"),
+        (("data", "synth", "--start", "2025-02-01", "--end", "2025-01-01"), "is before --start"),
+        (("data", "synth", "--config", "/nonexistent.yaml"), "config file not found"),
+        (("data", "fetch", "--symbols", "AAPL"), "ALPHAVANTAGE_API_KEY"),
+    ],
+)
+def test_bad_input_is_one_clear_line(cli, monkeypatch, args, message) -> None:
+    monkeypatch.delenv("ALPHAVANTAGE_API_KEY", raising=False)
+    code, out, err = cli(*args)
+    assert code == 1
+    assert message in err
+    assert "Traceback" not in err + out
+    assert len(err.strip().splitlines()) <= 2  # one line, perhaps wrapped by the terminal width
+
+
+def test_unknown_view_after_data_exists(cli, shared_data: Path) -> None:
+    cli("data", "import", shared_data / "nasdaq100_daily")
+    cli("import-aitrader", shared_data / "legacy_aitrader_daily_run")
+    code, _, err = cli("results", "everything")
+    assert code == 1 and "unknown view 'everything'" in err
+
+
+def test_malformed_price_file_leaves_the_store_unchanged(cli, tmp_path: Path, shared_data) -> None:
+    cli("data", "import", shared_data / "nasdaq100_daily" / "daily_prices_AAPL.json")
+    bad = tmp_path / "prices"
+    bad.mkdir()
+    (bad / "daily_prices_MSFT.json").write_text(
+        (shared_data / "nasdaq100_daily" / "daily_prices_MSFT.json").read_text()
+    )
+    (bad / "daily_prices_ZZZ.json").write_text(
+        '{"Time Series (Daily)": {"2025-10-01": {"1. open": "x"}}}'
+    )
+    code, _, err = cli("data", "import", bad)
+    assert code == 1 and "daily_prices_ZZZ.json" in err
+    _, out, _ = cli("data", "coverage", "--format", "json")
+    assert [r["symbol"] for r in json.loads(out)] == ["AAPL"]
+
+
+def test_db_upgrade_reports_the_revision(cli) -> None:
+    code, out, _ = cli("db", "upgrade")
+    assert code == 0 and "0001" in out and "up to date" in out
+
+
+def test_config_validation_errors_name_the_field(cli, tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("initial_cash: -5\nuniverse: nasdaq100\n")
+    code, _, err = cli("data", "synth", "--config", config)
+    assert code == 1 and "initial_cash" in err
+    config.write_text("universe: dow30\n")
+    code, _, err = cli("data", "synth", "--config", config)
+    assert code == 1 and "unknown universe 'dow30'" in err
+    config.write_text("start_date: 2025-02-01\nend_date: 2025-01-01\n")
+    code, _, err = cli("data", "synth", "--config", config)
+    assert code == 1 and "before start_date" in err
+    config.write_text("- just\n- a list\n")
+    code, _, err = cli("data", "synth", "--config", config)
+    assert code == 1 and "mapping" in err
