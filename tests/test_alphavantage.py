@@ -278,7 +278,7 @@ def test_from_env(
 
 
 def test_parse_time_series_rejects_garbage() -> None:
-    with pytest.raises(ValueError, match="'2. high' is not a number"):
+    with pytest.raises(ValueError, match=r"'2\. high' is not a number"):
         parse_time_series(
             {"Time Series (Daily)": {"2025-10-01": {"1. open": "1", "2. high": "x"}}}, "A"
         )

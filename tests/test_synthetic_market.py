@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -72,7 +73,7 @@ def test_only_xnys_trading_days(year: list[Bar]) -> None:
 
 def test_opens_gap_from_the_previous_close(year: list[Bar]) -> None:
     bars = _by_symbol(year)["NVDA"]
-    gaps = [abs(today.open / yesterday.close - 1) for yesterday, today in zip(bars, bars[1:])]
+    gaps = [abs(today.open / yesterday.close - 1) for yesterday, today in pairwise(bars)]
     assert max(gaps) < 0.2  # gaps stay plausible ...
     assert sum(g > 0.0005 for g in gaps) > len(gaps) / 2  # ... and are not all zero
 
