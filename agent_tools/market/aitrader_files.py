@@ -101,10 +101,9 @@ def read_prices(path: str | Path) -> list[Bar]:
 
 
 def import_prices(session: Session, path: str | Path) -> ImportReport:
-    """Store the bars of a price file or folder; the caller commits.
+    """Store the bars of a price file or folder (idempotent); the caller commits.
 
-    Every file is read and checked before anything is inserted, so a malformed file leaves the
-    store as it was. Importing the same files twice inserts nothing the second time.
+    Every file is checked before anything is inserted, so a malformed file writes nothing.
     """
     files = price_files(path)
     bars = [bar for file in files for bar in _read_file(file)]

@@ -110,8 +110,7 @@ def error_text(payload: Any) -> str | None:
 def parse_time_series(payload: Any, symbol: str | None = None, source: str = SOURCE) -> list[Bar]:
     """Bars of an Alpha Vantage daily or 60min time-series body; ValueError says what is wrong.
 
-    The symbol comes from `Meta Data` unless given. Only `1. open` (or `1. buy price`) is required
-    in a bar: AI-Trader's newest bar holds nothing else.
+    The symbol comes from `Meta Data` unless given; a bar needs only its open.
     """
     if not isinstance(payload, dict):
         raise ValueError(f"expected a JSON object, got {type(payload).__name__}")
@@ -305,7 +304,7 @@ class SyncReport(BaseModel):
 
     target_day: date = Field(description="the last trading day the store should now reach")
     inserted: dict[str, int] = Field(default_factory=dict, description="bars added per symbol")
-    outputsize: dict[str, str] = Field(default_factory=dict, description="what was requested")
+    outputsize: dict[str, str] = Field(default_factory=dict, description="what was downloaded")
     skipped: list[str] = Field(default_factory=list, description="already up to date")
     failed: dict[str, str] = Field(default_factory=dict, description="symbol -> error")
     not_attempted: list[str] = Field(default_factory=list, description="left after a stop")
@@ -342,11 +341,9 @@ def sync_daily(
     until: date,
     now: datetime | None = None,
 ) -> SyncReport:
-    """Download the daily bars the store lacks up to the last XNYS session <= `until`.
+    """Download the daily bars the store lacks up to the last closed XNYS session <= `until`.
 
-    Up-to-date symbols cost no request; each symbol is committed on its own, and a rate limit
-    stops the sync at once, keeping what was stored. Days whose session has not closed yet (as of
-    `now`, default the clock) are neither required nor stored.
+    Commits symbol by symbol; a rate limit stops at once and keeps what was stored.
     """
     latest_closed = last_closed_trading_day(now)
     target = min(trading_day_on_or_before(until), latest_closed)
