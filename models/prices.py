@@ -18,7 +18,6 @@ from models.tables import PriceBar
 DAILY = "1d"
 HOURLY = "60min"
 INTERVALS = (DAILY, HOURLY)
-_UPSERT_CHUNK = 500
 
 
 class Bar(BaseModel):
@@ -55,17 +54,13 @@ def insert_bars(session: Session, bars: Iterable[Bar]) -> int:
         return 0
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    inserted = 0
-    for start in range(0, len(rows), _UPSERT_CHUNK):
-        chunk = rows[start : start + _UPSERT_CHUNK]
-        statement = (
-            insert(PriceBar)
-            .values(chunk)
-            .on_conflict_do_nothing(index_elements=["symbol", "interval", "ts"])
-            .returning(PriceBar.id)  # rowcount is unreliable for multi-row inserts on Postgres
-        )
-        inserted += len(session.execute(statement).all())
-    return inserted
+    statement = (
+        insert(PriceBar)
+        .on_conflict_do_nothing(index_elements=["symbol", "interval", "ts"])
+        .returning(PriceBar.id)  # rowcount is unreliable for multi-row inserts on Postgres
+    )
+    # One executemany: SQLAlchemy batches it into multi-row INSERTs compiled once.
+    return len(session.execute(statement, rows).all())
 
 
 def coverage(session: Session, interval: str | None = None) -> list[CoverageRow]:

@@ -235,7 +235,7 @@ def test_errors_are_clear_and_never_hold_the_key(
     assert "\n" not in message
     assert API_KEY not in message
     assert API_KEY not in "".join(traceback.format_exception(caught.value))
-    if mode != "note" and mode != "information":
+    if mode not in ("note", "information"):
         assert not isinstance(caught.value, AlphaVantageRateLimited)
 
 
@@ -249,8 +249,11 @@ def test_premium_answers_are_told_apart(client: AlphaVantageClient, fake: FakeAl
 def test_unreachable_server(fake: FakeAlphaVantage) -> None:
     with ThreadingHTTPServer(("127.0.0.1", 0), _Handler) as closed:
         port = closed.server_address[1]  # bound, then closed: nothing listens there
-    client = AlphaVantageClient(API_KEY, base_url=f"http://127.0.0.1:{port}/query", timeout=0.5)
-    with pytest.raises(AlphaVantageError, match="cannot reach Alpha Vantage") as caught:
+    base_url = f"http://127.0.0.1:{port}/query"
+    with (
+        AlphaVantageClient(API_KEY, base_url=base_url, timeout=0.5) as client,
+        pytest.raises(AlphaVantageError, match="cannot reach Alpha Vantage") as caught,
+    ):
         client.daily("AAPL")
     assert API_KEY not in "".join(traceback.format_exception(caught.value))
 

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from agent_tools.market.aitrader_files import import_prices
@@ -86,7 +87,7 @@ def test_trades_and_snapshot_are_written_together_or_not_at_all(session: Session
     trading.buy("NVDA", 2)
     # A holding row already there makes the snapshot insert fail half-way through.
     session.add(Holding(model_day_id=model_day.id, symbol="NVDA", shares=99))
-    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+    with pytest.raises(IntegrityError):
         record_completed_day(session, model_day, trading.fills, trading.portfolio, prices)
     assert session.exec(select(Trade)).all() == []
     assert session.exec(select(Holding)).all() == []

@@ -177,7 +177,6 @@ class AlphaVantageClient:
         self._api_key = api_key.strip()
         self.base_url = base_url
         self.timeout = timeout
-        self.requests = 0
         self._http = httpx.Client(timeout=timeout, transport=transport)
         _install_log_redaction()
 
@@ -245,7 +244,6 @@ class AlphaVantageClient:
 
     def _get(self, params: dict[str, Any]) -> dict[str, Any]:
         what = " ".join(f"{k}={v}" for k, v in params.items() if k in ("function", "symbol"))
-        self.requests += 1
         # Errors are re-raised `from None`: httpx's own messages and causes may hold the URL.
         try:
             response = self._http.get(self.base_url, params={**params, "apikey": self._api_key})
@@ -341,7 +339,7 @@ def sync_daily(
     until: date,
     now: datetime | None = None,
 ) -> SyncReport:
-    """Download the daily bars the store lacks up to the last closed XNYS session <= `until`.
+    """Download missing daily bars up to the last XNYS session <= `until` closed by `now`.
 
     Commits symbol by symbol; a rate limit stops at once and keeps what was stored.
     """
