@@ -51,7 +51,7 @@ def run() -> None:
         sh(aitrader, "results", "leaderboard")
     else:
         print(f"(no shared data at {SHARED_DATA}: skipping the legacy import)")
-    sh(aitrader, "data", "coverage", "--interval", "1d", "--format", "csv")
+    sh(aitrader, "data", "coverage", "--summary")
 
 
 def test() -> None:

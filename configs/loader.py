@@ -36,6 +36,11 @@ class MarketConfig(BaseModel):
     end: date = date(2025, 6, 30)
     path: str | None = Field(default=None, description="folder or file for source=files")
 
+    @property
+    def name(self) -> str:
+        """The store's market these prices live in: `real`, or `synthetic-<seed>`."""
+        return f"synthetic-{self.seed}" if self.source == "synthetic" else "real"
+
 
 class AppConfig(BaseModel):
     """A simulation: universe, money, dates, market source (models come with the agent layer)."""

@@ -95,7 +95,7 @@ def data_synth(
         )
         session.commit()
     console.print(
-        f"synthetic market for {len(universe.symbols)} symbols + {universe.benchmark}, "
+        f"market {cfg.market.name}: {len(universe.symbols)} symbols + {universe.benchmark}, "
         f"{first} to {last}: inserted {inserted:,} bars"
     )
 
@@ -138,19 +138,35 @@ def data_fetch(
 @one_line_errors
 def data_coverage(
     interval: Annotated[str | None, typer.Option(help="1d or 60min (default: both).")] = None,
+    market: Annotated[
+        str | None, typer.Option(help="real or synthetic-<seed> (default: all).")
+    ] = None,
+    summary: Annotated[bool, typer.Option(help="One line per market and interval.")] = False,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """What the price store holds: first and last day and bar count per symbol."""
     from models.prices import coverage
 
     with _session() as session:
-        rows = coverage(session, interval)
-    render([row.model_dump() for row in rows], fmt, title="price coverage")
-    if fmt is OutputFormat.table and rows:
-        symbols = {row.symbol for row in rows}
-        first = min(row.first for row in rows)
-        last = max(row.last for row in rows)
-        console.print(f"{len(symbols)} symbols, {first} to {last}")
+        rows = coverage(session, interval, market)
+    if summary:
+        groups: dict[tuple[str, str], list] = {}
+        for row in rows:
+            groups.setdefault((row.market, row.interval), []).append(row)
+        summary_rows = [
+            {
+                "market": m,
+                "interval": i,
+                "symbols": len(group),
+                "first": min(r.first for r in group),
+                "last": max(r.last for r in group),
+                "bars": sum(r.bars for r in group),
+            }
+            for (m, i), group in groups.items()
+        ]
+        render(summary_rows, fmt, title="price coverage")
+    else:
+        render([row.model_dump() for row in rows], fmt, title="price coverage")
 
 
 @app.command("import-aitrader")

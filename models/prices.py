@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from models.tables import PriceBar
 
+REAL_MARKET = "real"
 DAILY = "1d"
 HOURLY = "60min"
 INTERVALS = (DAILY, HOURLY)
@@ -24,6 +25,7 @@ class Bar(BaseModel):
     """One OHLCV bar as sources deliver it; `close` is None for an open-only live bar."""
 
     symbol: str
+    market: str = REAL_MARKET
     interval: str = DAILY
     ts: NaiveDatetime
     open: float
@@ -35,8 +37,9 @@ class Bar(BaseModel):
 
 
 class CoverageRow(BaseModel):
-    """What the store holds for one symbol and interval."""
+    """What the store holds for one symbol and interval of one market."""
 
+    market: str
     symbol: str
     interval: str
     first: date
@@ -46,7 +49,7 @@ class CoverageRow(BaseModel):
 
 
 def insert_bars(session: Session, bars: Iterable[Bar]) -> int:
-    """Insert bars the store does not hold yet (same symbol, interval, ts); return how many."""
+    """Insert bars the store does not hold yet (same market, symbol, interval, ts); count them."""
     rows = [
         {**bar.model_dump(), "symbol": bar.symbol.upper(), "day": bar.ts.date()} for bar in bars
     ]
@@ -56,35 +59,44 @@ def insert_bars(session: Session, bars: Iterable[Bar]) -> int:
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = (
         insert(PriceBar)
-        .on_conflict_do_nothing(index_elements=["symbol", "interval", "ts"])
+        .on_conflict_do_nothing(index_elements=["market", "symbol", "interval", "ts"])
         .returning(PriceBar.id)  # rowcount is unreliable for multi-row inserts on Postgres
     )
     # One executemany: SQLAlchemy batches it into multi-row INSERTs compiled once.
     return len(session.execute(statement, rows).all())
 
 
-def coverage(session: Session, interval: str | None = None) -> list[CoverageRow]:
-    """First and last day, bar count and day count per symbol (and interval)."""
+def coverage(
+    session: Session, interval: str | None = None, market: str | None = None
+) -> list[CoverageRow]:
+    """First and last day, bar count and day count per market, symbol and interval."""
     query = select(
+        PriceBar.market,
         PriceBar.symbol,
         PriceBar.interval,
         func.min(PriceBar.day),
         func.max(PriceBar.day),
         func.count(),
         func.count(func.distinct(PriceBar.day)),
-    ).group_by(PriceBar.symbol, PriceBar.interval)
+    ).group_by(PriceBar.market, PriceBar.symbol, PriceBar.interval)
     if interval:
         query = query.where(PriceBar.interval == interval)
-    rows = session.execute(query.order_by(PriceBar.interval, PriceBar.symbol)).all()
+    if market:
+        query = query.where(PriceBar.market == market)
+    order = (PriceBar.market, PriceBar.interval, PriceBar.symbol)
     return [
-        CoverageRow(symbol=s, interval=i, first=f, last=la, bars=n, days=d)
-        for s, i, f, la, n, d in rows
+        CoverageRow(market=m, symbol=s, interval=i, first=f, last=la, bars=n, days=d)
+        for m, s, i, f, la, n, d in session.execute(query.order_by(*order)).all()
     ]
 
 
-def bar_days(session: Session, interval: str = DAILY) -> list[date]:
-    """Every day on which the store holds at least one bar of `interval`, ascending."""
-    query = select(PriceBar.day).where(PriceBar.interval == interval).distinct()
+def bar_days(session: Session, interval: str = DAILY, market: str = REAL_MARKET) -> list[date]:
+    """Every day on which `market` holds at least one bar of `interval`, ascending."""
+    query = (
+        select(PriceBar.day)
+        .where(PriceBar.market == market, PriceBar.interval == interval)
+        .distinct()
+    )
     return sorted(session.execute(query).scalars())
 
 
@@ -116,9 +128,10 @@ class PriceBook:
         interval: str = DAILY,
         symbols: Iterable[str] | None = None,
         until: date | None = None,
+        market: str = REAL_MARKET,
     ) -> PriceBook:
-        """Load the bars of `interval` (optionally only `symbols`, only up to `until`)."""
-        query = select(PriceBar).where(PriceBar.interval == interval)
+        """Load the bars of `market` and `interval` (optionally only `symbols`, up to `until`)."""
+        query = select(PriceBar).where(PriceBar.market == market, PriceBar.interval == interval)
         if symbols is not None:
             query = query.where(PriceBar.symbol.in_([s.upper() for s in symbols]))
         if until is not None:

@@ -100,11 +100,14 @@ def model_days_frame(
     return pd.DataFrame(rows, columns=columns)
 
 
-def benchmark_closes(session: Session, symbol: str, start: date, end: date) -> pd.Series:
+def benchmark_closes(
+    session: Session, symbol: str, start: date, end: date, market: str = "real"
+) -> pd.Series:
     """The benchmark's close on each day in [start, end]: the day's last bar with a close."""
     query = (
         select(PriceBar.day, PriceBar.ts, PriceBar.close, PriceBar.interval)
-        .where(PriceBar.symbol == symbol, PriceBar.day >= start, PriceBar.day <= end)
+        .where(PriceBar.market == market, PriceBar.symbol == symbol)
+        .where(PriceBar.day >= start, PriceBar.day <= end)
         .where(PriceBar.close.is_not(None))
         .order_by(PriceBar.ts)
     )
@@ -137,7 +140,7 @@ def leaderboard(
         values = pd.Series(group["value"].to_numpy(), index=pd.to_datetime(group["day"]))
         notional = pd.Series(group["traded_notional"].to_numpy(), index=values.index)
         window = (values.index[0].date(), values.index[-1].date())
-        bench = benchmark_closes(session, run.benchmark, *window)
+        bench = benchmark_closes(session, run.benchmark, *window, market=run.market)
         rows.append(
             LeaderboardRow(
                 rank=None,
@@ -156,7 +159,7 @@ def leaderboard(
         row.rank = rank
     first = min(pd.Timestamp(d) for d in done["day"]).date()
     last = max(pd.Timestamp(d) for d in done["day"]).date()
-    bench = benchmark_closes(session, run.benchmark, first, last)
+    bench = benchmark_closes(session, run.benchmark, first, last, market=run.market)
     if len(bench) >= 1:
         rows.append(
             LeaderboardRow(

@@ -49,6 +49,7 @@ class Run(SQLModel, table=True):
     models: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     start_date: date | None = None
     end_date: date | None = None
+    market: str = Field(default="real", description="the price market its books are valued in")
     initial_cash: float = 10_000.0
     benchmark: str = "QQQ"
     message: str | None = None
@@ -160,14 +161,19 @@ class LLMCall(SQLModel, table=True):
 
 
 class PriceBar(SQLModel, table=True):
-    """An OHLCV bar. Daily bars have `ts` at midnight; the newest live bar may hold only an open."""
+    """An OHLCV bar. Daily bars have `ts` at midnight; the newest live bar may hold only an open.
+
+    Bars belong to a *market*: `real` for downloaded and imported prices, `synthetic-<seed>` for a
+    seeded synthetic one, so a synthetic day never shadows a real one.
+    """
 
     __table_args__ = (
-        UniqueConstraint("symbol", "interval", "ts", name="uq_price_bar"),
-        Index("ix_price_bar_interval_day", "interval", "day"),
+        UniqueConstraint("market", "symbol", "interval", "ts", name="uq_price_bar"),
+        Index("ix_price_bar_market_interval_day", "market", "interval", "day"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
+    market: str = Field(default="real")
     symbol: str = Field(index=True)
     interval: str = Field(default="1d", description="1d | 60min")
     ts: NaiveDatetime = Field(description="bar start, exchange local time (US/Eastern)")

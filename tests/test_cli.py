@@ -146,3 +146,16 @@ def test_config_validation_errors_name_the_field(cli, tmp_path: Path) -> None:
     config.write_text("- just\n- a list\n")
     code, _, err = cli("data", "synth", "--config", config)
     assert code == 1 and "mapping" in err
+
+
+def test_synthetic_and_real_markets_never_shadow_each_other(cli, shared_data: Path) -> None:
+    # The synthetic default market overlaps the real data's first weeks (2025-06-10 onwards).
+    cli("data", "synth", "--start", "2025-06-02", "--end", "2025-06-20")
+    cli("data", "import", shared_data / "nasdaq100_daily")
+    _, out, _ = cli("data", "coverage", "--summary", "--format", "json")
+    summary = {row["market"]: row for row in json.loads(out)}
+    assert summary["real"]["symbols"] == 103 and summary["real"]["bars"] == 10_279
+    assert summary["real"]["first"] == "2025-06-10"
+    assert (
+        summary["synthetic-7"]["symbols"] == 102 and summary["synthetic-7"]["last"] == "2025-06-20"
+    )

@@ -24,7 +24,7 @@ from agent_tools.market.calendar import (
     trading_day_on_or_before,
     trading_days,
 )
-from models.prices import DAILY, HOURLY, Bar, insert_bars
+from models.prices import DAILY, HOURLY, REAL_MARKET, Bar, insert_bars
 from models.tables import PriceBar
 
 DEFAULT_BASE_URL = "https://www.alphavantage.co/query"
@@ -315,7 +315,7 @@ class SyncReport(BaseModel):
 
 def _last_stored_day(session: Session, symbol: str) -> date | None:
     query = select(func.max(PriceBar.day)).where(
-        PriceBar.symbol == symbol, PriceBar.interval == DAILY
+        PriceBar.market == REAL_MARKET, PriceBar.symbol == symbol, PriceBar.interval == DAILY
     )
     return session.execute(query).scalar_one_or_none()
 

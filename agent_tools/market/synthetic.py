@@ -24,6 +24,11 @@ _MARKET_DRIFT, _MARKET_VOL = 0.0004, 0.011
 _MIN_PRICE = 0.01
 
 
+def synthetic_market(seed: int) -> str:
+    """The market name a seed's bars are stored under, apart from real prices and other seeds."""
+    return f"synthetic-{seed}"
+
+
 def _rng(seed: int, *stream: int) -> np.random.Generator:
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
@@ -126,6 +131,9 @@ def synthesize(
             bars.extend(_stock(symbol, days, market, seed))
     if benchmark:
         bars.extend(_benchmark(benchmark, days, market, seed))
+    name = synthetic_market(seed)
+    for bar in bars:
+        bar.market = name
     return bars
 
 

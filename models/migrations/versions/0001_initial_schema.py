@@ -41,6 +41,7 @@ def upgrade() -> None:
     op.create_table(
         "pricebar",
         sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("market", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("symbol", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("interval", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("ts", sa.DateTime(), nullable=False),
@@ -52,10 +53,12 @@ def upgrade() -> None:
         sa.Column("volume", sa.Float(), nullable=True),
         sa.Column("source", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("symbol", "interval", "ts", name="uq_price_bar"),
+        sa.UniqueConstraint("market", "symbol", "interval", "ts", name="uq_price_bar"),
     )
     with op.batch_alter_table("pricebar", schema=None) as batch_op:
-        batch_op.create_index("ix_price_bar_interval_day", ["interval", "day"], unique=False)
+        batch_op.create_index(
+            "ix_price_bar_market_interval_day", ["market", "interval", "day"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_pricebar_symbol"), ["symbol"], unique=False)
 
     op.create_table(
@@ -69,6 +72,7 @@ def upgrade() -> None:
         sa.Column("models", sa.JSON(), nullable=False),
         sa.Column("start_date", sa.Date(), nullable=True),
         sa.Column("end_date", sa.Date(), nullable=True),
+        sa.Column("market", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("initial_cash", sa.Float(), nullable=False),
         sa.Column("benchmark", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("message", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
@@ -248,7 +252,7 @@ def downgrade() -> None:
     op.drop_table("run")
     with op.batch_alter_table("pricebar", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_pricebar_symbol"))
-        batch_op.drop_index("ix_price_bar_interval_day")
+        batch_op.drop_index("ix_price_bar_market_interval_day")
 
     op.drop_table("pricebar")
     with op.batch_alter_table("newsitem", schema=None) as batch_op:
