@@ -170,10 +170,14 @@ class PriceBook:
             index -= 1
         return None
 
-    def history(self, symbol: str, before: datetime) -> list[PriceBar | Bar]:
-        """The bars of `symbol` strictly before `before`, oldest first."""
+    def history(
+        self, symbol: str, before: datetime, limit: int | None = None
+    ) -> list[PriceBar | Bar]:
+        """The bars of `symbol` strictly before `before` (the last `limit` of them), oldest first."""
         times = self._times.get(symbol, [])
-        return self._bars.get(symbol, [])[: bisect.bisect_left(times, before)]
+        end = bisect.bisect_left(times, before)
+        start = 0 if limit is None else max(end - limit, 0)
+        return self._bars.get(symbol, [])[start:end]
 
     def times(self) -> list[datetime]:
         """Every bar time of any symbol, ascending."""

@@ -1,0 +1,80 @@
+"""The session context: everything a model-day's tools are bound to, passed explicitly.
+
+No environment variable or shared file carries the simulated day or the model (the original
+benchmark's runtime JSON raced between parallel runs); each session builds its own context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
+
+from agent_tools.market_view import MarketView
+from agent_tools.news import NewsArchive
+from agent_tools.trading.rules import Portfolio, TradingSession
+from models.prices import PriceBook
+
+EXCHANGE_TZ = ZoneInfo("America/New_York")
+MARKET_OPEN = time(9, 30)
+
+
+def session_cutoff(at: datetime) -> datetime:
+    """The instant (UTC) before which evidence may be shown: the open of a daily session, or the
+    start of an hourly bar."""
+    local = at if at.time() != time.min else datetime.combine(at.date(), MARKET_OPEN)
+    return local.replace(tzinfo=EXCHANGE_TZ).astimezone(UTC)
+
+
+@dataclass
+class SessionContext:
+    """One model's session on one trading day (or hourly bar)."""
+
+    run_id: int
+    model: str
+    portfolio: str
+    at: datetime
+    universe: tuple[str, ...]
+    market: MarketView
+    trading: TradingSession
+    benchmark: str = "QQQ"
+    news: NewsArchive | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def day(self) -> date:
+        return self.at.date()
+
+    @property
+    def cutoff(self) -> datetime:
+        return session_cutoff(self.at)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        run_id: int,
+        model: str,
+        portfolio: str,
+        day: date | datetime,
+        universe: list[str] | tuple[str, ...],
+        prices: PriceBook,
+        book: Portfolio,
+        is_session_day,
+        benchmark: str = "QQQ",
+        news: NewsArchive | None = None,
+    ) -> SessionContext:
+        """A context whose tools see `prices` up to the session and trade `book` under the rules."""
+        at = day if isinstance(day, datetime) else datetime.combine(day, time.min)
+        symbols = tuple(s.upper() for s in universe)
+        return cls(
+            run_id=run_id,
+            model=model,
+            portfolio=portfolio,
+            at=at,
+            universe=symbols,
+            market=MarketView(prices, at),
+            trading=TradingSession(book, prices, at, symbols, is_session_day),
+            benchmark=benchmark,
+            news=news,
+        )

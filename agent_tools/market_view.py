@@ -1,0 +1,98 @@
+"""What an agent may know of the market on a session day: the past, and of the day only its open.
+
+Every price tool reads through a `MarketView`, never through the `PriceBook` itself, so no answer
+can carry a bar dated after the session or the session's high, low, close or volume.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel
+
+from models.prices import PriceBook
+
+
+class PastBar(BaseModel):
+    """A complete bar of a session before the current one."""
+
+    date: str
+    open: float
+    high: float | None
+    low: float | None
+    close: float | None
+    volume: float | None
+
+
+class TodayOpen(BaseModel):
+    """All that is known of the current session: its open."""
+
+    date: str
+    open: float | None
+
+
+class MarketView:
+    """A `PriceBook` seen from the session starting at `at` (a day at midnight for daily runs)."""
+
+    def __init__(self, prices: PriceBook, at: datetime | date) -> None:
+        if not isinstance(at, datetime):
+            at = datetime(at.year, at.month, at.day)
+        self._prices = prices
+        self.at = at
+
+    @property
+    def day(self) -> date:
+        return self.at.date()
+
+    def has_symbol(self, symbol: str) -> bool:
+        return self._prices.has_symbol(symbol)
+
+    def history(self, symbol: str, sessions: int) -> list[PastBar]:
+        """The last `sessions` complete bars strictly before the current session, oldest first."""
+        bars = self._prices.history(symbol, before=self.at, limit=sessions) if sessions > 0 else []
+        return [
+            PastBar(
+                date=_label(bar.ts),
+                open=bar.open,
+                high=bar.high,
+                low=bar.low,
+                close=bar.close,
+                volume=bar.volume,
+            )
+            for bar in bars
+        ]
+
+    def bar_on(self, symbol: str, day: date) -> PastBar | TodayOpen | None:
+        """The bar of an earlier day, only the open of the session day, nothing after it."""
+        if day > self.day:
+            return None
+        if day == self.day:
+            return self.today(symbol)
+        bar = self._prices.bar_on(symbol, day)
+        if bar is None or bar.ts >= self.at:
+            return None
+        return PastBar(
+            date=_label(bar.ts),
+            open=bar.open,
+            high=bar.high,
+            low=bar.low,
+            close=bar.close,
+            volume=bar.volume,
+        )
+
+    def today(self, symbol: str) -> TodayOpen:
+        """The open of the current session (None when the symbol has no bar then)."""
+        return TodayOpen(date=_label(self.at), open=self._prices.open_at(symbol, self.at))
+
+    def previous_close(self, symbol: str) -> tuple[float, str] | None:
+        """The last close before the current session, with its date."""
+        # A few bars back is enough unless the symbol stopped trading long ago (FB in the data).
+        for limit in (5, None):
+            for bar in reversed(self._prices.history(symbol, before=self.at, limit=limit)):
+                if bar.close is not None:
+                    return bar.close, _label(bar.ts)
+        return None
+
+
+def _label(ts: datetime) -> str:
+    return ts.date().isoformat() if ts.time() == datetime.min.time() else ts.isoformat(sep=" ")

@@ -1,0 +1,32 @@
+"""News tool: stored items published before today's open, never later."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastmcp import FastMCP
+from pydantic import Field
+
+from agent_tools.context import SessionContext
+
+
+def register(server: FastMCP, context: SessionContext) -> None:
+    """Add the news tool, bound to `context`, to `server`."""
+
+    @server.tool(output_schema=None)  # see build_server: no per-call JSON-schema pass
+    async def search_news(
+        query: Annotated[str, Field(description="Words to look for; empty for the latest")] = "",
+        tickers: Annotated[list[str] | None, Field(description="Only items on these")] = None,
+        limit: Annotated[int, Field(ge=1, le=50)] = 10,
+    ) -> dict[str, Any]:
+        """News published before today's market open, newest first."""
+        cutoff = context.cutoff
+        items = (
+            context.news.search(cutoff, query=query, tickers=tickers or (), limit=limit)
+            if context.news is not None
+            else []
+        )
+        return {
+            "published_before": cutoff.isoformat(timespec="minutes"),
+            "items": [item.model_dump() for item in items],
+        }
