@@ -105,7 +105,7 @@ class NewsArchive:
                 or_(
                     *(NewsItem.title.ilike(f"%{w}%") for w in words),
                     *(NewsItem.summary.ilike(f"%{w}%") for w in words),
-                )  # fmt: skip
+                )
             )
         wanted = {t.upper() for t in tickers}
         statement = statement.order_by(NewsItem.published_at.desc())

@@ -173,7 +173,7 @@ class PriceBook:
     def history(
         self, symbol: str, before: datetime, limit: int | None = None
     ) -> list[PriceBar | Bar]:
-        """The bars of `symbol` strictly before `before` (the last `limit` of them), oldest first."""
+        """Bars of `symbol` strictly before `before` (only the last `limit`), oldest first."""
         times = self._times.get(symbol, [])
         end = bisect.bisect_left(times, before)
         start = 0 if limit is None else max(end - limit, 0)
