@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, model_validator
 
 CONFIG_DIR = Path(__file__).parent
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
@@ -42,10 +42,87 @@ class MarketConfig(BaseModel):
         return f"synthetic-{self.seed}" if self.source == "synthetic" else "real"
 
 
-class AppConfig(BaseModel):
-    """A simulation: universe, money, dates, market source (models come with the agent layer)."""
+class TokenPrice(BaseModel):
+    """What an endpoint charges, in US dollars per million tokens."""
 
-    model_config = {"extra": "allow"}
+    input_per_million: float = Field(ge=0)
+    output_per_million: float = Field(ge=0)
+
+
+class ModelConfig(BaseModel):
+    """One trading model: a chat model behind an OpenAI-compatible endpoint, or a built-in strategy.
+
+    Reads the original AI-Trader `models` entries too (`name`, `basemodel`, `signature`,
+    `enabled`, `openai_base_url`): the signature becomes the name the store and leaderboard use.
+    """
+
+    model_config = {"extra": "forbid", "populate_by_name": True}
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$")
+    kind: Literal["openai", "strategy"] = "openai"
+    enabled: bool = True
+    basemodel: str | None = Field(default=None, description="the model name at the endpoint")
+    base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("base_url", "openai_base_url")
+    )
+    api_key_env: str = Field(default="OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = Field(default=60.0, gt=0, description="per LLM call, retries aside")
+    max_retries: int = Field(default=4, ge=0, le=10)
+    price: TokenPrice | None = None
+    strategy: str | None = Field(default=None, description="built-in strategy, for kind=strategy")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_aitrader_entry(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for secret in ("openai_api_key", "api_key"):
+            if data.get(secret):
+                raise ValueError(
+                    f"the config holds an API key ({secret!r}); put it in an environment "
+                    "variable and name that variable with api_key_env"
+                )
+            data.pop(secret, None)
+        if "signature" in data:  # AI-Trader: `name` is a label, `signature` the identity
+            data["name"] = data.pop("signature")
+        if data.get("strategy") and "kind" not in data:
+            data["kind"] = "strategy"
+        return data
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> ModelConfig:
+        if self.kind == "openai" and not self.basemodel:
+            raise ValueError(f"model {self.name!r}: an OpenAI-compatible model needs basemodel")
+        if self.kind == "strategy" and not self.strategy:
+            raise ValueError(f"model {self.name!r}: a strategy model needs strategy")
+        return self
+
+
+class AgentConfig(BaseModel):
+    """How a model-day's agent session runs."""
+
+    max_steps: int = Field(default=30, ge=1, le=500, description="model calls per model-day")
+    tool_groups: list[Literal["prices", "news", "trade", "math"]] = Field(
+        default_factory=lambda: ["prices", "news", "trade", "math"]
+    )
+
+
+class BudgetConfig(BaseModel):
+    """A run's spending limit; once spent, no further LLM call is made."""
+
+    usd: float | None = Field(default=None, gt=0)
+    tokens: int | None = Field(default=None, gt=0)
+
+
+class AppConfig(BaseModel):
+    """A simulation: universe, money, dates, market source, models and agent settings."""
+
+    model_config = {"extra": "forbid"}
 
     name: str = "default"
     universe: str | list[str] = "nasdaq100"
@@ -54,12 +131,53 @@ class AppConfig(BaseModel):
     start_date: date | None = None
     end_date: date | None = None
     market: MarketConfig = MarketConfig()
+    models: list[ModelConfig] = Field(default_factory=list)
+    agent: AgentConfig = AgentConfig()
+    budget: BudgetConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_aitrader_config(cls, data: Any) -> Any:
+        """Accept an original AI-Trader config (date_range, agent_config, log_config)."""
+        if not isinstance(data, dict) or not ({"date_range", "agent_config"} & set(data)):
+            return data
+        data = dict(data)
+        dates = data.pop("date_range", None) or {}
+        data.setdefault("start_date", dates.get("init_date"))
+        data.setdefault("end_date", dates.get("end_date"))
+        agent = data.pop("agent_config", None) or {}
+        if "initial_cash" in agent:
+            data.setdefault("initial_cash", agent["initial_cash"])
+        if "max_steps" in agent:
+            data.setdefault("agent", {"max_steps": agent["max_steps"]})
+        data.pop("agent_type", None)
+        data.pop("log_config", None)
+        if not isinstance(data.get("market"), dict):  # AI-Trader's "market": "us"
+            data.pop("market", None)
+        data.setdefault("name", "aitrader-config")
+        data.setdefault("market", {"source": "files"})
+        return data
 
     @model_validator(mode="after")
-    def _dates_in_order(self) -> AppConfig:
+    def _consistent(self) -> AppConfig:
         if self.start_date and self.end_date and self.end_date < self.start_date:
             raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        names = [m.name for m in self.models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
         return self
+
+    def enabled_models(self) -> list[ModelConfig]:
+        return [m for m in self.models if m.enabled]
+
+    def model(self, name: str) -> ModelConfig:
+        """The configured model called `name`."""
+        for model in self.models:
+            if model.name == name:
+                return model
+        known = ", ".join(m.name for m in self.models) or "none"
+        raise ConfigError(f"unknown model {name!r}; configured: {known}")
 
     def resolve_universe(self) -> Universe:
         """The universe this config trades: a named one from universes.yaml or an inline list."""

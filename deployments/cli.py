@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated
 
@@ -21,8 +21,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The results store (SQLite by default, any URL via DATABASE_URL).")
 data_app = typer.Typer(help="Market data: import, download, synthesize, inspect.")
+tools_app = typer.Typer(help="The agents' MCP tool servers, for manual sessions and agents.")
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
+app.add_typer(tools_app, name="tools")
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="Config file (default: the offline default).")
@@ -132,6 +134,78 @@ def data_fetch(
     )
     if report.stopped_reason:
         raise ValueError(f"stopped early: {report.stopped_reason}")
+
+
+@data_app.command("news")
+@one_line_errors
+def data_news(
+    tickers: Annotated[
+        str | None, typer.Option(help="Comma-separated tickers (default: all news).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="News published before this day's 09:30 ET open.")
+    ] = None,
+    days: Annotated[int, typer.Option(help="How many days back from --until.")] = 30,
+    limit: Annotated[int, typer.Option(help="At most this many items (up to 1000).")] = 50,
+    base_url: Annotated[str | None, typer.Option(help="Alpha Vantage endpoint.")] = None,
+) -> None:
+    """Download news from Alpha Vantage into the store (key in ALPHAVANTAGE_API_KEY)."""
+    from agent_tools.context import session_cutoff
+    from agent_tools.market.alphavantage import AlphaVantageClient
+    from agent_tools.market.news_feed import fetch_news
+
+    day = _parse_day(until, "--until") or date.today()
+    cutoff = session_cutoff(datetime.combine(day, time.min))
+    wanted = [t.strip().upper() for t in tickers.split(",") if t.strip()] if tickers else None
+    with AlphaVantageClient.from_env(base_url=base_url) as client, _session() as session:
+        added = fetch_news(session, client, wanted, cutoff, days=days, limit=limit)
+        session.commit()
+    console.print(f"stored {added} new news item(s) published up to {cutoff:%Y-%m-%d %H:%M} UTC")
+
+
+@data_app.command("import-news")
+@one_line_errors
+def data_import_news(
+    path: Annotated[Path, typer.Argument(help="A saved Alpha Vantage NEWS_SENTIMENT answer.")],
+) -> None:
+    """Store the items of a saved NEWS_SENTIMENT JSON file (idempotent: stored URLs are skipped)."""
+    from agent_tools.market.news_feed import import_news_file
+
+    with _session() as session:
+        read, added = import_news_file(session, path)
+        session.commit()
+    console.print(f"read {read} news item(s); stored {added} new")
+
+
+@tools_app.command("serve")
+@one_line_errors
+def tools_serve(
+    day: Annotated[str, typer.Option(help="The session day the tools are bound to, YYYY-MM-DD.")],
+    model: Annotated[str, typer.Option(help="Name the session's book is kept under.")] = "manual",
+    cash: Annotated[float, typer.Option(help="Starting cash of the in-memory book.")] = 10_000.0,
+    universe: Annotated[
+        str, typer.Option(help="A universe of configs/universes.yaml, or comma-separated symbols.")
+    ] = "nasdaq100",
+    market: Annotated[str, typer.Option(help="real or synthetic-<seed>.")] = "real",
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
+) -> None:
+    """Serve one session day's tools over MCP streamable HTTP at http://HOST:PORT/mcp.
+
+    Orders change only this server's in-memory book; nothing is written to the store.
+    """
+    from agent_tools.servers import build_server
+    from agent_tools.servers.serve import build_manual_context
+
+    session_day = _parse_day(day, "--day")
+    context = build_manual_context(
+        get_engine(), session_day, model=model, cash=cash, universe=universe, market=market
+    )
+    console.print(
+        f"serving the tools of {context.day} ({len(context.universe)} symbols, market {market}) "
+        f"for {model} at http://{host}:{port}/mcp"
+    )
+    build_server(context).run(transport="http", host=host, port=port, show_banner=False)
 
 
 @data_app.command("coverage")

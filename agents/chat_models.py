@@ -1,0 +1,56 @@
+"""The chat-model registry: an OpenAI-compatible endpoint or a built-in strategy, from config."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from langchain_core.language_models import BaseChatModel
+from pydantic import SecretStr
+
+from configs.loader import ModelConfig
+
+
+class ModelSetupError(ValueError):
+    """A configured model cannot be built (missing key, unknown strategy, bad parameters)."""
+
+
+def api_key_for(config: ModelConfig, environ: Mapping[str, str] | None = None) -> SecretStr:
+    """The model's API key from the environment variable its config names."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(config.api_key_env, "").strip()
+    if not value:
+        raise ModelSetupError(
+            f"model {config.name!r} needs an API key in the environment variable "
+            f"{config.api_key_env}, which is not set"
+        )
+    return SecretStr(value)
+
+
+def build_chat_model(
+    config: ModelConfig, environ: Mapping[str, str] | None = None
+) -> BaseChatModel:
+    """The LangChain chat model a config describes."""
+    if config.kind == "strategy":
+        from agents.strategies import build_strategy
+
+        try:
+            return build_strategy(config.strategy or "", config.name, config.params)
+        except ValueError as exc:
+            raise ModelSetupError(f"model {config.name!r}: {exc}") from None
+
+    from langchain_openai import ChatOpenAI
+
+    # The OpenAI client retries 408/409/429/5xx, timeouts and connection errors itself, with
+    # exponential backoff and jitter, honouring Retry-After; `timeout` bounds every attempt.
+    return ChatOpenAI(
+        model=config.basemodel,
+        base_url=config.base_url,
+        api_key=api_key_for(config, environ),
+        temperature=config.temperature,
+        max_tokens=config.max_tokens,
+        timeout=config.timeout_s,
+        max_retries=config.max_retries,
+        default_headers=config.headers or None,
+        stream_usage=True,
+    )

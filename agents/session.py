@@ -1,0 +1,367 @@
+"""One model-day: a chat model manages its book for one trading day through the MCP tools.
+
+Everything the session did is persisted. Its trades and end-of-day book are written in one
+transaction when the day completes; a day that fails leaves no trades behind, keeps its messages,
+tool calls and LLM calls for diagnosis, and the next day starts from the last completed book.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import date
+from typing import Any, Literal
+
+import httpx
+import openai
+from fastmcp import Client
+from langchain.agents import create_agent
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_mcp_adapters.tools import load_mcp_tools
+from langgraph.errors import GraphRecursionError
+from pydantic import BaseModel
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from agent_tools.context import SessionContext
+from agent_tools.market.calendar import is_trading_day
+from agent_tools.news import NewsArchive
+from agent_tools.servers import build_server
+from agent_tools.trading.ledger import record_completed_day, starting_book
+from agents.budget import BudgetExhausted, RunBudget
+from agents.chat_models import build_chat_model
+from agents.prompt import FINISH_SIGNAL, first_message, system_prompt
+from agents.recording import LLMCallRecord, RecordingChatModel, ReplayBook
+from agents.transcript import message_rows, tool_call_rows
+from configs.loader import AgentConfig, ModelConfig
+from models.prices import PriceBook
+from models.tables import LLMCall, ModelDay, ModelDayStatus, utcnow
+
+CONTINUE_PROMPT = (
+    f"Continue. Act through the tools; when you are done, answer with {FINISH_SIGNAL}."
+)
+# Errors worth another attempt: the endpoint was busy, slow or unreachable.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    openai.APITimeoutError,
+    openai.APIConnectionError,
+    openai.RateLimitError,
+    openai.InternalServerError,
+    httpx.TransportError,
+    TimeoutError,
+)
+
+
+class PortfolioDayTaken(RuntimeError):
+    """Another run already simulated (or is simulating) this portfolio's day."""
+
+
+class ModelDayResult(BaseModel):
+    """What a model-day ended as."""
+
+    model_day_id: int
+    model: str
+    day: date
+    status: str
+    trades: int = 0
+    cash_end: float | None = None
+    value_end: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    llm_calls: int = 0
+    replayed_calls: int = 0
+    finished: bool = False
+    already_done: bool = False
+    error: str | None = None
+    transient: bool = False
+
+
+class ModelDayRequest(BaseModel):
+    """Everything that identifies a model-day and how to run it."""
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    run_id: int
+    model: ModelConfig
+    day: date
+    portfolio: str
+    universe: list[str]
+    benchmark: str = "QQQ"
+    initial_cash: float = 10_000.0
+    agent: AgentConfig = AgentConfig()
+    mode: Literal["live", "replay"] = "live"
+
+
+def claim_model_day(session: Session, request: ModelDayRequest) -> ModelDay:
+    """The model-day row for this request, created or reset to running; commits."""
+    model_day = session.exec(
+        select(ModelDay).where(
+            ModelDay.run_id == request.run_id,
+            ModelDay.model == request.model.name,
+            ModelDay.day == request.day,
+        )
+    ).first()
+    if model_day is not None and model_day.status == ModelDayStatus.COMPLETED:
+        return model_day
+    if model_day is None:
+        model_day = ModelDay(
+            run_id=request.run_id,
+            model=request.model.name,
+            portfolio=request.portfolio,
+            day=request.day,
+        )
+    model_day.status = ModelDayStatus.RUNNING
+    model_day.attempts += 1
+    model_day.started_at = utcnow()
+    model_day.error = model_day.skip_reason = None
+    session.add(model_day)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise PortfolioDayTaken(
+            f"portfolio {request.portfolio!r} already has a model-day on {request.day} "
+            "in another run; a day is never simulated twice"
+        ) from None
+    return model_day
+
+
+async def run_model_day(
+    engine: Engine,
+    request: ModelDayRequest,
+    prices: PriceBook,
+    *,
+    budget: RunBudget | None = None,
+    chat_model: BaseChatModel | None = None,
+    news: NewsArchive | None = None,
+    is_session_day: Callable[[date], bool] = is_trading_day,
+) -> ModelDayResult:
+    """Run one model-day end to end and persist it; a completed day is returned as it is."""
+    with Session(engine, expire_on_commit=False) as session:
+        model_day = claim_model_day(session, request)
+        if model_day.status == ModelDayStatus.COMPLETED:
+            return _result(model_day, already_done=True)
+        if budget is not None and budget.exhausted:
+            return _skip(session, model_day, "budget", "run budget spent before this day")
+        book = starting_book(session, request.portfolio, request.day, request.initial_cash)
+        replay_book = (
+            ReplayBook.load(session, request.model.name) if request.mode == "replay" else None
+        )
+
+    context = SessionContext.create(
+        run_id=request.run_id,
+        model=request.model.name,
+        portfolio=request.portfolio,
+        day=request.day,
+        universe=request.universe,
+        prices=prices,
+        book=book,
+        is_session_day=is_session_day,
+        benchmark=request.benchmark,
+        news=news,
+    )
+    recorder = RecordingChatModel(
+        model_name=request.model.name,
+        inner=None if request.mode == "replay" else (chat_model or build_chat_model(request.model)),
+        mode=request.mode,
+        replay_book=replay_book,
+        price=request.model.price,
+        budget=budget,
+    )
+    transcript: list[BaseMessage] = []
+    latencies: dict[str, float] = {}
+    try:
+        finished = await _converse(context, request, recorder, transcript, latencies)
+    except Exception as exc:
+        return _persist_failure(engine, model_day, exc, transcript, latencies, recorder.records)
+    return _persist_success(
+        engine, model_day, context, prices, transcript, latencies, recorder.records, finished
+    )
+
+
+async def _converse(
+    context: SessionContext,
+    request: ModelDayRequest,
+    model: RecordingChatModel,
+    transcript: list[BaseMessage],
+    latencies: dict[str, float],
+) -> bool:
+    """Let the model work until it says it is done or runs out of steps; True if it finished."""
+
+    async def time_tool(call: Any, handler: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await handler(call)
+        finally:
+            tool_call_id = getattr(call.runtime, "tool_call_id", None)
+            if tool_call_id:
+                latencies[tool_call_id] = (time.perf_counter() - started) * 1000
+
+    server = build_server(context, tuple(request.agent.tool_groups))
+    async with Client(server) as client:
+        tools = await load_mcp_tools(client.session, tool_interceptors=[time_tool])
+        agent = create_agent(model, tools, system_prompt=system_prompt(context))
+        transcript.append(HumanMessage(first_message(context)))
+        while len(model.records) < request.agent.max_steps:
+            steps_left = request.agent.max_steps - len(model.records)
+            try:
+                async for state in agent.astream(
+                    {"messages": list(transcript)},
+                    {"recursion_limit": 2 * steps_left + 1},
+                    stream_mode="values",
+                ):
+                    transcript[:] = state["messages"]
+            except GraphRecursionError:
+                return False  # out of steps: the trades made so far stand
+            last = transcript[-1]
+            if isinstance(last, AIMessage) and last.invalid_tool_calls:
+                transcript.extend(_malformed_call_answers(last))
+                continue
+            if FINISH_SIGNAL in _text(last):
+                return True
+            transcript.append(HumanMessage(CONTINUE_PROMPT))
+    return False
+
+
+def _malformed_call_answers(message: AIMessage) -> list[ToolMessage]:
+    """Tell the model which of its tool calls could not be parsed, so it can send them again."""
+    return [
+        ToolMessage(
+            content=(
+                f"error: the arguments of your {call.get('name') or 'tool'} call are not valid "
+                f"JSON ({call.get('error') or 'unparseable'}); send the call again"
+            ),
+            tool_call_id=call.get("id") or f"invalid-{index}",
+            status="error",
+        )
+        for index, call in enumerate(message.invalid_tool_calls)
+    ]
+
+
+def _text(message: BaseMessage) -> str:
+    return message.text if isinstance(message.text, str) else str(message.content)
+
+
+def _store_transcript(
+    session: Session,
+    model_day: ModelDay,
+    system: str | None,
+    transcript: list[BaseMessage],
+    latencies: dict[str, float],
+    records: list[LLMCallRecord],
+) -> None:
+    for row in message_rows(model_day.id, system, transcript):
+        session.add(row)
+    for row in tool_call_rows(model_day.id, transcript, latencies):
+        session.add(row)
+    live = [r for r in records if not r.replayed]
+    for record in live:
+        session.add(
+            LLMCall(
+                model_day_id=model_day.id,
+                **record.model_dump(exclude={"replayed"}),
+            )
+        )
+    model_day.tokens_in = sum(r.tokens_in for r in live)
+    model_day.tokens_out = sum(r.tokens_out for r in live)
+    model_day.cost_usd = sum(r.cost_usd or 0.0 for r in live)
+    model_day.cached = bool(records) and not live
+
+
+def _persist_success(
+    engine: Engine,
+    model_day: ModelDay,
+    context: SessionContext,
+    prices: PriceBook,
+    transcript: list[BaseMessage],
+    latencies: dict[str, float],
+    records: list[LLMCallRecord],
+    finished: bool,
+) -> ModelDayResult:
+    with Session(engine, expire_on_commit=False) as session:
+        model_day = session.merge(model_day)
+        _store_transcript(
+            session, model_day, system_prompt(context), transcript, latencies, records
+        )
+        if not finished:
+            model_day.error = "stopped after max_steps without the finish signal"
+        fills = context.trading.fills
+        record_completed_day(session, model_day, fills, context.trading.portfolio, prices)
+        session.commit()
+        return _result(model_day, trades=len(fills), records=records, finished=finished)
+
+
+def _persist_failure(
+    engine: Engine,
+    model_day: ModelDay,
+    error: Exception,
+    transcript: list[BaseMessage],
+    latencies: dict[str, float],
+    records: list[LLMCallRecord],
+) -> ModelDayResult:
+    message = " ".join(f"{type(error).__name__}: {error}".split())[:2000]
+    with Session(engine, expire_on_commit=False) as session:
+        model_day = session.merge(model_day)
+        _store_transcript(session, model_day, None, transcript, latencies, records)
+        if isinstance(error, BudgetExhausted):
+            model_day.status = ModelDayStatus.SKIPPED
+            model_day.skip_reason = "budget"
+        else:
+            model_day.status = ModelDayStatus.FAILED
+        model_day.error = message
+        model_day.finished_at = utcnow()
+        if model_day.started_at is not None:
+            model_day.duration_s = (model_day.finished_at - model_day.started_at).total_seconds()
+        session.add(model_day)
+        session.commit()
+        result = _result(model_day, records=records)
+    result.transient = isinstance(error, TRANSIENT_ERRORS) or isinstance(
+        error.__cause__, TRANSIENT_ERRORS
+    )
+    return result
+
+
+def _skip(session: Session, model_day: ModelDay, reason: str, message: str) -> ModelDayResult:
+    model_day.status = ModelDayStatus.SKIPPED
+    model_day.skip_reason = reason
+    model_day.error = message
+    model_day.finished_at = utcnow()
+    session.add(model_day)
+    session.commit()
+    return _result(model_day)
+
+
+def _result(
+    model_day: ModelDay,
+    *,
+    trades: int = 0,
+    records: list[LLMCallRecord] | None = None,
+    finished: bool = False,
+    already_done: bool = False,
+) -> ModelDayResult:
+    records = records or []
+    return ModelDayResult(
+        model_day_id=model_day.id,
+        model=model_day.model,
+        day=model_day.day,
+        status=model_day.status,
+        trades=trades,
+        cash_end=model_day.cash_end,
+        value_end=model_day.value_end,
+        tokens_in=model_day.tokens_in,
+        tokens_out=model_day.tokens_out,
+        cost_usd=model_day.cost_usd,
+        llm_calls=sum(not r.replayed for r in records),
+        replayed_calls=sum(r.replayed for r in records),
+        finished=finished,
+        already_done=already_done,
+        error=model_day.error,
+    )
+
+
+def run_model_day_sync(*args: Any, **kwargs: Any) -> ModelDayResult:
+    """`run_model_day` for callers without an event loop (scripts, notebooks, tests)."""
+    return asyncio.run(run_model_day(*args, **kwargs))

@@ -1,0 +1,193 @@
+"""`aitrader tools serve`: the tool server over MCP streamable HTTP, reached as the agent reaches it
+(langchain-mcp-adapters' MultiServerMCPClient) from a separate process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import ToolMessage
+from langchain_mcp_adapters.client import MultiServerMCPClient
+from sqlmodel import Session
+from typer.testing import CliRunner
+
+from agent_tools.market.aitrader_files import import_prices
+from agent_tools.market.news_feed import import_news_file
+from agent_tools.servers.serve import build_manual_context
+from deployments.cli import app
+from models.engine import create_store_engine, dispose_engines
+
+ROOT = Path(__file__).resolve().parents[1]
+DAY = date(2025, 10, 15)
+TOOLS = {
+    "get_universe_snapshot", "get_price_history", "get_price", "get_recent_closes",
+    "search_news", "get_portfolio", "buy", "sell", "calculate",
+}  # fmt: skip
+
+
+@pytest.fixture
+def store(sqlite_url: str, shared_data: Path) -> str:
+    """A SQLite store holding the shared daily prices and news sample."""
+    engine = create_store_engine(sqlite_url)
+    with Session(engine) as session:
+        import_prices(session, shared_data / "nasdaq100_daily")
+        import_news_file(session, shared_data / "alphavantage_news_sample.json")
+        session.commit()
+    engine.dispose()
+    return sqlite_url
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"tools serve exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail(f"tools serve did not listen on {port} within {timeout}s:\n{log.read_text()}")
+
+
+@pytest.fixture
+def served(store: str, tmp_path: Path) -> Iterator[int]:
+    """`aitrader tools serve` in a subprocess on a free port; stopped by its own pid afterwards."""
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    command = [
+        sys.executable, "-c", "from deployments.cli import app; app()",
+        "tools", "serve", "--day", str(DAY), "--port", str(port), "--cash", "5000",
+        "--universe", "AAPL,MSFT,NVDA", "--model", "by-hand",
+    ]  # fmt: skip
+    env = {**os.environ, "DATABASE_URL": store}
+    with log.open("w") as output:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
+    try:
+        _wait_for_port(port, process, log)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _daily_bar(shared_data: Path, symbol: str, day: date) -> dict[str, float]:
+    path = shared_data / "nasdaq100_daily" / f"daily_prices_{symbol}.json"
+    bar = json.loads(path.read_text())["Time Series (Daily)"][str(day)]
+    return {key.split(". ")[1]: float(value) for key, value in bar.items()}
+
+
+def _text(message: ToolMessage) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return "\n".join(block.get("text", "") for block in content if isinstance(block, dict))
+
+
+async def _session(port: int) -> dict[str, ToolMessage]:
+    client = MultiServerMCPClient(
+        {"aitrader": {"transport": "streamable_http", "url": f"http://127.0.0.1:{port}/mcp"}}
+    )
+    tools = {tool.name: tool for tool in await client.get_tools()}
+    assert set(tools) == TOOLS
+    calls: list[tuple[str, str, dict[str, Any]]] = [
+        ("today", "get_price", {"symbol": "aapl", "date": str(DAY)}),
+        ("future", "get_price", {"symbol": "AAPL", "date": "2025-10-16"}),
+        ("buy", "buy", {"symbol": "AAPL", "shares": 2}),
+        ("portfolio", "get_portfolio", {}),
+        ("snapshot", "get_universe_snapshot", {}),
+        ("news", "search_news", {"limit": 50}),
+    ]
+    answers = {}
+    for number, (label, name, args) in enumerate(calls):
+        call = {"name": name, "args": args, "id": f"c{number}", "type": "tool_call"}
+        answers[label] = await tools[name].ainvoke(call)
+    return answers
+
+
+def test_tools_serve_answers_an_agent_over_http(served: int, shared_data: Path) -> None:
+    answers = asyncio.run(_session(served))
+    bar = _daily_bar(shared_data, "AAPL", DAY)
+
+    today = answers["today"]
+    assert today.status != "error"
+    assert today.artifact["structured_content"] == {
+        "symbol": "AAPL", "date": str(DAY), "open": bar["open"],
+    }  # fmt: skip
+    for hidden in ("high", "low", "close", "volume"):
+        assert str(bar[hidden]) not in _text(today)
+
+    future = answers["future"]
+    assert future.status == "error"
+    assert "2025-10-16 is in the future" in _text(future)
+
+    filled = answers["buy"].artifact["structured_content"]["filled"]
+    assert filled == {
+        "side": "buy", "symbol": "AAPL", "shares": 2, "price": bar["open"],
+        "cash_after": pytest.approx(5000 - 2 * bar["open"]),
+    }  # fmt: skip
+    # Each call is a new MCP session; the book lives in the server, so the buy is still there.
+    portfolio = answers["portfolio"].artifact["structured_content"]
+    assert portfolio["positions"] == {"AAPL": 2}
+    assert portfolio["cash"] == pytest.approx(5000 - 2 * bar["open"])
+
+    snapshot = answers["snapshot"].artifact["structured_content"]
+    assert [row["symbol"] for row in snapshot["symbols"]] == ["AAPL", "MSFT", "NVDA"]
+    assert snapshot["symbols"][0]["previous_date"] == "2025-10-14"
+
+    news = answers["news"].artifact["structured_content"]
+    assert news["published_before"] == "2025-10-15T13:30+00:00"
+    assert len(news["items"]) == 20
+
+
+def test_build_manual_context_holds_nothing_after_the_day(store: str) -> None:
+    engine = create_store_engine(store)
+    try:
+        context = build_manual_context(engine, DAY, universe="aapl, msft,AAPL", cash=100.0)
+    finally:
+        engine.dispose()
+    assert context.universe == ("AAPL", "MSFT") and context.benchmark == "QQQ"
+    assert context.trading.portfolio.cash == 100.0 and context.model == "manual"
+    assert context.trading.prices.times()[-1] == datetime(2025, 10, 15)
+    assert context.news is not None
+
+
+def test_tools_serve_refuses_a_day_it_cannot_serve(
+    store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", store)
+    monkeypatch.delenv("AITRADER_DEBUG", raising=False)
+    runner = CliRunner()
+    cases = {
+        "2025-10-18": "2025-10-18 is not a trading day",
+        "2025-11-03": "no real daily bar on 2025-11-03",
+        "tomorrow": "--day must be a date like",
+    }
+    try:
+        for day, message in cases.items():
+            result = runner.invoke(app, ["tools", "serve", "--day", day])
+            assert result.exit_code == 1 and message in result.stderr, result.stderr
+        result = runner.invoke(app, ["tools", "serve", "--day", str(DAY), "--universe", "nope"])
+        assert result.exit_code == 1 and "unknown universe 'nope'" in result.stderr
+    finally:
+        dispose_engines()
