@@ -281,16 +281,28 @@ def results(
     start: Annotated[str | None, typer.Option(help="From this day, YYYY-MM-DD.")] = None,
     end: Annotated[str | None, typer.Option(help="Up to this day, YYYY-MM-DD.")] = None,
     risk_free_rate: Annotated[float, typer.Option(help="Annual risk-free rate.")] = 0.0,
+    detail: Annotated[
+        str, typer.Option(help="summary, or full: each model-day's conversation and tool calls.")
+    ] = "summary",
+    day: Annotated[
+        str | None, typer.Option(help="Only this day (same as --start D --end D).")
+    ] = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Show runs, per model-day values, or the leaderboard with its metrics."""
     from models.results import get_run, leaderboard, list_runs, model_days_frame
 
     first, last = _parse_day(start, "--start"), _parse_day(end, "--end")
+    if day is not None:
+        first = last = _parse_day(day, "--day")
     if first and last and last < first:
         raise ValueError(f"--end {last} is before --start {first}")
+    if detail not in ("summary", "full"):
+        raise ValueError(f"unknown detail {detail!r}; use summary or full")
     with _session() as session:
-        if view == "runs":
+        if detail == "full":
+            _print_details(session, run, model, first, last, fmt)
+        elif view == "runs":
             rows = [_run_row(r) for r in list_runs(session)]
             render(rows, fmt, title="runs")
         elif view == "days":
@@ -309,6 +321,49 @@ def results(
             render(rows, fmt, title=f"leaderboard of run {selected.id}: {selected.name}, {window}")
         else:
             raise ValueError(f"unknown view {view!r}; use leaderboard, days or runs")
+
+
+def _print_details(session, run, model, first, last, fmt: OutputFormat) -> None:
+    """Each model-day's messages, reasoning, tool calls with answers, trades and tokens."""
+    import json
+
+    from rich.panel import Panel
+
+    from models.results import model_day_details
+
+    details = model_day_details(session, run, model=model, start=first, end=last)
+    if fmt is not OutputFormat.table:
+        typer.echo(json.dumps([d.model_dump(mode="json") for d in details], indent=2))
+        return
+    if not details:
+        console.print("[dim]no model-days match[/dim]")
+    for detail in details:
+        head = (
+            f"{detail.model} on {detail.day}: {detail.status}"
+            f" | tokens {detail.tokens_in:,} in, {detail.tokens_out:,} out, ${detail.cost_usd:.4f}"
+            f" | {detail.llm_calls} LLM calls"
+        )
+        if detail.value_end is not None:
+            head += f" | value {detail.value_end:,.2f}, cash {detail.cash_end:,.2f}"
+        lines = [f"[red]{detail.error}[/red]"] if detail.error else []
+        for message in detail.messages:
+            if message["role"] == "system":
+                continue  # the same long prompt every day; `--format json` has it
+            if message["reasoning"]:
+                lines.append(f"[magenta]reasoning:[/magenta] {message['reasoning']}")
+            lines.append(f"[bold]{message['role']}:[/bold] {message['content']}")
+        for call in detail.tool_calls:
+            mark = "[red]error[/red]" if call["is_error"] else "ok"
+            lines.append(
+                f"[cyan]tool {call['tool']}({json.dumps(call['arguments'])})[/cyan] {mark}: "
+                f"{call['result'][:300]}"
+            )
+        for trade in detail.trades:
+            lines.append(
+                f"[green]{trade['side']} {trade['shares']} {trade['symbol']} "
+                f"at {trade['price']:.4f}[/green]"
+            )
+        console.print(Panel("\n".join(lines) or "-", title=head, title_align="left"))
 
 
 def _run_row(run) -> dict:

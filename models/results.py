@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel
@@ -10,7 +11,16 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from models.metrics import PerformanceSummary, summarize
-from models.tables import ModelDay, ModelDayStatus, PriceBar, Run, Trade
+from models.tables import (
+    LLMCall,
+    Message,
+    ModelDay,
+    ModelDayStatus,
+    PriceBar,
+    Run,
+    ToolCall,
+    Trade,
+)
 
 
 class ResultsError(LookupError):
@@ -174,3 +184,79 @@ def leaderboard(
             )
         )
     return rows
+
+
+MESSAGE_FIELDS = {"seq", "role", "content", "reasoning"}
+TOOL_CALL_FIELDS = {"seq", "tool", "arguments", "result", "is_error", "latency_ms"}
+TRADE_FIELDS = {"seq", "side", "symbol", "shares", "price", "cash_after"}
+
+
+class ModelDayDetail(BaseModel):
+    """Everything one model-day did: its conversation, tool calls, trades and costs."""
+
+    run_id: int
+    model: str
+    day: date
+    status: str
+    error: str | None
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    cash_end: float | None
+    value_end: float | None
+    messages: list[dict[str, Any]]
+    tool_calls: list[dict[str, Any]]
+    trades: list[dict[str, Any]]
+    llm_calls: int
+
+
+def model_day_details(
+    session: Session,
+    run_id: int | None = None,
+    model: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    limit: int = 50,
+) -> list[ModelDayDetail]:
+    """The full record of each matching model-day (the newest run when `run_id` is None)."""
+    run = get_run(session, run_id)
+    query = select(ModelDay).where(ModelDay.run_id == run.id)
+    if model is not None:
+        query = query.where(ModelDay.model == model)
+    if start is not None:
+        query = query.where(ModelDay.day >= start)
+    if end is not None:
+        query = query.where(ModelDay.day <= end)
+    details = []
+    for day in session.exec(query.order_by(ModelDay.day, ModelDay.model).limit(limit)):
+        messages = session.exec(
+            select(Message).where(Message.model_day_id == day.id).order_by(Message.seq)
+        ).all()
+        calls = session.exec(
+            select(ToolCall).where(ToolCall.model_day_id == day.id).order_by(ToolCall.seq)
+        ).all()
+        trades = session.exec(
+            select(Trade).where(Trade.model_day_id == day.id).order_by(Trade.seq)
+        ).all()
+        llm_calls = session.exec(
+            select(func.count()).select_from(LLMCall).where(LLMCall.model_day_id == day.id)
+        ).one()
+        details.append(
+            ModelDayDetail(
+                run_id=day.run_id,
+                model=day.model,
+                day=day.day,
+                status=day.status,
+                error=day.error or day.skip_reason,
+                tokens_in=day.tokens_in,
+                tokens_out=day.tokens_out,
+                cost_usd=day.cost_usd,
+                cash_end=day.cash_end,
+                value_end=day.value_end,
+                messages=[m.model_dump(include=MESSAGE_FIELDS) for m in messages],
+                tool_calls=[c.model_dump(include=TOOL_CALL_FIELDS) for c in calls],
+                trades=[t.model_dump(include=TRADE_FIELDS) for t in trades],
+                llm_calls=llm_calls,
+            )
+        )
+    return details
