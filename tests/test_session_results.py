@@ -1,4 +1,4 @@
-"""Built-in strategies through persisted model-days, read back with `aitrader results --detail full`."""
+"""Built-in strategies through persisted model-days, read back with `results --detail full`."""
 
 from __future__ import annotations
 
