@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
-from sqlalchemy import or_
+from sqlalchemy import String, cast, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -107,12 +107,13 @@ class NewsArchive:
                     *(NewsItem.summary.ilike(f"%{w}%") for w in words),
                 )
             )
-        wanted = {t.upper() for t in tickers}
-        statement = statement.order_by(NewsItem.published_at.desc())
+        wanted = sorted({t.strip().upper() for t in tickers if t.strip()})
+        if wanted:  # tickers are a JSON list; matching its text works on SQLite and Postgres
+            tickers_text = cast(NewsItem.tickers, String)
+            statement = statement.where(or_(*(tickers_text.like(f'%"{t}"%') for t in wanted)))
+        statement = statement.order_by(NewsItem.published_at.desc()).limit(limit)
         with Session(self.engine) as session:
-            rows = session.exec(statement.limit(limit * 20 if wanted else limit)).all()
-        if wanted:
-            rows = [r for r in rows if wanted & set(r.tickers)][:limit]
+            rows = session.exec(statement).all()
         return [
             NewsHeadline(
                 title=r.title,

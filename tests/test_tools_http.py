@@ -125,13 +125,20 @@ async def _session(port: int) -> dict[str, ToolMessage]:
     return answers
 
 
+def _data(message: Any) -> Any:
+    """A tool answer's JSON text as data."""
+    content = message.content
+    text = content if isinstance(content, str) else "".join(b.get("text", "") for b in content)
+    return json.loads(text)
+
+
 def test_tools_serve_answers_an_agent_over_http(served: int, shared_data: Path) -> None:
     answers = asyncio.run(_session(served))
     bar = _daily_bar(shared_data, "AAPL", DAY)
 
     today = answers["today"]
     assert today.status != "error"
-    assert today.artifact["structured_content"] == {
+    assert _data(today) == {
         "symbol": "AAPL", "date": str(DAY), "open": bar["open"],
     }  # fmt: skip
     for hidden in ("high", "low", "close", "volume"):
@@ -141,21 +148,21 @@ def test_tools_serve_answers_an_agent_over_http(served: int, shared_data: Path) 
     assert future.status == "error"
     assert "2025-10-16 is in the future" in _text(future)
 
-    filled = answers["buy"].artifact["structured_content"]["filled"]
+    filled = _data(answers["buy"])["filled"]
     assert filled == {
         "side": "buy", "symbol": "AAPL", "shares": 2, "price": bar["open"],
         "cash_after": pytest.approx(5000 - 2 * bar["open"]),
     }  # fmt: skip
     # Each call is a new MCP session; the book lives in the server, so the buy is still there.
-    portfolio = answers["portfolio"].artifact["structured_content"]
+    portfolio = _data(answers["portfolio"])
     assert portfolio["positions"] == {"AAPL": 2}
     assert portfolio["cash"] == pytest.approx(5000 - 2 * bar["open"])
 
-    snapshot = answers["snapshot"].artifact["structured_content"]
+    snapshot = _data(answers["snapshot"])
     assert [row["symbol"] for row in snapshot["symbols"]] == ["AAPL", "MSFT", "NVDA"]
     assert snapshot["symbols"][0]["previous_date"] == "2025-10-14"
 
-    news = answers["news"].artifact["structured_content"]
+    news = _data(answers["news"])
     assert news["published_before"] == "2025-10-15T13:30+00:00"
     assert len(news["items"]) == 20
 

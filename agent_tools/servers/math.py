@@ -5,13 +5,13 @@ from __future__ import annotations
 import ast
 import math
 import operator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastmcp import FastMCP
 from pydantic import Field
 
 from agent_tools.context import SessionContext
-from agent_tools.servers.errors import RejectedCall
+from agent_tools.servers.tooling import RejectedCall, add_tools, answer
 
 MAX_EXPRESSION = 500
 MAX_EXPONENT = 1000
@@ -35,7 +35,7 @@ class CalculationError(ValueError):
     """The expression is not plain arithmetic, or its value is undefined."""
 
 
-def calculate(expression: str) -> float | int:
+def evaluate_arithmetic(expression: str) -> float | int:
     """Evaluate arithmetic (+ - * / // % **, parentheses, a few math functions) on numbers."""
     if len(expression) > MAX_EXPRESSION:
         raise CalculationError(f"expression longer than {MAX_EXPRESSION} characters")
@@ -74,12 +74,13 @@ def _evaluate(node: ast.AST) -> float | int:
 def register(server: FastMCP, context: SessionContext) -> None:
     """Add the calculator to `server`."""
 
-    @server.tool(name="calculate", output_schema=None)
-    async def calculate_tool(
+    async def calculate(
         expression: Annotated[str, Field(description="e.g. (10000 - 2555.5) / 189.6")],
-    ) -> dict[str, Any]:
+    ) -> str:
         """Evaluate an arithmetic expression."""
         try:
-            return {"expression": expression, "result": calculate(expression)}
+            return answer({"expression": expression, "result": evaluate_arithmetic(expression)})
         except CalculationError as exc:
             raise RejectedCall(str(exc)) from None
+
+    add_tools(server, calculate)

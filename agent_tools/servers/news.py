@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastmcp import FastMCP
 from pydantic import Field
 
 from agent_tools.context import SessionContext
+from agent_tools.servers.tooling import add_tools, answer
 
 
 def register(server: FastMCP, context: SessionContext) -> None:
     """Add the news tool, bound to `context`, to `server`."""
 
-    @server.tool(output_schema=None)  # see build_server: no per-call JSON-schema pass
     async def search_news(
         query: Annotated[str, Field(description="Words to look for; empty for the latest")] = "",
         tickers: Annotated[list[str] | None, Field(description="Only items on these")] = None,
         limit: Annotated[int, Field(ge=1, le=50)] = 10,
-    ) -> dict[str, Any]:
+    ) -> str:
         """News published before today's market open, newest first."""
         cutoff = context.cutoff
         items = (
@@ -26,7 +26,11 @@ def register(server: FastMCP, context: SessionContext) -> None:
             if context.news is not None
             else []
         )
-        return {
-            "published_before": cutoff.isoformat(timespec="minutes"),
-            "items": [item.model_dump() for item in items],
-        }
+        return answer(
+            {
+                "published_before": cutoff.isoformat(timespec="minutes"),
+                "items": [item.model_dump() for item in items],
+            }
+        )
+
+    add_tools(server, search_news)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastmcp import FastMCP
 from pydantic import Field
 
 from agent_tools.context import SessionContext
-from agent_tools.servers.errors import RejectedCall
+from agent_tools.servers.tooling import RejectedCall, add_tools, answer
 
 MAX_SESSIONS = 260
 
@@ -25,8 +25,7 @@ def register(server: FastMCP, context: SessionContext) -> None:
     """Add the price tools, bound to `context`, to `server`."""
     market = context.market
 
-    @server.tool(output_schema=None)  # see build_server: no per-call JSON-schema pass
-    async def get_universe_snapshot() -> dict[str, Any]:
+    async def get_universe_snapshot() -> str:
         """Every tradable symbol's last close before today and today's open (the fill price)."""
         rows = []
         for symbol in context.universe:
@@ -39,51 +38,52 @@ def register(server: FastMCP, context: SessionContext) -> None:
                     "open": market.today(symbol).open,
                 }
             )
-        return {"date": str(context.day), "benchmark": context.benchmark, "symbols": rows}
+        return answer({"date": str(context.day), "benchmark": context.benchmark, "symbols": rows})
 
-    @server.tool(output_schema=None)  # see build_server: no per-call JSON-schema pass
     async def get_price_history(
         symbol: Annotated[str, Field(description="Ticker, e.g. AAPL")],
         sessions: Annotated[int, Field(ge=1, le=MAX_SESSIONS, description="How many")] = 20,
-    ) -> dict[str, Any]:
+    ) -> str:
         """Daily bars of the last `sessions` trading days before today, plus today's open."""
         symbol = _symbol(context, symbol)
-        return {
-            "symbol": symbol,
-            "bars": [bar.model_dump() for bar in market.history(symbol, sessions)],
-            "today": market.today(symbol).model_dump(),
-        }
+        return answer(
+            {
+                "symbol": symbol,
+                "bars": [bar.model_dump() for bar in market.history(symbol, sessions)],
+                "today": market.today(symbol).model_dump(),
+            }
+        )
 
-    @server.tool(output_schema=None)  # see build_server: no per-call JSON-schema pass
     async def get_price(
         symbol: Annotated[str, Field(description="Ticker, e.g. AAPL")],
         date: Annotated[str, Field(description="YYYY-MM-DD, today or earlier")],
-    ) -> dict[str, Any]:
+    ) -> str:
         """One day's bar; for today only the open is known."""
         symbol = _symbol(context, symbol)
         try:
             day = _parse_day(date)
         except ValueError:
-            raise RejectedCall(f"date must look like 2025-10-01, got {date!r}") from None
+            raise RejectedCall(f"date must look like {context.day}, got {date!r}") from None
         if day > context.day:
             raise RejectedCall(f"{day} is in the future: today is {context.day}")
         bar = market.bar_on(symbol, day)
         if bar is None:
             raise RejectedCall(f"no bar for {symbol} on {day} (not a trading day, or no data)")
-        return {"symbol": symbol, **bar.model_dump()}
+        return answer({"symbol": symbol, **bar.model_dump()})
 
-    @server.tool(output_schema=None)  # see build_server: no per-call JSON-schema pass
     async def get_recent_closes(
         sessions: Annotated[int, Field(ge=1, le=MAX_SESSIONS)] = 20,
         symbols: Annotated[list[str] | None, Field(description="Default: the universe")] = None,
-    ) -> dict[str, Any]:
+    ) -> str:
         """Closes of the last `sessions` trading days before today for many symbols at once."""
         wanted = [_symbol(context, s) for s in symbols] if symbols else list(context.universe)
         closes = {
             symbol: [[bar.date, bar.close] for bar in market.history(symbol, sessions)]
             for symbol in wanted
         }
-        return {"date": str(context.day), "closes": closes}
+        return answer({"date": str(context.day), "closes": closes})
+
+    add_tools(server, get_universe_snapshot, get_price_history, get_price, get_recent_closes)
 
 
 def _parse_day(text: str) -> date:

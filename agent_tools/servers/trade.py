@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastmcp import FastMCP
 from pydantic import Field
 
 from agent_tools.context import SessionContext
-from agent_tools.servers.errors import RejectedCall
+from agent_tools.servers.tooling import RejectedCall, add_tools, answer
 from agent_tools.trading.rules import OrderRejected
 
 # Quantities arrive as the model wrote them; the trading rules give the clear error, not the schema.
@@ -19,11 +19,15 @@ Symbol = Annotated[str, Field(description="Ticker, e.g. AAPL")]
 def register(server: FastMCP, context: SessionContext) -> None:
     """Add the trade tools, bound to `context`, to `server`."""
 
-    def portfolio_view() -> dict[str, Any]:
+    def portfolio_view() -> str:
         book = context.trading.portfolio
         value = book.cash
         for symbol, shares in book.positions.items():
-            value += shares * (context.market.today(symbol).open or 0.0)
+            price = context.market.today(symbol).open
+            if price is None:  # no bar today (a delisted symbol): its last close
+                previous = context.market.previous_close(symbol)
+                price = previous[0] if previous else 0.0
+            value += shares * price
         return {
             "date": str(context.day),
             "cash": round(book.cash, 4),
@@ -31,25 +35,24 @@ def register(server: FastMCP, context: SessionContext) -> None:
             "value_at_open": round(value, 4),
         }
 
-    @server.tool(output_schema=None)  # see build_server: no per-call JSON-schema pass
-    async def get_portfolio() -> dict[str, Any]:
+    async def get_portfolio() -> str:
         """Cash, shares held, and their value at today's open."""
-        return portfolio_view()
+        return answer(portfolio_view())
 
-    @server.tool(output_schema=None)  # see build_server: no per-call JSON-schema pass
-    async def buy(symbol: Symbol, shares: Shares) -> dict[str, Any]:
+    async def buy(symbol: Symbol, shares: Shares) -> str:
         """Buy whole shares at today's open. Cash may not go below zero."""
         try:
             fill = context.trading.buy(symbol, shares)
         except OrderRejected as exc:
             raise RejectedCall(f"buy rejected: {exc}") from None
-        return {"filled": fill.model_dump(exclude={"seq"}), **portfolio_view()}
+        return answer({"filled": fill.model_dump(exclude={"seq"}), **portfolio_view()})
 
-    @server.tool(output_schema=None)  # see build_server: no per-call JSON-schema pass
-    async def sell(symbol: Symbol, shares: Shares) -> dict[str, Any]:
+    async def sell(symbol: Symbol, shares: Shares) -> str:
         """Sell whole shares you hold at today's open. No short selling."""
         try:
             fill = context.trading.sell(symbol, shares)
         except OrderRejected as exc:
             raise RejectedCall(f"sell rejected: {exc}") from None
-        return {"filled": fill.model_dump(exclude={"seq"}), **portfolio_view()}
+        return answer({"filled": fill.model_dump(exclude={"seq"}), **portfolio_view()})
+
+    add_tools(server, get_portfolio, buy, sell)
