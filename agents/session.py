@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Literal
 
 import httpx
@@ -21,7 +22,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_mcp_adapters.tools import load_mcp_tools
 from langgraph.errors import GraphRecursionError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from sqlalchemy import or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -55,7 +57,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class PortfolioDayTaken(RuntimeError):
-    """Another run already simulated (or is simulating) this portfolio's day."""
+    """Another simulator holds a live claim on this portfolio's day."""
 
 
 class ModelDayResult(BaseModel):
@@ -82,8 +84,6 @@ class ModelDayResult(BaseModel):
 class ModelDayRequest(BaseModel):
     """Everything that identifies a model-day and how to run it."""
 
-    model_config = {"arbitrary_types_allowed": True}
-
     run_id: int
     model: ModelConfig
     day: date
@@ -93,40 +93,77 @@ class ModelDayRequest(BaseModel):
     initial_cash: float = 10_000.0
     agent: AgentConfig = AgentConfig()
     mode: Literal["live", "replay"] = "live"
+    claimant: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    lease_seconds: float = Field(default=900.0, gt=0)
 
 
 def claim_model_day(session: Session, request: ModelDayRequest) -> ModelDay:
-    """The model-day row for this request, created or reset to running; commits."""
-    model_day = session.exec(
-        select(ModelDay).where(
-            ModelDay.run_id == request.run_id,
-            ModelDay.model == request.model.name,
-            ModelDay.day == request.day,
-        )
-    ).first()
-    if model_day is not None and model_day.status == ModelDayStatus.COMPLETED:
-        return model_day
-    if model_day is None:
-        model_day = ModelDay(
-            run_id=request.run_id,
-            model=request.model.name,
-            portfolio=request.portfolio,
-            day=request.day,
-        )
-    model_day.status = ModelDayStatus.RUNNING
-    model_day.attempts += 1
-    model_day.started_at = utcnow()
-    model_day.error = model_day.skip_reason = None
-    session.add(model_day)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raise PortfolioDayTaken(
-            f"portfolio {request.portfolio!r} already has a model-day on {request.day} "
-            "in another run; a day is never simulated twice"
-        ) from None
-    return model_day
+    """The portfolio's model-day for the request's day, claimed for this request; commits.
+
+    A completed day comes back as it is. A new, failed or skipped day, or one whose earlier claim
+    has lapsed (its simulator died), is claimed atomically for `request.claimant`. A day another
+    simulator holds a live claim on raises `PortfolioDayTaken`.
+    """
+    now = utcnow()
+    for _ in range(3):  # a concurrent insert of the same day is re-read, then claimed or refused
+        model_day = session.exec(
+            select(ModelDay).where(
+                ModelDay.portfolio == request.portfolio, ModelDay.day == request.day
+            )
+        ).first()
+        if model_day is not None and model_day.status == ModelDayStatus.COMPLETED:
+            return model_day
+        claim = {
+            "run_id": request.run_id,
+            "status": ModelDayStatus.RUNNING,
+            "claimed_by": request.claimant,
+            "lease_until": now + timedelta(seconds=request.lease_seconds),
+            "started_at": now,
+            "error": None,
+            "skip_reason": None,
+        }
+        if model_day is None:
+            session.add(
+                ModelDay(
+                    model=request.model.name,
+                    portfolio=request.portfolio,
+                    day=request.day,
+                    attempts=1,
+                    **claim,
+                )
+            )
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                continue
+        else:
+            claimable = or_(
+                ModelDay.status.in_(
+                    [ModelDayStatus.PENDING, ModelDayStatus.FAILED, ModelDayStatus.SKIPPED]
+                ),
+                ModelDay.lease_until < now,
+                ModelDay.claimed_by == request.claimant,
+            )
+            updated = session.execute(
+                update(ModelDay)
+                .where(ModelDay.id == model_day.id, claimable)
+                .values(attempts=ModelDay.attempts + 1, **claim)
+            )
+            session.commit()
+            if updated.rowcount != 1:
+                raise PortfolioDayTaken(
+                    f"{request.portfolio} on {request.day} is being simulated by "
+                    f"{model_day.claimed_by} (claim until {model_day.lease_until}); "
+                    "a day is never simulated twice"
+                )
+        session.expire_all()
+        return session.exec(
+            select(ModelDay).where(
+                ModelDay.portfolio == request.portfolio, ModelDay.day == request.day
+            )
+        ).one()
+    raise PortfolioDayTaken(f"{request.portfolio} on {request.day} could not be claimed")
 
 
 async def run_model_day(
@@ -176,10 +213,13 @@ async def run_model_day(
     try:
         finished = await _converse(context, request, recorder, transcript, latencies)
     except Exception as exc:
-        return _persist_failure(engine, model_day, exc, transcript, latencies, recorder.records)
+        return _persist_failure(
+            engine, request, model_day.id, exc, transcript, latencies, recorder.records
+        )
     return _persist_success(
-        engine, model_day, context, prices, transcript, latencies, recorder.records, finished
-    )
+        engine, request, model_day.id, context, prices, transcript, latencies, recorder.records,
+        finished,
+    )  # fmt: skip
 
 
 async def _converse(
@@ -271,9 +311,22 @@ def _store_transcript(
     model_day.cached = bool(records) and not live
 
 
+def _own(session: Session, request: ModelDayRequest, model_day_id: int) -> ModelDay:
+    """The model-day row, provided this request still holds its claim."""
+    model_day = session.get(ModelDay, model_day_id, with_for_update=True)
+    if model_day is None or model_day.claimed_by != request.claimant:
+        raise PortfolioDayTaken(
+            f"{request.portfolio} on {request.day}: the claim lapsed and another simulator took "
+            "the day over; this attempt's results are dropped"
+        )
+    model_day.lease_until = None
+    return model_day
+
+
 def _persist_success(
     engine: Engine,
-    model_day: ModelDay,
+    request: ModelDayRequest,
+    model_day_id: int,
     context: SessionContext,
     prices: PriceBook,
     transcript: list[BaseMessage],
@@ -282,7 +335,7 @@ def _persist_success(
     finished: bool,
 ) -> ModelDayResult:
     with Session(engine, expire_on_commit=False) as session:
-        model_day = session.merge(model_day)
+        model_day = _own(session, request, model_day_id)
         _store_transcript(
             session, model_day, system_prompt(context), transcript, latencies, records
         )
@@ -296,7 +349,8 @@ def _persist_success(
 
 def _persist_failure(
     engine: Engine,
-    model_day: ModelDay,
+    request: ModelDayRequest,
+    model_day_id: int,
     error: Exception,
     transcript: list[BaseMessage],
     latencies: dict[str, float],
@@ -304,7 +358,7 @@ def _persist_failure(
 ) -> ModelDayResult:
     message = " ".join(f"{type(error).__name__}: {error}".split())[:2000]
     with Session(engine, expire_on_commit=False) as session:
-        model_day = session.merge(model_day)
+        model_day = _own(session, request, model_day_id)
         _store_transcript(session, model_day, None, transcript, latencies, records)
         if isinstance(error, BudgetExhausted):
             model_day.status = ModelDayStatus.SKIPPED
@@ -328,6 +382,7 @@ def _skip(session: Session, model_day: ModelDay, reason: str, message: str) -> M
     model_day.status = ModelDayStatus.SKIPPED
     model_day.skip_reason = reason
     model_day.error = message
+    model_day.lease_until = None
     model_day.finished_at = utcnow()
     session.add(model_day)
     session.commit()

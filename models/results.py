@@ -53,6 +53,23 @@ def get_run(session: Session, run_id: int | None) -> Run:
     return run
 
 
+def run_scope(session: Session, run_id: int) -> list:
+    """Conditions selecting a run's results: its portfolios over its date range.
+
+    A run may find some days already simulated by an earlier run of the same portfolios (a
+    re-run, a resume); those days are part of its results all the same.
+    """
+    run = get_run(session, run_id)
+    if not run.portfolios:
+        return [ModelDay.run_id == run.id]
+    conditions = [ModelDay.portfolio.in_(list(run.portfolios.values()))]
+    if run.start_date is not None:
+        conditions.append(ModelDay.day >= run.start_date)
+    if run.end_date is not None:
+        conditions.append(ModelDay.day <= run.end_date)
+    return conditions
+
+
 def model_days_frame(
     session: Session,
     run_id: int | None = None,
@@ -77,7 +94,7 @@ def model_days_frame(
         .order_by(ModelDay.run_id, ModelDay.model, ModelDay.day)
     )
     if run_id is not None:
-        query = query.where(ModelDay.run_id == run_id)
+        query = query.where(*run_scope(session, run_id))
     if model is not None:
         query = query.where(ModelDay.model == model)
     if start is not None:
@@ -220,7 +237,7 @@ def model_day_details(
 ) -> list[ModelDayDetail]:
     """The full record of each matching model-day (the newest run when `run_id` is None)."""
     run = get_run(session, run_id)
-    query = select(ModelDay).where(ModelDay.run_id == run.id)
+    query = select(ModelDay).where(*run_scope(session, run.id))
     if model is not None:
         query = query.where(ModelDay.model == model)
     if start is not None:

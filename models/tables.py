@@ -1,8 +1,9 @@
 """The results store: SQLModel tables for runs, model-days, books, conversations and market data.
 
-A *run* groups the model-days one trigger simulated (or one legacy import brought in). A
-*portfolio* names one model's book through time: its model-days chain, each starting from the
-previous completed one, and two model-days of one portfolio never share a day.
+A *run* is one trigger of a simulation (or one legacy import). A *portfolio* names one model's
+book through time (`<prefix>/<model>@<config hash>`): its model-days chain, each starting from
+the previous completed one, and a portfolio never has two model-days on one day, whichever run
+asked for them. A run's results are its portfolios over its date range.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ class Run(SQLModel, table=True):
     config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     config_hash: str = Field(default="", index=True)
     models: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    portfolios: dict[str, str] = Field(
+        default_factory=dict,
+        sa_column=Column(JSON, nullable=False),
+        description="model name -> portfolio key",
+    )
     start_date: date | None = None
     end_date: date | None = None
     market: str = Field(default="real", description="the price market its books are valued in")
@@ -62,11 +68,8 @@ class Run(SQLModel, table=True):
 class ModelDay(SQLModel, table=True):
     """One model's trading day: its status, cost and end-of-day cash and value."""
 
-    __table_args__ = (
-        UniqueConstraint("run_id", "model", "day", name="uq_model_day_run_model_day"),
-        # The store-level guard against simulating one portfolio's day twice.
-        UniqueConstraint("portfolio", "day", name="uq_model_day_portfolio_day"),
-    )
+    # The store-level guard against simulating one portfolio's day twice.
+    __table_args__ = (UniqueConstraint("portfolio", "day", name="uq_model_day_portfolio_day"),)
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="run.id", index=True, ondelete="CASCADE")
@@ -78,6 +81,10 @@ class ModelDay(SQLModel, table=True):
     error: str | None = None
     skip_reason: str | None = None
     attempts: int = 0
+    claimed_by: str | None = Field(default=None, description="who is simulating it")
+    lease_until: datetime | None = Field(
+        default=None, description="a running claim older than this may be taken over"
+    )
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration_s: float | None = None

@@ -188,6 +188,7 @@ def import_aitrader_run(
     )
     session.add(run)
     session.flush()
+    run.portfolios = {model: f"legacy-{run.id}/{model}" for model in logs}
     report = LegacyImportReport(run_id=run.id, run_name=run.name, interval=interval)
     missing: set[str] = set()
     for model, records in sorted(logs.items()):
@@ -203,7 +204,7 @@ def import_aitrader_run(
             model_day = ModelDay(
                 run_id=run.id,
                 model=model,
-                portfolio=f"legacy:{run.id}:{model}",
+                portfolio=run.portfolios[model],
                 day=day,
                 session=", ".join(sessions) if hourly else None,
                 status=ModelDayStatus.RUNNING,

@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises:
+Revises: (none)
 Create Date: 2026-11-27
 """
 
@@ -70,6 +70,7 @@ def upgrade() -> None:
         sa.Column("config", sa.JSON(), nullable=False),
         sa.Column("config_hash", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("models", sa.JSON(), nullable=False),
+        sa.Column("portfolios", sa.JSON(), nullable=False),
         sa.Column("start_date", sa.Date(), nullable=True),
         sa.Column("end_date", sa.Date(), nullable=True),
         sa.Column("market", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -100,6 +101,8 @@ def upgrade() -> None:
         sa.Column("error", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("skip_reason", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("claimed_by", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("lease_until", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.Column("started_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.Column("finished_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.Column("duration_s", sa.Float(), nullable=True),
@@ -112,7 +115,6 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["run_id"], ["run.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("portfolio", "day", name="uq_model_day_portfolio_day"),
-        sa.UniqueConstraint("run_id", "model", "day", name="uq_model_day_run_model_day"),
     )
     with op.batch_alter_table("modelday", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_modelday_day"), ["day"], unique=False)
