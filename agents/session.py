@@ -211,7 +211,8 @@ async def run_model_day(
     transcript: list[BaseMessage] = []
     latencies: dict[str, float] = {}
     try:
-        finished = await _converse(context, request, recorder, transcript, latencies)
+        async with asyncio.timeout(request.agent.day_timeout_s):
+            finished = await _converse(context, request, recorder, transcript, latencies)
     except Exception as exc:
         return _persist_failure(
             engine, request, model_day.id, exc, transcript, latencies, recorder.records
@@ -376,6 +377,20 @@ def _persist_failure(
         error.__cause__, TRANSIENT_ERRORS
     )
     return result
+
+
+def skip_model_day(
+    engine: Engine, request: ModelDayRequest, reason: str, message: str
+) -> ModelDayResult | None:
+    """Record that a model-day was not simulated, and why (None if another simulator holds it)."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            model_day = claim_model_day(session, request)
+        except PortfolioDayTaken:
+            return None
+        if model_day.status == ModelDayStatus.COMPLETED:
+            return _result(model_day, already_done=True)
+        return _skip(session, model_day, reason, message)
 
 
 def _skip(session: Session, model_day: ModelDay, reason: str, message: str) -> ModelDayResult:

@@ -107,6 +107,9 @@ class AgentConfig(BaseModel):
     """How a model-day's agent session runs."""
 
     max_steps: int = Field(default=30, ge=1, le=500, description="model calls per model-day")
+    day_timeout_s: float = Field(default=1800.0, gt=0, description="a model-day's time limit")
+    max_concurrent_models: int = Field(default=8, ge=1, description="model-days run at once")
+    retries: int = Field(default=2, ge=0, le=10, description="attempts after a transient failure")
     tool_groups: list[Literal["prices", "news", "trade", "math"]] = Field(
         default_factory=lambda: ["prices", "news", "trade", "math"]
     )

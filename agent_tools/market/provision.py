@@ -1,0 +1,50 @@
+"""Make sure a config's market has prices before a backtest plans its days."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from agent_tools.market.aitrader_files import import_prices
+from agent_tools.market.calendar import trading_days
+from agent_tools.market.synthetic import synthesize_into
+from configs.loader import AppConfig
+from models.prices import DAILY
+from models.tables import PriceBar
+
+
+class MarketSetupError(RuntimeError):
+    """The config's market cannot be provided (no files, or a download that needs a key)."""
+
+
+def ensure_market(session: Session, config: AppConfig) -> str:
+    """Provide the config's market offline where possible; say what was done. Commits."""
+    market = config.market
+    universe = config.resolve_universe()
+    if market.source == "synthetic":
+        wanted = len(trading_days(market.start, market.end)) * (len(universe.symbols) + 1)
+        held = session.exec(
+            select(func.count())
+            .select_from(PriceBar)
+            .where(PriceBar.market == market.name, PriceBar.interval == DAILY)
+            .where(PriceBar.day >= market.start, PriceBar.day <= market.end)
+        ).one()
+        if held >= wanted:
+            return f"market {market.name}: {held:,} bars already stored"
+        added = synthesize_into(
+            session, universe.symbols, market.start, market.end, market.seed, universe.benchmark
+        )
+        session.commit()
+        return f"market {market.name}: synthesized {added:,} bars"
+    if market.source == "files":
+        if not market.path:
+            return "market real: using the prices already stored"
+        path = Path(market.path).expanduser()
+        if not path.exists():
+            raise MarketSetupError(f"market.path {path} does not exist")
+        report = import_prices(session, path)
+        session.commit()
+        return f"market real: imported {report.bars_inserted:,} new bars from {path}"
+    return "market real: download with `aitrader data fetch` (Alpha Vantage) before backtesting"

@@ -1,0 +1,294 @@
+"""The backtest flow: trading days in order, each a subflow fanning out one task per model.
+
+No `from __future__ import annotations` here: Prefect validates flow parameters from the
+annotations, and a served flow is rebuilt in another process.
+"""
+
+import asyncio
+import contextlib
+import hashlib
+import uuid
+from datetime import date
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import (
+    acreate_markdown_artifact,
+    acreate_progress_artifact,
+    acreate_table_artifact,
+    aupdate_progress_artifact,
+)
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed
+from pydantic import BaseModel
+from sqlmodel import Session
+
+from agent_tools.market.provision import ensure_market
+from agent_tools.news import NewsArchive
+from agent_tools.trading.ledger import starting_book
+from agents.budget import RunBudget
+from agents.plan import BacktestPlan, plan_backtest
+from agents.session import ModelDayRequest, ModelDayResult, skip_model_day
+from configs.loader import BudgetConfig, load_config
+from models.engine import get_engine
+from models.prices import PriceBook
+from models.report import equity_curves, equity_png, leaderboard_table, markdown_report
+from models.results import leaderboard, model_days_frame
+from models.tables import Run, RunStatus, utcnow
+from tasks.model_day import simulate_model_day
+from tasks.runtime import RunResources, lookup, register, release
+
+
+class DayOutcome(BaseModel):
+    """What one trading day ended as, per model."""
+
+    day: date
+    results: list[ModelDayResult]
+    failed: dict[str, str]
+
+    @property
+    def cached(self) -> int:
+        return sum(r.already_done for r in self.results)
+
+
+class BacktestSummary(BaseModel):
+    """What the backtest flow returns."""
+
+    run_id: int | None
+    status: str
+    days: int
+    model_days: int
+    failed: dict[str, str]
+    message: str
+
+
+@flow(name="trading-day", flow_run_name="day-{day}", log_prints=False)
+async def trading_day(day: date, models: list[str], run_key: str) -> DayOutcome:
+    """One trading day: every model's day concurrently, each from its last completed book."""
+    resources = lookup(run_key)
+    plan = resources.plan
+    limit = asyncio.Semaphore(plan.config.agent.max_concurrent_models)
+    store = hashlib.sha256(str(resources.engine.url).encode()).hexdigest()[:16]
+    task = simulate_model_day.with_options(
+        retries=plan.config.agent.retries,
+        timeout_seconds=plan.config.agent.day_timeout_s + 60,
+    )
+
+    async def one(model_name: str):
+        request = _request(resources, model_name, day)
+        with Session(resources.engine) as session:
+            book = starting_book(session, request.portfolio, day, request.initial_cash)
+        start_state = hashlib.sha256(book.model_dump_json().encode()).hexdigest()
+        async with limit:
+            return await task(request, start_state, store, run_key, return_state=True)
+
+    states = await asyncio.gather(*(one(name) for name in models))
+    results, failed = [], {}
+    for name, state in zip(models, states, strict=True):
+        if state.is_completed():
+            result: ModelDayResult = await state.aresult()
+            results.append(result)
+            if result.status != "completed":
+                failed[name] = result.error or result.status
+        else:
+            failed[name] = state.message or state.name
+    outcome = DayOutcome(day=day, results=results, failed=failed)
+    if failed and results:
+        return Completed(name="Partial", message=f"{len(failed)} model(s) failed", data=outcome)
+    if failed:
+        return Failed(message=f"every model failed on {day}", data=outcome)
+    return outcome
+
+
+@flow(name="backtest", flow_run_name="backtest-{start}-{end}", log_prints=False)
+async def backtest(
+    start: date | None = None,
+    end: date | None = None,
+    models: list[str] | None = None,
+    config: str | None = None,
+    replay: bool = False,
+    budget_usd: float | None = None,
+    budget_tokens: int | None = None,
+):
+    """Simulate `models` over trading days; with no dates, catch every model up to the last
+    trading day with prices."""
+    logger = get_run_logger()
+    settings = load_config(config)
+    engine = get_engine()
+    with Session(engine, expire_on_commit=False) as session:
+        logger.info(ensure_market(session, settings))
+        plan = plan_backtest(session, settings, start, end, models)
+        if not plan.days:
+            message = f"up to date: every model has simulated through {plan.last_simulated}"
+            logger.info(message)
+            return Completed(name="UpToDate", message=message)
+        run = _create_run(session, plan, replay)
+        prices = PriceBook.load(session, market=plan.market, until=plan.end)
+
+    limits = settings.budget or BudgetConfig()
+    budget = RunBudget(
+        limit_usd=budget_usd or limits.usd, limit_tokens=budget_tokens or limits.tokens
+    )
+    run_key = f"run-{run.id}-{uuid.uuid4().hex[:8]}"
+    resources = RunResources(
+        run_id=run.id,
+        engine=engine,
+        prices=prices,
+        plan=plan,
+        mode="replay" if replay else "live",
+        budget=budget,
+        news=NewsArchive(engine),
+        claimant=run_key,
+    )
+    register(run_key, resources)
+    try:
+        outcomes = await _simulate_days(plan, resources, run_key)
+    finally:
+        release(run_key)
+    return await _finish(engine, run.id, plan, outcomes, resources.failed_models)
+
+
+async def _simulate_days(
+    plan: BacktestPlan, resources: RunResources, run_key: str
+) -> list[DayOutcome]:
+    """The trading-day subflows, strictly in date order; a model that fails sits out the rest."""
+    logger = get_run_logger()
+    days = plan.days
+    progress = await acreate_progress_artifact(progress=0.0, description="trading days simulated")
+    outcomes = []
+    for number, day in enumerate(days, start=1):
+        active = []
+        for model_plan in plan.models:
+            if day not in model_plan.days:
+                continue
+            name = model_plan.model.name
+            if name in resources.failed_models:
+                reason = f"model failed on {resources.failed_models[name]}"
+                skip_model_day(
+                    resources.engine, _request(resources, name, day), "model-failed", reason
+                )
+            else:
+                active.append(name)
+        if active:
+            state = await trading_day(day, active, run_key, return_state=True)
+            outcome: DayOutcome = await state.aresult(raise_on_failure=False)
+            if isinstance(outcome, BaseException):  # the subflow itself crashed
+                outcome = DayOutcome(
+                    day=day, results=[], failed=dict.fromkeys(active, str(outcome))
+                )
+            for name in outcome.failed:
+                resources.failed_models.setdefault(name, str(day))
+            outcomes.append(outcome)
+            logger.info(
+                f"{day}: {len(outcome.results) - len(outcome.failed)} completed, "
+                f"{len(outcome.failed)} failed, {outcome.cached} already done"
+            )
+        await aupdate_progress_artifact(progress, 100.0 * number / len(days))
+        _set_run(resources.engine, resources.run_id, message=f"{number}/{len(days)} days, at {day}")
+    return outcomes
+
+
+async def _finish(engine, run_id: int, plan: BacktestPlan, outcomes, failed_models: dict):
+    """Leaderboard and report artifacts, the run's final status, and the flow's final state."""
+    model_days = sum(len(o.results) for o in outcomes)
+    with Session(engine) as session:
+        board = []
+        with contextlib.suppress(LookupError):  # nothing completed: no leaderboard to show
+            board = leaderboard(session, run_id)
+        frame = model_days_frame(session, run_id)
+        curves = equity_curves(session, run_id)
+    title = f"Backtest run {run_id}: {plan.config.name}, {plan.start} to {plan.end}"
+    if board:
+        await acreate_table_artifact(
+            key="leaderboard", table=leaderboard_table(board), description=title
+        )
+    if not frame.empty:
+        values = frame[["day", "model", "status", "cash", "value", "trades"]].copy()
+        values["day"] = values["day"].astype(str)
+        await acreate_table_artifact(
+            key="daily-values", table=values.to_dict("records"), description=title
+        )
+    png = equity_png(curves, title) if not curves.empty else None
+    await acreate_markdown_artifact(
+        key="backtest-report", markdown=markdown_report(title, board, png)
+    )
+
+    completed_any = any(r.status == "completed" for o in outcomes for r in o.results)
+    if not failed_models:
+        status, state = RunStatus.COMPLETED, Completed
+    elif completed_any:
+        status, state = RunStatus.PARTIAL, Completed
+    else:
+        status, state = RunStatus.FAILED, Failed
+    failed_text = ", ".join(f"{m} (on {d})" for m, d in failed_models.items())
+    message = f"{len(plan.days)} day(s), {model_days} model-day(s)" + (
+        f"; failed: {failed_text}" if failed_models else ""
+    )
+    _set_run(engine, run_id, status=status, message=message, finished=True)
+    summary = BacktestSummary(
+        run_id=run_id,
+        status=status,
+        days=len(plan.days),
+        model_days=model_days,
+        failed=failed_models,
+        message=message,
+    )
+    if status == RunStatus.PARTIAL:
+        return Completed(name="Partial", message=message, data=summary)
+    return state(message=message, data=summary)
+
+
+def _request(resources: RunResources, model_name: str, day: date) -> ModelDayRequest:
+    plan = resources.plan
+    model_plan = next(p for p in plan.models if p.model.name == model_name)
+    return ModelDayRequest(
+        run_id=resources.run_id,
+        model=model_plan.model,
+        day=day,
+        portfolio=model_plan.portfolio,
+        universe=plan.universe.symbols,
+        benchmark=plan.universe.benchmark,
+        initial_cash=plan.config.initial_cash,
+        agent=plan.config.agent,
+        mode=resources.mode,
+        claimant=resources.claimant,
+        lease_seconds=resources.lease_seconds,
+    )
+
+
+def _create_run(session: Session, plan: BacktestPlan, replay: bool) -> Run:
+    run = Run(
+        name=plan.config.name,
+        kind="backtest-replay" if replay else "backtest",
+        status=RunStatus.RUNNING,
+        config=plan.config.model_dump(mode="json"),
+        config_hash=plan.config_hash,
+        models=[p.model.name for p in plan.models],
+        portfolios={p.model.name: p.portfolio for p in plan.models},
+        start_date=min(plan.days),
+        end_date=max(plan.days),
+        market=plan.market,
+        initial_cash=plan.config.initial_cash,
+        benchmark=plan.universe.benchmark,
+        flow_run_id=str(flow_run.id) if flow_run.id else None,
+        started_at=utcnow(),
+    )
+    session.add(run)
+    session.commit()
+    return run
+
+
+def _set_run(engine, run_id: int, status: str | None = None, message: str | None = None,
+             finished: bool = False) -> None:  # fmt: skip
+    with Session(engine) as session:
+        run = session.get(Run, run_id)
+        if status is not None:
+            run.status = status
+        if message is not None:
+            run.message = message
+        if finished:
+            run.finished_at = utcnow()
+        session.add(run)
+        session.commit()
+
+
+__all__ = ["BacktestSummary", "DayOutcome", "backtest", "trading_day"]

@@ -1,0 +1,60 @@
+"""The model-day task: one model's trading day, retried on transient failures, cached by state."""
+
+import hashlib
+from datetime import timedelta
+
+from prefect import task
+from prefect.tasks import exponential_backoff
+
+from agents.session import ModelDayRequest, ModelDayResult, run_model_day
+from tasks.runtime import lookup
+
+
+class TransientModelDayError(RuntimeError):
+    """The endpoint was busy, slow or unreachable; another attempt may succeed."""
+
+
+def retry_only_transient(task, task_run, state) -> bool:
+    """Retry a model-day only when it failed for a transient reason."""
+    try:
+        state.result()
+    except TransientModelDayError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def model_day_cache_key(context, parameters) -> str:
+    """Portfolio (model config, prompt and code version), day, starting book, and store."""
+    request: ModelDayRequest = parameters["request"]
+    parts = [request.portfolio, str(request.day), parameters["start_state"], parameters["store"]]
+    return "model-day-" + hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+@task(
+    name="model-day",
+    task_run_name="{request.model.name}@{request.day}",
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_only_transient,
+    cache_key_fn=model_day_cache_key,
+    cache_expiration=timedelta(days=90),
+    tags=["model-day"],
+)
+async def simulate_model_day(
+    request: ModelDayRequest, start_state: str, store: str, run_key: str
+) -> ModelDayResult:
+    """Run the model-day (or return it if already completed); transient failures raise to retry."""
+    resources = lookup(run_key)
+    result = await run_model_day(
+        resources.engine,
+        request,
+        resources.prices,
+        budget=resources.budget,
+        news=resources.news,
+    )
+    if result.status == "failed" and result.transient:
+        raise TransientModelDayError(result.error)
+    return result

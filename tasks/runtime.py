@@ -1,0 +1,51 @@
+"""What a running backtest shares with its tasks without passing it through Prefect.
+
+Flow and subflow parameters are sent to the Prefect API, so the engine, the loaded prices and the
+budget cannot travel as parameters. The parent flow registers them under its run key, the tasks
+of that run look them up, and the parent removes them when it ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from agent_tools.news import NewsArchive
+from agents.budget import RunBudget
+from agents.plan import BacktestPlan
+from models.prices import PriceBook
+
+
+@dataclass
+class RunResources:
+    """One backtest run's shared, in-process resources."""
+
+    run_id: int
+    engine: Engine
+    prices: PriceBook
+    plan: BacktestPlan
+    mode: str = "live"
+    budget: RunBudget | None = None
+    news: NewsArchive | None = None
+    claimant: str = ""
+    lease_seconds: float = 900.0
+    failed_models: dict[str, str] = field(default_factory=dict)
+
+
+_RESOURCES: dict[str, RunResources] = {}
+
+
+def register(key: str, resources: RunResources) -> None:
+    _RESOURCES[key] = resources
+
+
+def lookup(key: str) -> RunResources:
+    try:
+        return _RESOURCES[key]
+    except KeyError:
+        raise RuntimeError(f"no backtest resources under {key!r} in this process") from None
+
+
+def release(key: str) -> None:
+    _RESOURCES.pop(key, None)
