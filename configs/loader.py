@@ -110,6 +110,15 @@ class AgentConfig(BaseModel):
     day_timeout_s: float = Field(default=1800.0, gt=0, description="a model-day's time limit")
     max_concurrent_models: int = Field(default=8, ge=1, description="model-days run at once")
     retries: int = Field(default=2, ge=0, le=10, description="attempts after a transient failure")
+    retry_delay_s: float = Field(
+        default=2.0, ge=0, description="first retry delay; doubles each attempt, with jitter"
+    )
+    lease_seconds: float = Field(
+        default=2400.0,
+        gt=0,
+        description="how long a claim on a model-day holds before another run may take it over; "
+        "longer than day_timeout_s, so a live simulator never loses its day",
+    )
     tool_groups: list[Literal["prices", "news", "trade", "math"]] = Field(
         default_factory=lambda: ["prices", "news", "trade", "math"]
     )

@@ -366,6 +366,60 @@ def _print_details(session, run, model, first, last, fmt: OutputFormat) -> None:
         console.print(Panel("\n".join(lines) or "-", title=head, title_align="left"))
 
 
+@app.command("backtest")
+@one_line_errors
+def backtest_command(
+    start: Annotated[str | None, typer.Option(help="First day (default: catch up).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day (default: latest prices).")] = None,
+    models: Annotated[
+        str | None, typer.Option(help="Comma-separated model names (default: enabled).")
+    ] = None,
+    config: ConfigOption = None,
+    replay: Annotated[bool, typer.Option(help="Answer LLM calls from the record only.")] = False,
+    budget_usd: Annotated[float | None, typer.Option(help="Stop LLM calls past this.")] = None,
+    reports: Annotated[Path, typer.Option(help="Where the report files go.")] = Path("reports"),
+) -> None:
+    """Run the backtest flow (an ephemeral Prefect server when PREFECT_API_URL is unset)."""
+    from deployments.backtest_cli import run_with_progress
+
+    run_with_progress(
+        start=_parse_day(start, "--start"),
+        end=_parse_day(end, "--end"),
+        models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
+        config=str(config) if config else None,
+        replay=replay,
+        budget_usd=budget_usd,
+        reports=reports,
+    )
+
+
+@app.command("serve")
+@one_line_errors
+def serve_command(
+    config: ConfigOption = None,
+    paused_schedule: Annotated[
+        bool, typer.Option(help="Register the daily schedule paused.")
+    ] = False,
+) -> None:
+    """Serve the daily (cron) and manual deployments of the backtest flow from this process."""
+    from deployments.serve import serve_deployments
+
+    serve_deployments(str(config) if config else None, paused_schedule)
+
+
+@app.command("health")
+@one_line_errors
+def health_command(config: ConfigOption = None) -> None:
+    """Check the store, data coverage, the Prefect API and each model endpoint."""
+    from deployments.health import run_checks
+
+    checks = run_checks(load_config(config))
+    render([c.model_dump() for c in checks], OutputFormat.table, title="health")
+    failing = [c for c in checks if not c.ok]
+    if failing:
+        raise ValueError("; ".join(f"{c.check}: {c.detail}" for c in failing))
+
+
 def _run_row(run) -> dict:
     return {
         "id": run.id,
@@ -422,6 +476,9 @@ def main(
     ] = None,
 ) -> None:
     """Run LLM trading agents through backtests and daily simulations."""
+    from deployments.prefect_settings import apply_local_defaults
+
+    apply_local_defaults()
     if db:
         import os
 

@@ -19,6 +19,7 @@ from prefect.artifacts import (
 )
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
+from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
 from sqlmodel import Session
 
@@ -68,9 +69,11 @@ async def trading_day(day: date, models: list[str], run_key: str) -> DayOutcome:
     plan = resources.plan
     limit = asyncio.Semaphore(plan.config.agent.max_concurrent_models)
     store = hashlib.sha256(str(resources.engine.url).encode()).hexdigest()[:16]
+    agent = plan.config.agent
     task = simulate_model_day.with_options(
-        retries=plan.config.agent.retries,
-        timeout_seconds=plan.config.agent.day_timeout_s + 60,
+        retries=agent.retries,
+        retry_delay_seconds=exponential_backoff(backoff_factor=agent.retry_delay_s)(agent.retries),
+        timeout_seconds=agent.day_timeout_s + 60,  # a backstop: the session times itself out
     )
 
     async def one(model_name: str):
@@ -138,6 +141,7 @@ async def backtest(
         budget=budget,
         news=NewsArchive(engine),
         claimant=run_key,
+        lease_seconds=settings.agent.lease_seconds,
     )
     register(run_key, resources)
     try:

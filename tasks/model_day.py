@@ -14,10 +14,10 @@ class TransientModelDayError(RuntimeError):
     """The endpoint was busy, slow or unreachable; another attempt may succeed."""
 
 
-def retry_only_transient(task, task_run, state) -> bool:
+async def retry_only_transient(task, task_run, state) -> bool:
     """Retry a model-day only when it failed for a transient reason."""
     try:
-        state.result()
+        await state.aresult()
     except TransientModelDayError:
         return True
     except Exception:

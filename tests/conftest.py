@@ -24,9 +24,16 @@ POSTGRES_TEST_DB = f"aitrader_test_{os.getpid()}"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Keep Prefect and the store away from the user's home and cwd during tests.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
+    # Prefect reads its settings when first imported: set them before any test imports it, and
+    # keep its home (database, result cache) out of the user's.
+    from deployments.prefect_settings import apply_local_defaults
+
+    apply_local_defaults()
+    home = Path(os.environ.setdefault("AITRADER_TEST_PREFECT_HOME", "/tmp/aitrader-test-prefect"))
+    os.environ["PREFECT_HOME"] = str(home / str(os.getpid()))
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.pop("PREFECT_API_URL", None)
 
 
 @pytest.fixture(scope="session")
@@ -121,3 +128,17 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
     path = tmp_path / "aitrader.db"
     shutil.copy(sqlite_template, path)
     return f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One temporary Prefect server for the session's in-process flow tests."""
+    from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    results = tmp_path_factory.mktemp("prefect-results")
+    with (
+        temporary_settings(updates={PREFECT_RESULTS_LOCAL_STORAGE_PATH: results}),
+        prefect_test_harness(server_startup_timeout=180),
+    ):
+        yield results

@@ -1,0 +1,124 @@
+"""The Python API for notebooks and scripts: run a backtest, get pandas DataFrames back."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+from sqlmodel import Session, select
+
+from models.engine import get_engine
+from models.report import leaderboard_table
+from models.results import get_run, leaderboard, model_days_frame, run_scope
+from models.tables import ModelDay, Trade
+
+
+class BacktestError(RuntimeError):
+    """The backtest flow failed (bad parameters, or every model failed)."""
+
+
+@dataclass
+class BacktestResult:
+    """A finished backtest: its state and its results as DataFrames."""
+
+    state: str
+    message: str
+    run_id: int | None
+    daily_values: pd.DataFrame
+    trades: pd.DataFrame
+    metrics: pd.DataFrame
+
+
+def run_backtest(
+    start: date | str | None = None,
+    end: date | str | None = None,
+    models: list[str] | None = None,
+    config: str | None = None,
+    replay: bool = False,
+    budget_usd: float | None = None,
+    budget_tokens: int | None = None,
+) -> BacktestResult:
+    """Run the backtest flow (catch-up when no dates are given) and return its results.
+
+    Works in a plain script and inside Jupyter, whose event loop is already running.
+    """
+    from deployments.prefect_settings import apply_local_defaults
+
+    apply_local_defaults()
+    from flows.backtest import backtest
+
+    parameters: dict[str, Any] = {
+        "start": date.fromisoformat(start) if isinstance(start, str) else start,
+        "end": date.fromisoformat(end) if isinstance(end, str) else end,
+        "models": models,
+        "config": config,
+        "replay": replay,
+        "budget_usd": budget_usd,
+        "budget_tokens": budget_tokens,
+    }
+    state = _run_coroutine(backtest(**parameters, return_state=True))
+    summary = state.result(raise_on_failure=False)
+    run_id = getattr(summary, "run_id", None)
+    if state.is_failed() and run_id is None:
+        raise BacktestError(state.message or "the backtest failed")
+    frames = results_frames(run_id) if run_id is not None else _empty_frames()
+    return BacktestResult(state.name, state.message or "", run_id, *frames)
+
+
+def results_frames(run_id: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A run's daily values, trades and metrics (the newest run when `run_id` is None)."""
+    with Session(get_engine()) as session:
+        run = get_run(session, run_id)
+        daily = model_days_frame(session, run.id)
+        query = (
+            select(
+                ModelDay.model,
+                ModelDay.day,
+                Trade.seq,
+                Trade.side,
+                Trade.symbol,
+                Trade.shares,
+                Trade.price,
+                Trade.cash_after,
+            )
+            .join(Trade, Trade.model_day_id == ModelDay.id)
+            .where(*run_scope(session, run.id))
+            .order_by(ModelDay.model, ModelDay.day, Trade.seq)
+        )
+        columns = ["model", "day", "seq", "side", "symbol", "shares", "price", "cash_after"]
+        trades = pd.DataFrame(session.exec(query).all(), columns=columns)
+        try:
+            metrics = pd.DataFrame(leaderboard_table(leaderboard(session, run.id)))
+        except LookupError:
+            metrics = pd.DataFrame()
+    return daily, trades, metrics
+
+
+def _empty_frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
+
+
+def _run_coroutine(coroutine: Any) -> Any:
+    """Run a coroutine to completion, in a worker thread when this thread's loop is running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as exc:  # handed back to the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name="aitrader-backtest")
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

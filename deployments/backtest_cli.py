@@ -1,0 +1,95 @@
+"""`aitrader backtest`: the flow in a worker thread, a progress bar read from the store."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from deployments.api import BacktestResult, run_backtest
+from deployments.output import OutputFormat, console, render
+from models.engine import get_engine
+from models.report import equity_curves, equity_html, equity_png, leaderboard_table, markdown_report
+from models.results import leaderboard, run_scope
+from models.tables import ModelDay, ModelDayStatus, Run
+
+FINISHED = [ModelDayStatus.COMPLETED, ModelDayStatus.FAILED, ModelDayStatus.SKIPPED]
+
+
+def run_with_progress(reports: Path, **parameters: Any) -> BacktestResult:
+    """Run a backtest, show its progress, print its leaderboard and write its report files."""
+    engine = get_engine()
+    with Session(engine) as session:
+        newest_before = session.exec(select(func.max(Run.id))).one() or 0
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = run_backtest(**parameters)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name="aitrader-backtest", daemon=True)
+    worker.start()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task("starting Prefect", total=None)
+        while worker.is_alive():
+            worker.join(timeout=0.5)
+            done, total, label = _progress(engine, newest_before)
+            if total:
+                progress.update(bar, completed=done, total=total, description=label)
+    if "error" in outcome:
+        raise outcome["error"]
+    result: BacktestResult = outcome["result"]
+    console.print(f"[bold]{result.state}[/bold]: {result.message}")
+    if result.run_id is not None:
+        _print_and_write(engine, result.run_id, reports)
+    return result
+
+
+def _progress(engine, newest_before: int) -> tuple[int, int, str]:
+    """Model-days finished and planned of the run this backtest created, if it exists yet."""
+    with Session(engine) as session:
+        run = session.exec(select(Run).where(Run.id > newest_before).order_by(Run.id)).first()
+        if run is None or run.start_date is None:
+            return 0, 0, ""
+        days = session.exec(
+            select(ModelDay.day, ModelDay.status).where(*run_scope(session, run.id))
+        ).all()
+    finished = sum(status in FINISHED for _, status in days)
+    span = (run.end_date - run.start_date).days + 1
+    total = max(len(days), round(span * 252 / 365) * len(run.models), finished)
+    return finished, total, f"run {run.id}: model-days"
+
+
+def _print_and_write(engine, run_id: int, reports: Path) -> None:
+    with Session(engine) as session:
+        run = session.get(Run, run_id)
+        try:
+            board = leaderboard(session, run_id)
+        except LookupError:
+            console.print("[yellow]no completed model-day: no leaderboard")
+            return
+        curves = equity_curves(session, run_id)
+    title = f"Backtest run {run_id}: {run.name}, {run.start_date} to {run.end_date}"
+    render(leaderboard_table(board), OutputFormat.table, title=title)
+    folder = reports / f"run-{run_id}"
+    folder.mkdir(parents=True, exist_ok=True)
+    png = equity_png(curves, title)
+    (folder / "equity.png").write_bytes(png)
+    (folder / "equity.html").write_text(equity_html(curves, title))
+    (folder / "report.md").write_text(markdown_report(title, board, png))
+    console.print(
+        f"report: {folder / 'report.md'}, {folder / 'equity.png'}, {folder / 'equity.html'}"
+    )
+
+
+def parse_day(text: str | None) -> date | None:
+    return date.fromisoformat(text) if text else None

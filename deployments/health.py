@@ -1,0 +1,100 @@
+"""`aitrader health`: is everything a backtest needs reachable and in order?"""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from agent_tools.market.calendar import last_closed_trading_day
+from agents.chat_models import ModelSetupError, api_key_for
+from configs.loader import AppConfig
+from models.engine import current_revision, get_engine, head_revision
+from models.prices import coverage
+
+TIMEOUT_S = 5.0
+
+
+class Check(BaseModel):
+    check: str
+    ok: bool
+    detail: str
+
+
+def run_checks(config: AppConfig) -> list[Check]:
+    """Every check, each with a reason; nothing here raises."""
+    checks = [_store()]
+    if checks[0].ok:
+        checks.append(_coverage(config))
+    checks.append(_prefect())
+    checks.extend(_model(model) for model in config.enabled_models())
+    return checks
+
+
+def _store() -> Check:
+    try:
+        engine = get_engine()
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        revision = current_revision(engine)
+        url = engine.url.render_as_string(hide_password=True)
+        ok = revision == head_revision()
+        return Check(check="store", ok=ok, detail=f"{url} at revision {revision}")
+    except Exception as exc:
+        return Check(check="store", ok=False, detail=" ".join(str(exc).split())[:300])
+
+
+def _coverage(config: AppConfig) -> Check:
+    from sqlmodel import Session
+
+    market = config.market.name
+    with Session(get_engine()) as session:
+        rows = coverage(session, "1d", market)
+    if not rows:
+        hint = "a backtest synthesizes it" if config.market.source == "synthetic" else "import it"
+        return Check(check="data", ok=config.market.source == "synthetic",
+                     detail=f"no daily prices of market {market} yet ({hint})")  # fmt: skip
+    last = max(r.last for r in rows)
+    detail = f"market {market}: {len(rows)} symbols, {min(r.first for r in rows)} to {last}"
+    if config.market.source != "synthetic":
+        expected = last_closed_trading_day()
+        if last < expected:
+            detail += f"; missing days up to {expected} (aitrader data fetch)"
+    return Check(check="data", ok=True, detail=detail)
+
+
+def _prefect() -> Check:
+    url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    if not url:
+        return Check(
+            check="prefect", ok=True, detail="no PREFECT_API_URL: ephemeral server per run"
+        )
+    try:
+        response = httpx.get(f"{url}/health", timeout=TIMEOUT_S)
+        ok = response.status_code == 200
+        return Check(check="prefect", ok=ok, detail=f"{url}: HTTP {response.status_code}")
+    except httpx.HTTPError as exc:
+        return Check(check="prefect", ok=False, detail=f"{url}: {type(exc).__name__}")
+
+
+def _model(model) -> Check:
+    name = f"model {model.name}"
+    if model.kind == "strategy":
+        return Check(check=name, ok=True, detail=f"built-in strategy {model.strategy}")
+    try:
+        key = api_key_for(model)
+    except ModelSetupError as exc:
+        return Check(check=name, ok=False, detail=str(exc))
+    base = (model.base_url or "https://api.openai.com/v1").rstrip("/")
+    try:
+        response = httpx.get(
+            f"{base}/models",
+            headers={"Authorization": f"Bearer {key.get_secret_value()}", **model.headers},
+            timeout=TIMEOUT_S,
+        )
+    except httpx.HTTPError as exc:
+        return Check(check=name, ok=False, detail=f"{base}: {type(exc).__name__}")
+    ok = response.status_code == 200
+    return Check(check=name, ok=ok, detail=f"{base}/models: HTTP {response.status_code}")

@@ -1,0 +1,45 @@
+"""The backtest's deployments, served from this process: a daily catch-up and a manual trigger."""
+
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.schedules import Cron
+
+from flows.backtest import backtest
+
+DAILY_CRON = "0 6 * * 1-5"  # 06:00 New York time on weekdays, before the open
+TIMEZONE = "America/New_York"
+
+
+def deployments(config: str | None = None, paused_schedule: bool = False) -> list:
+    """The daily catch-up (cron) and the manual deployment of the backtest flow.
+
+    One run at a time per deployment; a second trigger waits for the first (ENQUEUE). The store
+    refuses to simulate a model-day twice even without this limit.
+    """
+    one_at_a_time = ConcurrencyLimitConfig(
+        limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
+    )
+    parameters = {"config": config} if config else {}
+    return [
+        backtest.to_deployment(
+            name="daily",
+            schedules=[Cron(DAILY_CRON, timezone=TIMEZONE, active=not paused_schedule)],
+            parameters=parameters,
+            concurrency_limit=one_at_a_time,
+            tags=["aitrader", "daily"],
+            description="Catch every enabled model up to the latest trading day with prices.",
+        ),
+        backtest.to_deployment(
+            name="manual",
+            parameters=parameters,
+            concurrency_limit=one_at_a_time,
+            tags=["aitrader", "manual"],
+            description="A backtest over the given dates (or a catch-up without dates).",
+        ),
+    ]
+
+
+def serve_deployments(config: str | None = None, paused_schedule: bool = False) -> None:
+    """Register both deployments and run their flow runs in this process until stopped."""
+    from prefect import serve
+
+    serve(*deployments(config, paused_schedule))

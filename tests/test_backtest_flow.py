@@ -1,0 +1,182 @@
+"""The backtest flow under a Prefect test server: order, outcomes, caching, catch-up, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+from sqlmodel import Session, select
+
+from flows.backtest import backtest
+from models.engine import create_store_engine, dispose_engines
+from models.tables import ModelDay, Run
+from tests.openai_stub import OpenAIStub, Reply
+
+KEY = "sk-flow-test-5d1e"
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture
+def stub(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("AITRADER_TEST_KEY", KEY)
+    with OpenAIStub() as server:
+        yield server
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    yield create_store_engine(url)
+    dispose_engines()
+
+
+def write_config(path: Path, stub: OpenAIStub, **llm_overrides) -> str:
+    config = {
+        "name": "flowtest",
+        "universe": "megacaps",
+        "start_date": "2025-01-02",
+        "end_date": "2025-01-10",
+        "market": {"source": "synthetic", "seed": 3, "start": "2024-11-01", "end": "2025-01-31"},
+        "agent": {"max_steps": 6, "retries": 2, "retry_delay_s": 0.1, "lease_seconds": 60},
+        "models": [
+            {"name": "equal-weight", "strategy": "equal-weight"},
+            {
+                "name": "llm",
+                "basemodel": "stub-model",
+                "base_url": stub.base_url,
+                "api_key_env": "AITRADER_TEST_KEY",
+                "max_retries": 0,
+                "timeout_s": 5,
+                **llm_overrides,
+            },
+        ],
+    }
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def run(**parameters):
+    return asyncio.run(backtest(**parameters, return_state=True))
+
+
+async def subflow_names(parent_id) -> list[str]:
+    async with get_client() as client:
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent_id])
+            ),
+            sort="START_TIME_ASC",
+        )
+    return [r.name for r in runs]
+
+
+async def artifacts_of(flow_run_id) -> dict:
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    async with get_client() as client:
+        found = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {a.key or a.type: a for a in found}
+
+
+def test_days_run_in_order_and_everything_is_recorded(store, stub, tmp_path) -> None:
+    config = write_config(tmp_path / "c.yaml", stub)
+    state = run(start=date(2025, 1, 2), end=date(2025, 1, 10), config=config)
+    assert state.is_completed() and state.name == "Completed", state.message
+    days = ["2025-01-02", "2025-01-03", "2025-01-06", "2025-01-07", "2025-01-08", "2025-01-10"]
+    assert asyncio.run(subflow_names(state.state_details.flow_run_id)) == [f"day-{d}" for d in days]
+    assert stub.calls == len(days)  # one LLM call per model-day of the stub model
+    with Session(store) as session:
+        (run_row,) = session.exec(select(Run)).all()
+        assert run_row.status == "completed" and run_row.flow_run_id
+        model_days = session.exec(select(ModelDay)).all()
+        assert len(model_days) == 12 and {d.status for d in model_days} == {"completed"}
+    artifacts = asyncio.run(artifacts_of(state.state_details.flow_run_id))
+    board = json.loads(artifacts["leaderboard"].data)
+    assert [row["model"] for row in board][-1] == "QQQ" and len(board) == 3
+    assert artifacts["progress"].data == 100.0
+    assert len(json.loads(artifacts["daily-values"].data)) == 12
+    report = artifacts["backtest-report"].data
+    assert "| rank | model |" in report
+    png = base64.b64decode(report.split("data:image/png;base64,")[1].rstrip(")\n"))
+    assert png.startswith(b"\x89PNG")
+
+
+def test_a_finished_range_is_answered_without_llm_calls(store, stub, tmp_path) -> None:
+    config = write_config(tmp_path / "c.yaml", stub)
+    first = run(start=date(2025, 1, 2), end=date(2025, 1, 7), config=config)
+    calls = stub.calls
+    assert first.is_completed() and calls == 4
+    again = run(start=date(2025, 1, 2), end=date(2025, 1, 7), config=config)
+    assert again.is_completed() and stub.calls == calls  # zero LLM calls the second time
+    # A change to the model's configuration is a new portfolio: it is simulated afresh.
+    changed = write_config(tmp_path / "c2.yaml", stub, temperature=0.5)
+    third = run(start=date(2025, 1, 2), end=date(2025, 1, 7), config=changed)
+    assert third.is_completed() and stub.calls == calls + 4
+    with Session(store) as session:
+        portfolios = {d.portfolio for d in session.exec(select(ModelDay))}
+        assert len(portfolios) == 3  # equal-weight's, and two of the llm's
+
+
+def test_catch_up_then_up_to_date(store, stub, tmp_path) -> None:
+    config = write_config(tmp_path / "c.yaml", stub)
+    first = run(config=config)
+    assert first.is_completed() and first.name == "Completed"
+    assert stub.calls == 6  # 2025-01-02 to the config's end date, 2025-01-10
+    again = run(config=config)
+    assert again.name == "UpToDate" and again.is_completed()
+    assert "2025-01-10" in again.message and stub.calls == 6
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"start": date(2025, 1, 10), "end": date(2025, 1, 2)}, "end 2025-01-02 is before start"),
+        ({"models": ["nope"]}, "unknown model 'nope'"),
+        ({"start": date(2031, 1, 2), "end": date(2031, 1, 9)}, "no price data between"),
+    ],
+)
+def test_invalid_parameters_fail_the_run_at_once(store, stub, tmp_path, parameters, message):
+    config = write_config(tmp_path / "c.yaml", stub)
+    state = run(config=config, **parameters)
+    assert state.is_failed()
+    assert message in state.message
+    with Session(store) as session:
+        assert session.exec(select(Run)).all() == []
+
+
+def test_a_failed_model_sits_out_the_rest_and_the_run_is_partial(store, stub, tmp_path) -> None:
+    config = write_config(tmp_path / "c.yaml", stub)
+    stub.queue(Reply(text="<FINISH_SIGNAL>"), Reply(status=400))  # day 2: a permanent error
+    state = run(start=date(2025, 1, 2), end=date(2025, 1, 8), config=config)
+    assert state.is_completed() and state.name == "Partial"
+    assert "llm (on 2025-01-03)" in state.message
+    assert stub.calls == 2  # not retried (400 is not transient), not called on later days
+    with Session(store) as session:
+        rows = {(d.model, str(d.day)): d for d in session.exec(select(ModelDay))}
+        assert rows[("llm", "2025-01-03")].status == "failed"
+        later = rows[("llm", "2025-01-06")]
+        assert later.status == "skipped" and later.skip_reason == "model-failed"
+        days = ("2025-01-02", "2025-01-03", "2025-01-06", "2025-01-07", "2025-01-08")
+        assert all(rows[("equal-weight", d)].status == "completed" for d in days)
+        assert session.exec(select(Run)).one().status == "partial"
+
+
+def test_transient_failures_are_retried_by_the_task(store, stub, tmp_path) -> None:
+    config = write_config(tmp_path / "c.yaml", stub)
+    stub.queue(Reply(status=503), Reply(status=429), Reply(text="<FINISH_SIGNAL>"))
+    state = run(start=date(2025, 1, 2), end=date(2025, 1, 2), config=config)
+    assert state.is_completed() and state.name == "Completed", state.message
+    assert stub.calls == 3
+    with Session(store) as session:
+        llm_day = session.exec(select(ModelDay).where(ModelDay.model == "llm")).one()
+        assert llm_day.status == "completed" and llm_day.attempts == 3
