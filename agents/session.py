@@ -218,9 +218,16 @@ async def run_model_day(
             engine, request, model_day.id, exc, transcript, latencies, recorder.records
         )
     return _persist_success(
-        engine, request, model_day.id, context, prices, transcript, latencies, recorder.records,
+        engine,
+        request,
+        model_day.id,
+        context,
+        prices,
+        transcript,
+        latencies,
+        recorder.records,
         finished,
-    )  # fmt: skip
+    )
 
 
 async def _converse(

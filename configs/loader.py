@@ -123,6 +123,15 @@ class AgentConfig(BaseModel):
         default_factory=lambda: ["prices", "news", "trade", "math"]
     )
 
+    @model_validator(mode="after")
+    def _lease_outlives_a_day(self) -> AgentConfig:
+        if self.lease_seconds <= self.day_timeout_s:
+            raise ValueError(
+                f"lease_seconds ({self.lease_seconds}) must exceed day_timeout_s "
+                f"({self.day_timeout_s}): a live model-day must never lose its claim"
+            )
+        return self
+
 
 class BudgetConfig(BaseModel):
     """A run's spending limit; once spent, no further LLM call is made."""

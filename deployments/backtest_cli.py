@@ -36,8 +36,12 @@ def run_with_progress(reports: Path, **parameters: Any) -> BacktestResult:
 
     worker = threading.Thread(target=target, name="aitrader-backtest", daemon=True)
     worker.start()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())  # fmt: skip
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task("starting Prefect", total=None)
         while worker.is_alive():

@@ -407,6 +407,24 @@ def serve_command(
     serve_deployments(str(config) if config else None, paused_schedule)
 
 
+@app.command("server")
+def server_command(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (4200 is Prefect's default).")] = 4200,
+    ui: Annotated[bool, typer.Option(help="Serve Prefect's web UI.")] = True,
+) -> None:
+    """Start a dedicated Prefect server with this project's settings (it replaces this process)."""
+    import os
+    import sys
+
+    prefect = Path(sys.executable).with_name("prefect")
+    arguments = [str(prefect), "server", "start", "--host", host, "--port", str(port)]
+    if not ui:
+        arguments.append("--no-ui")
+    console.print(f"Prefect API at http://{host}:{port}/api (export PREFECT_API_URL to use it)")
+    os.execv(arguments[0], arguments)
+
+
 @app.command("health")
 @one_line_errors
 def health_command(config: ConfigOption = None) -> None:

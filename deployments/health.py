@@ -54,8 +54,11 @@ def _coverage(config: AppConfig) -> Check:
         rows = coverage(session, "1d", market)
     if not rows:
         hint = "a backtest synthesizes it" if config.market.source == "synthetic" else "import it"
-        return Check(check="data", ok=config.market.source == "synthetic",
-                     detail=f"no daily prices of market {market} yet ({hint})")  # fmt: skip
+        return Check(
+            check="data",
+            ok=config.market.source == "synthetic",
+            detail=f"no daily prices of market {market} yet ({hint})",
+        )
     last = max(r.last for r in rows)
     detail = f"market {market}: {len(rows)} symbols, {min(r.first for r in rows)} to {last}"
     if config.market.source != "synthetic":

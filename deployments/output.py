@@ -23,8 +23,14 @@ error_console = Console(stderr=True, width=None if sys.stderr.isatty() else 220)
 
 # Fractions shown as percentages in tables (JSON and CSV keep the raw fractions).
 PERCENT_COLUMNS = {
-    "return", "annualized", "volatility", "max_drawdown", "win_rate", "alpha", "benchmark_return",
-}  # fmt: skip
+    "return",
+    "annualized",
+    "volatility",
+    "max_drawdown",
+    "win_rate",
+    "alpha",
+    "benchmark_return",
+}
 
 P = ParamSpec("P")
 R = TypeVar("R")

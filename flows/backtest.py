@@ -281,8 +281,13 @@ def _create_run(session: Session, plan: BacktestPlan, replay: bool) -> Run:
     return run
 
 
-def _set_run(engine, run_id: int, status: str | None = None, message: str | None = None,
-             finished: bool = False) -> None:  # fmt: skip
+def _set_run(
+    engine,
+    run_id: int,
+    status: str | None = None,
+    message: str | None = None,
+    finished: bool = False,
+) -> None:
     with Session(engine) as session:
         run = session.get(Run, run_id)
         if status is not None:

@@ -96,8 +96,17 @@ def markdown_report(title: str, rows: list[LeaderboardRow], png: bytes | None) -
     table = leaderboard_table(rows)
     lines = [f"# {title}", ""]
     if table:
-        columns = ["rank", "model", "final_value", "return_pct", "sharpe", "max_drawdown_pct",
-                   "trades", "alpha", "beta"]  # fmt: skip
+        columns = [
+            "rank",
+            "model",
+            "final_value",
+            "return_pct",
+            "sharpe",
+            "max_drawdown_pct",
+            "trades",
+            "alpha",
+            "beta",
+        ]
         lines.append("| " + " | ".join(columns) + " |")
         lines.append("|" + "---|" * len(columns))
         for row in table:

@@ -121,9 +121,21 @@ def model_days_frame(
         for md, run_name, n, notional in session.execute(query).all()
     ]
     columns = [
-        "run_id", "run", "model", "day", "status", "cash", "value", "trades", "traded_notional",
-        "tokens_in", "tokens_out", "cost_usd", "cached", "error",
-    ]  # fmt: skip
+        "run_id",
+        "run",
+        "model",
+        "day",
+        "status",
+        "cash",
+        "value",
+        "trades",
+        "traded_notional",
+        "tokens_in",
+        "tokens_out",
+        "cost_usd",
+        "cached",
+        "error",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -136,8 +136,16 @@ def test_a_whole_model_day_trades_and_persists_everything(engine, prices, stub) 
         assert [t.tool for t in tools] == ["get_portfolio", "get_price", "buy"]
         assert not any(t.is_error for t in tools) and '"close":247.77' in tools[1].result
         roles = [m.role for m in session.exec(select(Message).order_by(Message.seq))]
-        assert roles == ["system", "user", "assistant", "tool", "tool", "assistant", "tool",
-                         "assistant"]  # fmt: skip
+        assert roles == [
+            "system",
+            "user",
+            "assistant",
+            "tool",
+            "tool",
+            "assistant",
+            "tool",
+            "assistant",
+        ]
 
 
 def test_rate_limits_and_server_errors_are_retried(engine, prices, stub) -> None:
@@ -222,8 +230,9 @@ def test_replay_reproduces_the_trades_with_no_network_call(engine, prices, stub)
     )
     live = run_model_day_sync(engine, request(new_run(engine, "live"), model_config(stub)), prices)
     calls_before = stub.calls
-    replay_request = request(new_run(engine, "replay"), model_config(stub), portfolio="replay/p",
-                             mode="replay")  # fmt: skip
+    replay_request = request(
+        new_run(engine, "replay"), model_config(stub), portfolio="replay/p", mode="replay"
+    )
     replayed = run_model_day_sync(engine, replay_request, prices)
     assert stub.calls == calls_before  # zero network calls
     assert replayed.status == "completed" and replayed.replayed_calls == 3

@@ -56,13 +56,26 @@ def test_import_coverage_legacy_and_leaderboard(cli, shared_data: Path) -> None:
     assert all(r["start"] == "2025-10-01" and r["end"] == "2025-10-30" for r in board)
 
     code, out, _ = cli(
-        "results", "days", "--model", "gpt-5", "--start", "2025-10-10", "--end", "2025-10-17",
-        "--format", "csv",
-    )  # fmt: skip
+        "results",
+        "days",
+        "--model",
+        "gpt-5",
+        "--start",
+        "2025-10-10",
+        "--end",
+        "2025-10-17",
+        "--format",
+        "csv",
+    )
     days = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and [d["day"] for d in days] == [
-        "2025-10-10", "2025-10-13", "2025-10-14", "2025-10-15", "2025-10-16", "2025-10-17",
-    ]  # fmt: skip
+        "2025-10-10",
+        "2025-10-13",
+        "2025-10-14",
+        "2025-10-15",
+        "2025-10-16",
+        "2025-10-17",
+    ]
     assert {d["model"] for d in days} == {"gpt-5"}
 
     code, out, _ = cli("results", "runs", "--format", "json")

@@ -58,9 +58,13 @@ def test_daily_run_values_match_a_hand_computation(daily_store: Session, shared_
     report = import_aitrader_run(daily_store, run_dir)
     assert report.interval == "1d"
     assert {m.model for m in report.models} == {
-        "MiniMax-M2", "claude-3.7-sonnet", "deepseek-chat-v3.1", "gemini-2.5-flash", "gpt-5",
+        "MiniMax-M2",
+        "claude-3.7-sonnet",
+        "deepseek-chat-v3.1",
+        "gemini-2.5-flash",
+        "gpt-5",
         "qwen3-max",
-    }  # fmt: skip
+    }
     closes = raw_daily_closes(shared_data)
     for model in ("gpt-5", "claude-3.7-sonnet"):
         books = raw_end_of_day_books(run_dir / model / "position" / "position.jsonl")

@@ -467,8 +467,10 @@ def test_no_tool_answer_reveals_anything_after_the_open(market: Market, day: dat
     assert sum(not a.is_error for a in answers) >= 25
     today_open = market.prices.bar_on("AAPL", day).open
     assert answer("get_price", symbol="AAPL", date=str(day)).structured == {
-        "symbol": "AAPL", "date": str(day), "open": today_open,
-    }  # fmt: skip
+        "symbol": "AAPL",
+        "date": str(day),
+        "open": today_open,
+    }
     history = answer("get_price_history", symbol="aapl", sessions=260).structured
     assert history["today"] == {"date": str(day), "open": today_open}
     assert all(bar["date"] < str(day) for bar in history["bars"])
@@ -628,9 +630,10 @@ def test_news_cutoff_is_exact_on_both_sides_of_dst(
 @pytest.mark.parametrize("day", [date(2025, 6, 10), date(2025, 7, 7), date(2025, 10, 30)], ids=str)
 def test_orders_fill_at_the_open_of_the_day_never_later(market: Market, day: date) -> None:
     symbol = next(
-        s for s in ("AAPL", "MSFT", "NVDA", "AMZN")
+        s
+        for s in ("AAPL", "MSFT", "NVDA", "AMZN")
         if market.prices.bar_on(s, day).open != market.prices.bar_on(s, day).close
-    )  # fmt: skip
+    )
     bar = market.prices.bar_on(symbol, day)
     calls = [
         ("buy", {"symbol": symbol.lower(), "shares": 3}),

@@ -34,8 +34,17 @@ def test_a_new_sqlite_store_is_migrated_on_first_use(tmp_path, monkeypatch) -> N
     assert path.exists()
     assert current_revision(engine) == head_revision()
     assert get_engine() is engine  # one engine per URL and process
-    assert {"run", "modelday", "trade", "holding", "message", "toolcall", "llmcall", "pricebar",
-            "newsitem"} <= set(inspect(engine).get_table_names())  # fmt: skip
+    assert {
+        "run",
+        "modelday",
+        "trade",
+        "holding",
+        "message",
+        "toolcall",
+        "llmcall",
+        "pricebar",
+        "newsitem",
+    } <= set(inspect(engine).get_table_names())
 
 
 def test_default_store_is_a_sqlite_file_under_data(monkeypatch, tmp_path) -> None:
@@ -87,8 +96,17 @@ def test_a_portfolio_day_can_be_simulated_only_once(session: Session) -> None:
 
 def test_foreign_keys_hold_and_deleting_a_run_cascades(engine: Engine) -> None:
     with Session(engine) as session:
-        session.add(Trade(model_day_id=12345, seq=1, side="buy", symbol="A", shares=1, price=1.0,
-                          cash_after=0.0))  # fmt: skip
+        session.add(
+            Trade(
+                model_day_id=12345,
+                seq=1,
+                side="buy",
+                symbol="A",
+                shares=1,
+                price=1.0,
+                cash_after=0.0,
+            )
+        )
         with pytest.raises(IntegrityError):
             session.flush()
     with session_scope(engine) as session:

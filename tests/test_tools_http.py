@@ -30,9 +30,16 @@ from models.engine import create_store_engine, dispose_engines
 ROOT = Path(__file__).resolve().parents[1]
 DAY = date(2025, 10, 15)
 TOOLS = {
-    "get_universe_snapshot", "get_price_history", "get_price", "get_recent_closes",
-    "search_news", "get_portfolio", "buy", "sell", "calculate",
-}  # fmt: skip
+    "get_universe_snapshot",
+    "get_price_history",
+    "get_price",
+    "get_recent_closes",
+    "search_news",
+    "get_portfolio",
+    "buy",
+    "sell",
+    "calculate",
+}
 
 
 @pytest.fixture
@@ -72,10 +79,22 @@ def served(store: str, tmp_path: Path) -> Iterator[int]:
     port = _free_port()
     log = tmp_path / "serve.log"
     command = [
-        sys.executable, "-c", "from deployments.cli import app; app()",
-        "tools", "serve", "--day", str(DAY), "--port", str(port), "--cash", "5000",
-        "--universe", "AAPL,MSFT,NVDA", "--model", "by-hand",
-    ]  # fmt: skip
+        sys.executable,
+        "-c",
+        "from deployments.cli import app; app()",
+        "tools",
+        "serve",
+        "--day",
+        str(DAY),
+        "--port",
+        str(port),
+        "--cash",
+        "5000",
+        "--universe",
+        "AAPL,MSFT,NVDA",
+        "--model",
+        "by-hand",
+    ]
     env = {**os.environ, "DATABASE_URL": store}
     with log.open("w") as output:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
@@ -139,8 +158,10 @@ def test_tools_serve_answers_an_agent_over_http(served: int, shared_data: Path) 
     today = answers["today"]
     assert today.status != "error"
     assert _data(today) == {
-        "symbol": "AAPL", "date": str(DAY), "open": bar["open"],
-    }  # fmt: skip
+        "symbol": "AAPL",
+        "date": str(DAY),
+        "open": bar["open"],
+    }
     for hidden in ("high", "low", "close", "volume"):
         assert str(bar[hidden]) not in _text(today)
 
@@ -150,9 +171,12 @@ def test_tools_serve_answers_an_agent_over_http(served: int, shared_data: Path) 
 
     filled = _data(answers["buy"])["filled"]
     assert filled == {
-        "side": "buy", "symbol": "AAPL", "shares": 2, "price": bar["open"],
+        "side": "buy",
+        "symbol": "AAPL",
+        "shares": 2,
+        "price": bar["open"],
         "cash_after": pytest.approx(5000 - 2 * bar["open"]),
-    }  # fmt: skip
+    }
     # Each call is a new MCP session; the book lives in the server, so the buy is still there.
     portfolio = _data(answers["portfolio"])
     assert portfolio["positions"] == {"AAPL": 2}

@@ -24,8 +24,10 @@ OPENS = {"AAPL": 255.5, "NVDA": 189.6, "MSFT": 515.25}
 
 def make_book(day: date = DAY) -> PriceBook:
     at = datetime(day.year, day.month, day.day)
-    bars = [Bar(symbol=s, ts=at, open=p, high=p * 1.02, low=p * 0.98, close=p * 1.01)
-            for s, p in OPENS.items()]  # fmt: skip
+    bars = [
+        Bar(symbol=s, ts=at, open=p, high=p * 1.02, low=p * 0.98, close=p * 1.01)
+        for s, p in OPENS.items()
+    ]
     # NVDA has a bar the day before but MSFT none today -> "no price" cases below.
     bars.append(Bar(symbol="AMD", ts=datetime(2025, 10, 1), open=160.0, close=161.0))
     return PriceBook(bars)
