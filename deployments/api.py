@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from models.engine import get_engine
 from models.report import leaderboard_table
 from models.results import get_run, leaderboard, model_days_frame, run_scope
-from models.tables import ModelDay, Trade
+from models.tables import ModelDay, Run, Trade
 
 
 class BacktestError(RuntimeError):
@@ -61,12 +61,20 @@ def run_backtest(
         "budget_tokens": budget_tokens,
     }
     state = _run_coroutine(backtest(**parameters, return_state=True))
-    summary = state.result(raise_on_failure=False)
-    run_id = getattr(summary, "run_id", None)
+    run_id = run_of_flow_run(state.state_details.flow_run_id)
     if state.is_failed() and run_id is None:
         raise BacktestError(state.message or "the backtest failed")
     frames = results_frames(run_id) if run_id is not None else _empty_frames()
     return BacktestResult(state.name, state.message or "", run_id, *frames)
+
+
+def run_of_flow_run(flow_run_id: Any) -> int | None:
+    """The store's run created by a flow run (the store, not Prefect, holds the results)."""
+    if flow_run_id is None:
+        return None
+    with Session(get_engine()) as session:
+        query = select(Run.id).where(Run.flow_run_id == str(flow_run_id))
+        return session.exec(query).first()
 
 
 def results_frames(run_id: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
