@@ -7,6 +7,7 @@ annotations, and a served flow is rebuilt in another process.
 import asyncio
 import contextlib
 import hashlib
+import time
 import uuid
 from datetime import date
 
@@ -28,7 +29,7 @@ from agent_tools.news import NewsArchive
 from agent_tools.trading.ledger import starting_book
 from agents.budget import RunBudget
 from agents.plan import BacktestPlan, plan_backtest
-from agents.session import ModelDayRequest, ModelDayResult, skip_model_day
+from agents.session import ModelDayResult, skip_model_day
 from configs.loader import BudgetConfig, load_config
 from models.engine import get_engine
 from models.prices import PriceBook
@@ -37,6 +38,8 @@ from models.results import leaderboard, model_days_frame
 from models.tables import Run, RunStatus, utcnow
 from tasks.model_day import simulate_model_day
 from tasks.runtime import RunResources, lookup, register, release
+
+PROGRESS_INTERVAL_S = 1.0
 
 
 class DayOutcome(BaseModel):
@@ -77,12 +80,14 @@ async def trading_day(day: date, models: list[str], run_key: str) -> DayOutcome:
     )
 
     async def one(model_name: str):
-        request = _request(resources, model_name, day)
+        request = resources.request(model_name, day)
         with Session(resources.engine) as session:
             book = starting_book(session, request.portfolio, day, request.initial_cash)
         start_state = hashlib.sha256(book.model_dump_json().encode()).hexdigest()
         async with limit:
-            return await task(request, start_state, store, run_key, return_state=True)
+            return await task(
+                model_name, day, request.portfolio, start_state, store, run_key, return_state=True
+            )
 
     states = await asyncio.gather(*(one(name) for name in models))
     results, failed = [], {}
@@ -159,6 +164,7 @@ async def _simulate_days(
     days = plan.days
     progress = await acreate_progress_artifact(progress=0.0, description="trading days simulated")
     outcomes = []
+    reported = time.monotonic()
     for number, day in enumerate(days, start=1):
         active = []
         for model_plan in plan.models:
@@ -168,7 +174,7 @@ async def _simulate_days(
             if name in resources.failed_models:
                 reason = f"model failed on {resources.failed_models[name]}"
                 skip_model_day(
-                    resources.engine, _request(resources, name, day), "model-failed", reason
+                    resources.engine, resources.request(name, day), "model-failed", reason
                 )
             else:
                 active.append(name)
@@ -186,8 +192,11 @@ async def _simulate_days(
                 f"{day}: {len(outcome.results) - len(outcome.failed)} completed, "
                 f"{len(outcome.failed)} failed, {outcome.cached} already done"
             )
-        await aupdate_progress_artifact(progress, 100.0 * number / len(days))
-        _set_run(resources.engine, resources.run_id, message=f"{number}/{len(days)} days, at {day}")
+        # Progress is reported at most once a second: each update is a round trip to the API.
+        if time.monotonic() - reported >= PROGRESS_INTERVAL_S or number == len(days):
+            await aupdate_progress_artifact(progress, 100.0 * number / len(days))
+            _set_run(resources.engine, resources.run_id, message=f"{number}/{len(days)} days")
+            reported = time.monotonic()
     return outcomes
 
 
@@ -239,24 +248,6 @@ async def _finish(engine, run_id: int, plan: BacktestPlan, outcomes, failed_mode
     if status == RunStatus.PARTIAL:
         return Completed(name="Partial", message=message, data=summary)
     return state(message=message, data=summary)
-
-
-def _request(resources: RunResources, model_name: str, day: date) -> ModelDayRequest:
-    plan = resources.plan
-    model_plan = next(p for p in plan.models if p.model.name == model_name)
-    return ModelDayRequest(
-        run_id=resources.run_id,
-        model=model_plan.model,
-        day=day,
-        portfolio=model_plan.portfolio,
-        universe=plan.universe.symbols,
-        benchmark=plan.universe.benchmark,
-        initial_cash=plan.config.initial_cash,
-        agent=plan.config.agent,
-        mode=resources.mode,
-        claimant=resources.claimant,
-        lease_seconds=resources.lease_seconds,
-    )
 
 
 def _create_run(session: Session, plan: BacktestPlan, replay: bool) -> Run:

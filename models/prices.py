@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from pydantic import BaseModel, NaiveDatetime
@@ -100,6 +101,22 @@ def bar_days(session: Session, interval: str = DAILY, market: str = REAL_MARKET)
     return sorted(session.execute(query).scalars())
 
 
+@dataclass(frozen=True, slots=True)
+class StoredBar:
+    """A bar as the in-memory book holds it: plain attributes, no ORM or validation cost."""
+
+    symbol: str
+    ts: datetime
+    open: float
+    high: float | None
+    low: float | None
+    close: float | None
+    volume: float | None
+
+
+BookBar = StoredBar | Bar
+
+
 class PriceBook:
     """Bars of one interval held in memory, indexed by symbol and time, for constant-time lookups.
 
@@ -107,14 +124,14 @@ class PriceBook:
     never a query or a file scan.
     """
 
-    def __init__(self, bars: Iterable[PriceBar | Bar], interval: str = DAILY) -> None:
+    def __init__(self, bars: Iterable[BookBar], interval: str = DAILY) -> None:
         self.interval = interval
-        by_symbol: dict[str, list[PriceBar | Bar]] = defaultdict(list)
+        by_symbol: dict[str, list[BookBar]] = defaultdict(list)
         for bar in bars:
             by_symbol[bar.symbol].append(bar)
         self._times: dict[str, list[datetime]] = {}
-        self._bars: dict[str, list[PriceBar | Bar]] = {}
-        self._by_time: dict[str, dict[datetime, PriceBar | Bar]] = {}
+        self._bars: dict[str, list[BookBar]] = {}
+        self._by_time: dict[str, dict[datetime, BookBar]] = {}
         for symbol, symbol_bars in by_symbol.items():
             symbol_bars.sort(key=lambda b: b.ts)
             self._bars[symbol] = symbol_bars
@@ -131,12 +148,22 @@ class PriceBook:
         market: str = REAL_MARKET,
     ) -> PriceBook:
         """Load the bars of `market` and `interval` (optionally only `symbols`, up to `until`)."""
-        query = select(PriceBar).where(PriceBar.market == market, PriceBar.interval == interval)
+        columns = (
+            PriceBar.symbol,
+            PriceBar.ts,
+            PriceBar.open,
+            PriceBar.high,
+            PriceBar.low,
+            PriceBar.close,
+            PriceBar.volume,
+        )
+        query = select(*columns).where(PriceBar.market == market, PriceBar.interval == interval)
         if symbols is not None:
             query = query.where(PriceBar.symbol.in_([s.upper() for s in symbols]))
         if until is not None:
             query = query.where(PriceBar.day <= until)
-        return cls(session.execute(query).scalars(), interval)
+        # Plain rows, not ORM objects: loading a market is 10-100k bars.
+        return cls((StoredBar(*row) for row in session.execute(query)), interval)
 
     @property
     def symbols(self) -> list[str]:
@@ -145,11 +172,11 @@ class PriceBook:
     def has_symbol(self, symbol: str) -> bool:
         return symbol in self._bars
 
-    def bar_at(self, symbol: str, ts: datetime) -> PriceBar | Bar | None:
+    def bar_at(self, symbol: str, ts: datetime) -> BookBar | None:
         """The bar starting exactly at `ts` (a day at midnight for daily bars)."""
         return self._by_time.get(symbol, {}).get(ts)
 
-    def bar_on(self, symbol: str, day: date) -> PriceBar | Bar | None:
+    def bar_on(self, symbol: str, day: date) -> BookBar | None:
         """The daily bar of `day`."""
         return self.bar_at(symbol, datetime(day.year, day.month, day.day))
 
@@ -170,9 +197,7 @@ class PriceBook:
             index -= 1
         return None
 
-    def history(
-        self, symbol: str, before: datetime, limit: int | None = None
-    ) -> list[PriceBar | Bar]:
+    def history(self, symbol: str, before: datetime, limit: int | None = None) -> list[BookBar]:
         """Bars of `symbol` strictly before `before` (only the last `limit`), oldest first."""
         times = self._times.get(symbol, [])
         end = bisect.bisect_left(times, before)

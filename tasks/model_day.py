@@ -1,12 +1,12 @@
 """The model-day task: one model's trading day, retried on transient failures, cached by state."""
 
 import hashlib
-from datetime import timedelta
+from datetime import date, timedelta
 
 from prefect import task
 from prefect.tasks import exponential_backoff
 
-from agents.session import ModelDayRequest, ModelDayResult, run_model_day
+from agents.session import ModelDayResult, run_model_day
 from tasks.runtime import lookup
 
 
@@ -27,14 +27,13 @@ async def retry_only_transient(task, task_run, state) -> bool:
 
 def model_day_cache_key(context, parameters) -> str:
     """Portfolio (model config, prompt and code version), day, starting book, and store."""
-    request: ModelDayRequest = parameters["request"]
-    parts = [request.portfolio, str(request.day), parameters["start_state"], parameters["store"]]
-    return "model-day-" + hashlib.sha256("|".join(parts).encode()).hexdigest()
+    parts = [parameters[name] for name in ("portfolio", "day", "start_state", "store")]
+    return "model-day-" + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
 
 
 @task(
     name="model-day",
-    task_run_name="{request.model.name}@{request.day}",
+    task_run_name="{model}@{day}",
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_jitter_factor=0.5,
@@ -44,10 +43,14 @@ def model_day_cache_key(context, parameters) -> str:
     tags=["model-day"],
 )
 async def simulate_model_day(
-    request: ModelDayRequest, start_state: str, store: str, run_key: str
+    model: str, day: date, portfolio: str, start_state: str, store: str, run_key: str
 ) -> ModelDayResult:
-    """Run the model-day (or return it if already completed); transient failures raise to retry."""
+    """Run the model-day (or return it if already completed); transient failures raise to retry.
+
+    The parameters are small on purpose: Prefect walks every task input on every call.
+    """
     resources = lookup(run_key)
+    request = resources.request(model, day)
     result = await run_model_day(
         resources.engine,
         request,

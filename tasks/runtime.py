@@ -8,12 +8,14 @@ of that run look them up, and the parent removes them when it ends.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 from sqlalchemy.engine import Engine
 
 from agent_tools.news import NewsArchive
 from agents.budget import RunBudget
 from agents.plan import BacktestPlan
+from agents.session import ModelDayRequest
 from models.prices import PriceBook
 
 
@@ -31,6 +33,24 @@ class RunResources:
     claimant: str = ""
     lease_seconds: float = 900.0
     failed_models: dict[str, str] = field(default_factory=dict)
+
+    def request(self, model_name: str, day: date) -> ModelDayRequest:
+        """The request for one model's day in this run."""
+        plan = self.plan
+        model_plan = next(p for p in plan.models if p.model.name == model_name)
+        return ModelDayRequest(
+            run_id=self.run_id,
+            model=model_plan.model,
+            day=day,
+            portfolio=model_plan.portfolio,
+            universe=plan.universe.symbols,
+            benchmark=plan.universe.benchmark,
+            initial_cash=plan.config.initial_cash,
+            agent=plan.config.agent,
+            mode=self.mode,
+            claimant=self.claimant,
+            lease_seconds=self.lease_seconds,
+        )
 
 
 _RESOURCES: dict[str, RunResources] = {}

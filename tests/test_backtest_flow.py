@@ -45,7 +45,13 @@ def write_config(path: Path, stub: OpenAIStub, **llm_overrides) -> str:
         "start_date": "2025-01-02",
         "end_date": "2025-01-10",
         "market": {"source": "synthetic", "seed": 3, "start": "2024-11-01", "end": "2025-01-31"},
-        "agent": {"max_steps": 6, "retries": 2, "retry_delay_s": 0.1, "lease_seconds": 60},
+        "agent": {
+            "max_steps": 6,
+            "retries": 2,
+            "retry_delay_s": 0.1,
+            "day_timeout_s": 30,
+            "lease_seconds": 60,
+        },
         "models": [
             {"name": "equal-weight", "strategy": "equal-weight"},
             {

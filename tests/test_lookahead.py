@@ -499,7 +499,7 @@ def _leak_close_of_today(monkeypatch: pytest.MonkeyPatch, market: Market) -> Non
         bar = market.prices.bar_on(symbol, day)
         if bar is None:
             return None
-        fields = bar.model_dump(include={"open", "high", "low", "close", "volume"})
+        fields = {name: getattr(bar, name) for name in ("open", "high", "low", "close", "volume")}
         return PastBar(date=day.isoformat(), **fields)
 
     monkeypatch.setattr(MarketView, "bar_on", bar_on)
