@@ -24,13 +24,13 @@ from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from agent_tools.market.provision import ensure_market
+from agent_tools.market.provision import MarketSetupError, ensure_market
 from agent_tools.news import NewsArchive
 from agent_tools.trading.ledger import starting_book
 from agents.budget import RunBudget
-from agents.plan import BacktestPlan, plan_backtest
+from agents.plan import BacktestPlan, PlanError, plan_backtest
 from agents.session import ModelDayResult, skip_model_day
-from configs.loader import BudgetConfig, load_config
+from configs.loader import BudgetConfig, ConfigError, load_config
 from models.engine import get_engine
 from models.prices import PriceBook
 from models.report import equity_curves, equity_png, leaderboard_table, markdown_report
@@ -120,11 +120,16 @@ async def backtest(
     """Simulate `models` over trading days; with no dates, catch every model up to the last
     trading day with prices."""
     logger = get_run_logger()
-    settings = load_config(config)
     engine = get_engine()
     with Session(engine, expire_on_commit=False) as session:
-        logger.info(ensure_market(session, settings))
-        plan = plan_backtest(session, settings, start, end, models)
+        try:
+            settings = load_config(config)
+            logger.info(ensure_market(session, settings))
+            plan = plan_backtest(session, settings, start, end, models)
+        except (ConfigError, PlanError, MarketSetupError) as exc:
+            # A bad trigger: fail at once with the reason, no traceback to dig through.
+            logger.error(str(exc))
+            return Failed(message=str(exc))
         if not plan.days:
             message = f"up to date: every model has simulated through {plan.last_simulated}"
             logger.info(message)

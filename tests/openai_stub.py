@@ -50,6 +50,11 @@ class OpenAIStub:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def do_GET(self) -> None:  # the model list: what `aitrader health` asks for
+                with stub._lock:
+                    stub.headers.append({k.lower(): v for k, v in self.headers.items()})
+                self._send(200, json.dumps({"object": "list", "data": []}), {})
+
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with stub._lock:

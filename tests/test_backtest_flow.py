@@ -186,3 +186,31 @@ def test_transient_failures_are_retried_by_the_task(store, stub, tmp_path) -> No
     with Session(store) as session:
         llm_day = session.exec(select(ModelDay).where(ModelDay.model == "llm")).one()
         assert llm_day.status == "completed" and llm_day.attempts == 3
+
+
+def test_the_api_key_reaches_no_store_log_or_artifact(store, stub, tmp_path) -> None:
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from sqlalchemy import text
+
+    from models.tables import SQLModel
+
+    config = write_config(tmp_path / "c.yaml", stub)
+    stub.queue(Reply(status=401))  # an authentication error message, too, must not echo the key
+    state = run(start=date(2025, 1, 2), end=date(2025, 1, 3), config=config)
+    assert state.name == "Partial" and stub.headers[0]["authorization"] == f"Bearer {KEY}"
+    flow_run_id = state.state_details.flow_run_id
+    texts = [json.dumps(a.data) for a in asyncio.run(artifacts_of(flow_run_id)).values()]
+
+    async def logs() -> list[str]:
+        async with get_client() as client:
+            found = await client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+            )
+        return [entry.message for entry in found]
+
+    texts += asyncio.run(logs())
+    with store.connect() as connection:
+        for table in SQLModel.metadata.sorted_tables:
+            texts += [str(row) for row in connection.execute(text(f'SELECT * FROM "{table.name}"'))]
+    assert len(texts) > 20
+    assert not [t for t in texts if KEY in t]
