@@ -19,7 +19,6 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 STAMP = VENV / ".installed"
-SHARED_DATA = Path(os.environ.get("AITRADER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 def sh(*args: str | Path, env: dict[str, str] | None = None) -> None:
@@ -40,18 +39,10 @@ def ensure_venv(extras: str) -> None:
 
 
 def run() -> None:
-    """The main job, offline: a synthetic market, a legacy run imported, its leaderboard."""
+    """The main job, offline: the backtest flow with built-in models on the synthetic market."""
     ensure_venv("[dev]")
     aitrader = BIN / "aitrader"
-    sh(aitrader, "db", "upgrade")
-    sh(aitrader, "data", "synth")
-    if SHARED_DATA.is_dir():
-        sh(aitrader, "data", "import", SHARED_DATA / "nasdaq100_daily")
-        sh(aitrader, "import-aitrader", SHARED_DATA / "legacy_aitrader_daily_run")
-        sh(aitrader, "results", "leaderboard")
-    else:
-        print(f"(no shared data at {SHARED_DATA}: skipping the legacy import)")
-    sh(aitrader, "data", "coverage", "--summary")
+    sh(aitrader, "backtest", "--start", "2025-01-02", "--end", "2025-03-31", *sys.argv[2:])
 
 
 def test() -> None:
