@@ -12,9 +12,9 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from deployments.api import BacktestResult, run_backtest
-from deployments.output import OutputFormat, console, render
+from deployments.output import OutputFormat, compact, console, leaderboard_rows, render
 from models.engine import get_engine
-from models.report import equity_curves, equity_html, equity_png, leaderboard_table, markdown_report
+from models.report import equity_curves, equity_html, equity_png, markdown_report
 from models.results import leaderboard, run_scope
 from models.tables import ModelDay, ModelDayStatus, Run
 
@@ -83,7 +83,7 @@ def _print_and_write(engine, run_id: int, reports: Path) -> None:
             return
         curves = equity_curves(session, run_id)
     title = f"Backtest run {run_id}: {run.name}, {run.start_date} to {run.end_date}"
-    render(leaderboard_table(board), OutputFormat.table, title=title)
+    render(compact(leaderboard_rows(board)), OutputFormat.table, title=title)
     folder = reports / f"run-{run_id}"
     folder.mkdir(parents=True, exist_ok=True)
     png = equity_png(curves, title)

@@ -10,7 +10,14 @@ import typer
 from sqlmodel import Session
 
 from configs.loader import load_config
-from deployments.output import OutputFormat, console, one_line_errors, render
+from deployments.output import (
+    OutputFormat,
+    compact,
+    console,
+    leaderboard_rows,
+    one_line_errors,
+    render,
+)
 from models.engine import current_revision, database_url, get_engine, upgrade
 
 app = typer.Typer(
@@ -313,10 +320,9 @@ def results(
         elif view == "leaderboard":
             selected = get_run(session, run)
             board = leaderboard(session, selected.id, first, last, risk_free_rate, model=model)
-            rows = [_leaderboard_row(r) for r in board]
-            if fmt is OutputFormat.table:  # the drawdown dates and start/end fit in the title
-                hidden = {"start", "end", "dd_peak", "dd_trough"}
-                rows = [{k: v for k, v in row.items() if k not in hidden} for row in rows]
+            rows = leaderboard_rows(board)
+            if fmt is OutputFormat.table:
+                rows = compact(rows)
             window = f"{board[0].performance.start_date} to {board[0].performance.end_date}"
             render(rows, fmt, title=f"leaderboard of run {selected.id}: {selected.name}, {window}")
         else:
@@ -448,33 +454,6 @@ def _run_row(run) -> dict:
         "start": run.start_date,
         "end": run.end_date,
         "created": run.created_at.replace(microsecond=0),
-    }
-
-
-def _leaderboard_row(row) -> dict:
-    p = row.performance
-    return {
-        "rank": row.rank,
-        "model": row.model,
-        "start": p.start_date,
-        "end": p.end_date,
-        "final_value": p.end_value,
-        "return": p.cumulative_return,
-        "annualized": p.annualized_return,
-        "volatility": p.annualized_volatility,
-        "sharpe": p.sharpe_ratio,
-        "sortino": p.sortino_ratio,
-        "max_drawdown": p.max_drawdown,
-        "dd_peak": p.max_drawdown_peak,
-        "dd_trough": p.max_drawdown_trough,
-        "calmar": p.calmar_ratio,
-        "win_rate": p.win_rate,
-        "trades": p.trades,
-        "turnover": p.turnover,
-        "alpha": p.alpha,
-        "beta": p.beta,
-        "info_ratio": p.information_ratio,
-        "benchmark_return": p.benchmark_cumulative_return,
     }
 
 

@@ -104,3 +104,41 @@ def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise fail(message) from None
 
     return wrapper
+
+
+def leaderboard_row(row: Any) -> dict[str, Any]:
+    """A leaderboard row as the CLI shows it (fractions, not percentages)."""
+    p = row.performance
+    return {
+        "rank": row.rank,
+        "model": row.model,
+        "start": p.start_date,
+        "end": p.end_date,
+        "final_value": p.end_value,
+        "return": p.cumulative_return,
+        "annualized": p.annualized_return,
+        "volatility": p.annualized_volatility,
+        "sharpe": p.sharpe_ratio,
+        "sortino": p.sortino_ratio,
+        "max_drawdown": p.max_drawdown,
+        "dd_peak": p.max_drawdown_peak,
+        "dd_trough": p.max_drawdown_trough,
+        "calmar": p.calmar_ratio,
+        "win_rate": p.win_rate,
+        "trades": p.trades,
+        "turnover": p.turnover,
+        "alpha": p.alpha,
+        "beta": p.beta,
+        "info_ratio": p.information_ratio,
+        "benchmark_return": p.benchmark_cumulative_return,
+    }
+
+
+def leaderboard_rows(board: Sequence[Any]) -> list[dict[str, Any]]:
+    return [leaderboard_row(row) for row in board]
+
+
+def compact(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Leaderboard rows for a terminal: the window and drawdown dates belong in the title."""
+    hidden = {"start", "end", "dd_peak", "dd_trough"}
+    return [{k: v for k, v in row.items() if k not in hidden} for row in rows]

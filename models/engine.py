@@ -6,6 +6,7 @@ e.g. `postgresql+psycopg://postgres@127.0.0.1:5432/aitrader`.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from collections.abc import Iterator
@@ -16,13 +17,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 DEFAULT_SQLITE_PATH = Path("data") / "aitrader.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+MIGRATION_LOCK_KEY = 0x41495452  # "AITR": the Postgres advisory lock held while migrating
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -87,11 +89,38 @@ def head_revision() -> str:
     return head
 
 
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """One migrating process at a time: two first uses of a new store may start together."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def upgrade(engine: Engine) -> str:
     """Apply every pending migration; return the revision the store is now at."""
     try:
         if current_revision(engine) != head_revision():
-            command.upgrade(alembic_config(engine), "head")
+            with _migration_lock(engine):
+                if current_revision(engine) != head_revision():  # another process may have
+                    command.upgrade(alembic_config(engine), "head")
     except Exception as exc:  # the driver's own error says why; keep it in one line
         raise StoreError(f"cannot migrate the store at {engine.url!r}: {exc}") from exc
     return head_revision()

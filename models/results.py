@@ -106,6 +106,7 @@ def model_days_frame(
             "run_id": md.run_id,
             "run": run_name,
             "model": md.model,
+            "portfolio": md.portfolio,
             "day": md.day,
             "status": md.status,
             "cash": md.cash_end,
@@ -124,6 +125,7 @@ def model_days_frame(
         "run_id",
         "run",
         "model",
+        "portfolio",
         "day",
         "status",
         "cash",
@@ -160,6 +162,35 @@ def benchmark_closes(
     return closes.rename(symbol)
 
 
+def starting_value(
+    session: Session, run: Run, portfolio: str, first_day: pd.Timestamp
+) -> tuple[pd.Timestamp, float] | None:
+    """What a simulated portfolio was worth at the close before its first day in the window.
+
+    A backtest's first day already trades at the open, so its return is measured from the book
+    it started with: the previous completed day's value, or the initial cash dated the trading
+    day before. A legacy import starts from its own first record, so it has none.
+    """
+    if run.kind == "legacy-import":
+        return None
+    day = first_day.date()
+    previous = session.exec(
+        select(ModelDay)
+        .where(ModelDay.portfolio == portfolio, ModelDay.day < day)
+        .where(ModelDay.status == ModelDayStatus.COMPLETED)
+        .order_by(ModelDay.day.desc())
+        .limit(1)
+    ).first()
+    if previous is not None and previous.value_end is not None:
+        return pd.Timestamp(previous.day), previous.value_end
+    before = session.exec(
+        select(func.max(PriceBar.day)).where(
+            PriceBar.market == run.market, PriceBar.symbol == run.benchmark, PriceBar.day < day
+        )
+    ).one()
+    return (pd.Timestamp(before), run.initial_cash) if before is not None else None
+
+
 def leaderboard(
     session: Session,
     run_id: int | None = None,
@@ -175,10 +206,16 @@ def leaderboard(
     if done.empty:
         raise ResultsError(f"run {run.id} ({run.name}) has no completed model-days in that range")
     rows: list[LeaderboardRow] = []
+    starts = []
     for name, group in done.groupby("model"):
         values = pd.Series(group["value"].to_numpy(), index=pd.to_datetime(group["day"]))
         notional = pd.Series(group["traded_notional"].to_numpy(), index=values.index)
+        start_point = starting_value(session, run, group["portfolio"].iloc[0], values.index[0])
+        if start_point is not None:
+            values = pd.concat([pd.Series([start_point[1]], index=[start_point[0]]), values])
+            notional = pd.concat([pd.Series([0.0], index=[start_point[0]]), notional])
         window = (values.index[0].date(), values.index[-1].date())
+        starts.append(window[0])
         bench = benchmark_closes(session, run.benchmark, *window, market=run.market)
         rows.append(
             LeaderboardRow(
@@ -196,7 +233,7 @@ def leaderboard(
     rows.sort(key=lambda r: r.performance.cumulative_return, reverse=True)
     for rank, row in enumerate(rows, start=1):
         row.rank = rank
-    first = min(pd.Timestamp(d) for d in done["day"]).date()
+    first = min(starts)
     last = max(pd.Timestamp(d) for d in done["day"]).date()
     bench = benchmark_closes(session, run.benchmark, first, last, market=run.market)
     if len(bench) >= 1:

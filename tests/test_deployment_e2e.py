@@ -157,11 +157,12 @@ def backtest_env(prefect_server: str, store: str, home: Path) -> dict[str, str]:
 
 def start_backtest(arguments: tuple[str, ...], server: str, store: str, home: Path):
     """`aitrader backtest ...` in its own process, against `server` and `store`."""
+    home.mkdir(parents=True, exist_ok=True)
     return aitrader(
         *arguments,
         env=backtest_env(server, store, home),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=(home / "out.log").open("w"),
+        stderr=subprocess.STDOUT,
     )
 
 

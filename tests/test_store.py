@@ -144,3 +144,31 @@ def test_an_unreachable_store_is_one_clear_error() -> None:
     engine = create_store_engine("postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2")
     with pytest.raises(StoreError, match="cannot migrate the store"):
         upgrade(engine)
+
+
+def test_concurrent_first_uses_migrate_the_store_once(store_url: str) -> None:
+    import threading
+
+    from sqlalchemy import inspect as inspect_db
+
+    engine = create_store_engine(store_url)
+    command.downgrade(alembic_config(engine), "base")
+    errors: list[Exception] = []
+
+    def first_use() -> None:
+        other = create_store_engine(store_url)
+        try:
+            upgrade(other)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            other.dispose()
+
+    workers = [threading.Thread(target=first_use) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert errors == []
+    assert current_revision(engine) == head_revision()
+    assert "modelday" in inspect_db(engine).get_table_names()
