@@ -119,7 +119,8 @@ def upgrade(engine: Engine) -> str:
     try:
         if current_revision(engine) != head_revision():
             with _migration_lock(engine):
-                if current_revision(engine) != head_revision():  # another process may have
+                # Checked again under the lock: another process may have just migrated it.
+                if current_revision(engine) != head_revision():
                     command.upgrade(alembic_config(engine), "head")
     except Exception as exc:  # the driver's own error says why; keep it in one line
         raise StoreError(f"cannot migrate the store at {engine.url!r}: {exc}") from exc
