@@ -177,6 +177,8 @@ async def run_model_day(
     is_session_day: Callable[[date], bool] = is_trading_day,
 ) -> ModelDayResult:
     """Run one model-day end to end and persist it; a completed day is returned as it is."""
+    if request.model.kind == "strategy":
+        budget = None  # built-in strategies spend nothing
     with Session(engine, expire_on_commit=False) as session:
         model_day = claim_model_day(session, request)
         if model_day.status == ModelDayStatus.COMPLETED:

@@ -95,7 +95,7 @@ async def trading_day(day: date, models: list[str], run_key: str) -> DayOutcome:
         if state.is_completed():
             result: ModelDayResult = await state.aresult()
             results.append(result)
-            if result.status != "completed":
+            if result.status == "failed":  # a budget skip is not the model's failure
                 failed[name] = result.error or result.status
         else:
             failed[name] = state.message or state.name
@@ -107,7 +107,14 @@ async def trading_day(day: date, models: list[str], run_key: str) -> DayOutcome:
     return outcome
 
 
-@flow(name="backtest", flow_run_name="backtest-{start}-{end}", log_prints=False)
+def _run_name() -> str:
+    parameters = flow_run.parameters
+    if parameters.get("start") or parameters.get("end"):
+        return f"backtest-{parameters.get('start') or 'first'}-to-{parameters.get('end') or 'last'}"
+    return "catch-up"
+
+
+@flow(name="backtest", flow_run_name=_run_name, log_prints=False)
 async def backtest(
     start: date | None = None,
     end: date | None = None,

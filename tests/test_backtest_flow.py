@@ -214,3 +214,18 @@ def test_the_api_key_reaches_no_store_log_or_artifact(store, stub, tmp_path) -> 
             texts += [str(row) for row in connection.execute(text(f'SELECT * FROM "{table.name}"'))]
     assert len(texts) > 20
     assert not [t for t in texts if KEY in t]
+
+
+def test_a_spent_budget_skips_the_remaining_llm_days(store, stub, tmp_path) -> None:
+    config = write_config(tmp_path / "c.yaml", stub)
+    state = run(start=date(2025, 1, 2), end=date(2025, 1, 7), config=config, budget_tokens=100)
+    assert state.is_completed() and state.name == "Completed", state.message
+    assert stub.calls == 1  # 120 tokens on the first day spend the budget of 100
+    with Session(store) as session:
+        llm = {str(d.day): d for d in session.exec(select(ModelDay).where(ModelDay.model == "llm"))}
+        assert llm["2025-01-02"].status == "completed"
+        assert {(d.status, d.skip_reason) for day, d in llm.items() if day > "2025-01-02"} == {
+            ("skipped", "budget")
+        }
+        others = session.exec(select(ModelDay).where(ModelDay.model == "equal-weight")).all()
+        assert len(others) == 4 and {d.status for d in others} == {"completed"}
