@@ -10,7 +10,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel
 
-from models.prices import PriceBook
+from models.prices import BookBar, PriceBook
 
 
 class PastBar(BaseModel):
@@ -50,17 +50,7 @@ class MarketView:
     def history(self, symbol: str, sessions: int) -> list[PastBar]:
         """The last `sessions` complete bars strictly before the current session, oldest first."""
         bars = self._prices.history(symbol, before=self.at, limit=sessions) if sessions > 0 else []
-        return [
-            PastBar(
-                date=_label(bar.ts),
-                open=bar.open,
-                high=bar.high,
-                low=bar.low,
-                close=bar.close,
-                volume=bar.volume,
-            )
-            for bar in bars
-        ]
+        return [_past(bar) for bar in bars]
 
     def bar_on(self, symbol: str, day: date) -> PastBar | TodayOpen | None:
         """The bar of an earlier day, only the open of the session day, nothing after it."""
@@ -71,14 +61,7 @@ class MarketView:
         bar = self._prices.bar_on(symbol, day)
         if bar is None or bar.ts >= self.at:
             return None
-        return PastBar(
-            date=_label(bar.ts),
-            open=bar.open,
-            high=bar.high,
-            low=bar.low,
-            close=bar.close,
-            volume=bar.volume,
-        )
+        return _past(bar)
 
     def today(self, symbol: str) -> TodayOpen:
         """The open of the current session (None when the symbol has no bar then)."""
@@ -92,6 +75,17 @@ class MarketView:
                 if bar.close is not None:
                     return bar.close, _label(bar.ts)
         return None
+
+
+def _past(bar: BookBar) -> PastBar:
+    return PastBar(
+        date=_label(bar.ts),
+        open=bar.open,
+        high=bar.high,
+        low=bar.low,
+        close=bar.close,
+        volume=bar.volume,
+    )
 
 
 def _label(ts: datetime) -> str:

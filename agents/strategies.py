@@ -56,6 +56,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agents.transcript import plain_text
+
 FINISH_SIGNAL = "<FINISH_SIGNAL>"
 
 GET_PORTFOLIO = "get_portfolio"
@@ -170,24 +172,9 @@ class ObservationError(ValueError):
     """An observation tool failed or answered something the strategy cannot read."""
 
 
-def tool_text(content: Any) -> str:
-    """A ToolMessage's text, whether LangChain gives it as a string or as content blocks."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for block in content:
-            if isinstance(block, str):
-                parts.append(block)
-            elif isinstance(block, dict) and block.get("type") == "text":
-                parts.append(str(block.get("text", "")))
-        return "".join(parts)
-    return str(content)
-
-
 def tool_json(message: ToolMessage) -> Any:
     """The JSON a successful tool answered; `ObservationError` for an error or non-JSON text."""
-    text = tool_text(message.content)
+    text = plain_text(message.content)
     if message.status == "error":
         raise ObservationError(text or "the tool failed")
     try:
@@ -352,7 +339,7 @@ class StrategyChatModel(BaseChatModel):
                 if answer is None:
                     result.message = "no answer"
                 elif answer.status == "error":
-                    result.message = tool_text(answer.content)
+                    result.message = plain_text(answer.content)
                 else:
                     try:
                         reported = _book(tool_json(answer))
