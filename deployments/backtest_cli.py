@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +92,3 @@ def _print_and_write(engine, run_id: int, reports: Path) -> None:
     console.print(
         f"report: {folder / 'report.md'}, {folder / 'equity.png'}, {folder / 'equity.html'}"
     )
-
-
-def parse_day(text: str | None) -> date | None:
-    return date.fromisoformat(text) if text else None

@@ -18,7 +18,7 @@ from deployments.output import (
     one_line_errors,
     render,
 )
-from models.engine import current_revision, database_url, get_engine, upgrade
+from models.engine import current_revision, get_engine, upgrade
 
 app = typer.Typer(
     help="Run LLM trading agents through backtests and daily simulations.",
@@ -480,6 +480,3 @@ def main(
         import os
 
         os.environ["DATABASE_URL"] = db
-
-
-__all__ = ["app", "database_url"]
