@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import yaml
+from sqlalchemy import func, text
 from sqlmodel import Session, select
 
 from models.engine import create_store_engine
@@ -166,6 +167,17 @@ def start_backtest(arguments: tuple[str, ...], server: str, store: str, home: Pa
     )
 
 
+def january_backtest(config: Path) -> tuple[str, ...]:
+    return ("backtest", "--config", str(config), "--start", "2025-01-02", "--end", "2025-01-31")
+
+
+def uninterrupted_books(arguments: tuple[str, ...], server: str, tmp_path: Path) -> dict:
+    """The books of the same backtest run alone, for the others to match."""
+    store = f"sqlite:///{tmp_path / 'reference.db'}"
+    assert start_backtest(arguments, server, store, tmp_path / "h1").wait(timeout=300) == 0
+    return books(store)
+
+
 def completed_days(store: str) -> int:
     engine = create_store_engine(store)
     with Session(engine) as session:
@@ -176,18 +188,8 @@ def completed_days(store: str) -> int:
 
 def test_resume_after_a_crash_gives_the_same_books(prefect_server: str, tmp_path: Path) -> None:
     config = offline_config(tmp_path / "c.yaml", day_timeout_s=2, lease_seconds=3)
-    arguments = (
-        "backtest",
-        "--config",
-        str(config),
-        "--start",
-        "2025-01-02",
-        "--end",
-        "2025-01-31",
-    )
-    reference = f"sqlite:///{tmp_path / 'reference.db'}"
-    whole = start_backtest(arguments, prefect_server, reference, tmp_path / "h1")
-    assert whole.wait(timeout=300) == 0
+    arguments = january_backtest(config)
+    expected = uninterrupted_books(arguments, prefect_server, tmp_path)
 
     crashed = f"sqlite:///{tmp_path / 'crashed.db'}"
     victim = start_backtest(arguments, prefect_server, crashed, tmp_path / "h2")
@@ -199,27 +201,17 @@ def test_resume_after_a_crash_gives_the_same_books(prefect_server: str, tmp_path
     time.sleep(3.5)  # the dead run's claims lapse
     resumed = start_backtest(arguments, prefect_server, crashed, tmp_path / "h2")
     assert resumed.wait(timeout=300) == 0
-    assert books(crashed) == books(reference)
+    assert books(crashed) == expected
     engine = create_store_engine(crashed)
     with Session(engine) as session:
-        trades = session.exec(select(ModelDay)).all()
-        assert len(trades) == 60 and {d.status for d in trades} == {"completed"}
+        days = session.exec(select(ModelDay)).all()
+        assert len(days) == 60 and {d.status for d in days} == {"completed"}
 
 
 def test_overlapping_triggers_never_simulate_a_day_twice(prefect_server: str, tmp_path: Path):
     config = offline_config(tmp_path / "c.yaml")
-    arguments = (
-        "backtest",
-        "--config",
-        str(config),
-        "--start",
-        "2025-01-02",
-        "--end",
-        "2025-01-31",
-    )
-    reference = f"sqlite:///{tmp_path / 'reference.db'}"
-    whole = start_backtest(arguments, prefect_server, reference, tmp_path / "h1")
-    assert whole.wait(timeout=300) == 0
+    arguments = january_backtest(config)
+    expected = uninterrupted_books(arguments, prefect_server, tmp_path)
 
     shared = f"sqlite:///{tmp_path / 'shared.db'}"
     first, second = (
@@ -227,7 +219,6 @@ def test_overlapping_triggers_never_simulate_a_day_twice(prefect_server: str, tm
     )
     codes = [first.wait(timeout=300), second.wait(timeout=300)]
     assert 0 in codes
-    from sqlalchemy import func, text
 
     engine = create_store_engine(shared)
     with Session(engine) as session:
@@ -242,4 +233,4 @@ def test_overlapping_triggers_never_simulate_a_day_twice(prefect_server: str, tm
     # Whatever one run left undone, a later catch-up finishes; the books match a lone run.
     rerun = start_backtest(arguments, prefect_server, shared, tmp_path / "o3")
     assert rerun.wait(timeout=300) == 0
-    assert books(shared) == books(reference)
+    assert books(shared) == expected
