@@ -91,7 +91,7 @@ def model_days_frame(
         select(ModelDay, Run.name, trades.c.n, trades.c.notional)
         .join(Run, Run.id == ModelDay.run_id)
         .outerjoin(trades, trades.c.model_day_id == ModelDay.id)
-        .order_by(ModelDay.run_id, ModelDay.model, ModelDay.day)
+        .order_by(ModelDay.model, ModelDay.day, ModelDay.run_id)
     )
     if run_id is not None:
         query = query.where(*run_scope(session, run_id))

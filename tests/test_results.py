@@ -1,0 +1,66 @@
+"""Run results read by portfolio: days adopted from another run still chain in date order."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+from sqlmodel import Session
+
+from models.prices import Bar, insert_bars
+from models.results import leaderboard, model_days_frame
+from models.tables import ModelDay, Run
+
+DAYS = [date(2025, 1, 2), date(2025, 1, 3), date(2025, 1, 6), date(2025, 1, 7)]
+VALUES = [10_100.0, 10_200.0, 10_050.0, 10_300.0]
+
+
+def test_days_simulated_by_two_runs_chain_in_date_order(session: Session) -> None:
+    closes = [500.0, 505.0, 510.0, 500.0, 520.0]  # 2024-12-31 and the four days
+    bars = [
+        Bar(symbol="QQQ", market="real", ts=datetime(d.year, d.month, d.day), open=c, close=c)
+        for d, c in zip([date(2024, 12, 31), *DAYS], closes, strict=True)
+    ]
+    insert_bars(session, bars)
+    portfolios = {"m": "test/m@1"}
+    first = Run(
+        name="a",
+        kind="backtest",
+        models=["m"],
+        portfolios=portfolios,
+        start_date=DAYS[0],
+        end_date=DAYS[-1],
+    )
+    second = Run(
+        name="b",
+        kind="backtest",
+        models=["m"],
+        portfolios=portfolios,
+        start_date=DAYS[0],
+        end_date=DAYS[-1],
+    )
+    session.add_all([first, second])
+    session.flush()
+    # An overlap or a resume: the later run adopted the first two days, the earlier the rest.
+    owners = [second.id, second.id, first.id, first.id]
+    for day, value, owner in zip(DAYS, VALUES, owners, strict=True):
+        session.add(
+            ModelDay(
+                run_id=owner,
+                model="m",
+                portfolio="test/m@1",
+                day=day,
+                status="completed",
+                cash_end=value,
+                value_end=value,
+            )
+        )
+    session.commit()
+
+    frame = model_days_frame(session, first.id)
+    assert list(frame["day"]) == DAYS
+    (row, benchmark) = leaderboard(session, first.id)
+    # Measured from the initial cash at the close before the first day.
+    assert row.performance.start_date == date(2024, 12, 31)
+    assert row.performance.cumulative_return == pytest.approx(10_300 / 10_000 - 1)
+    assert benchmark.performance.cumulative_return == pytest.approx(520 / 500 - 1)
