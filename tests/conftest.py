@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -169,18 +170,26 @@ def wait_for(predicate, timeout: float, what: str, process=None) -> None:
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A dedicated `prefect server start` (through `aitrader server`) on a free port."""
+@contextlib.contextmanager
+def running_prefect_server(home: Path, **settings: str) -> Iterator[str]:
+    """`aitrader server` (a dedicated `prefect server start`) on a free port; yields its API URL.
+
+    `settings` go into the server's environment, e.g. `PREFECT_API_DATABASE_CONNECTION_URL` for a
+    Postgres-backed server or `PREFECT_SERVER_API_AUTH_STRING` for basic auth.
+    """
     import signal
     import subprocess
     import sys
 
     import httpx
 
-    home = tmp_path_factory.mktemp("prefect-server")
     port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home)}
+    env = {**os.environ, "PREFECT_HOME": str(home), **settings}
+    auth = (
+        tuple(settings["PREFECT_SERVER_API_AUTH_STRING"].split(":", 1))
+        if ("PREFECT_SERVER_API_AUTH_STRING" in settings)
+        else None
+    )
     log = (home / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "deployments", "server", "--port", str(port), "--no-ui"],
@@ -193,7 +202,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}/api"
     try:
         wait_for(
-            lambda: httpx.get(f"{url}/health").status_code == 200,
+            lambda: httpx.get(f"{url}/health", auth=auth).status_code == 200,
             180,
             "the Prefect server",
             process,
@@ -206,3 +215,10 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A dedicated Prefect server (SQLite) shared by the session's end-to-end tests."""
+    with running_prefect_server(tmp_path_factory.mktemp("prefect-server")) as url:
+        yield url
