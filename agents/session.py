@@ -56,6 +56,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+CLAIM_POLL_S = 0.25  # how often a day held by another simulator is looked at again
+
+
 class PortfolioDayTaken(RuntimeError):
     """Another simulator holds a live claim on this portfolio's day."""
 
@@ -166,6 +169,23 @@ def claim_model_day(session: Session, request: ModelDayRequest) -> ModelDay:
     raise PortfolioDayTaken(f"{request.portfolio} on {request.day} could not be claimed")
 
 
+async def claim_when_free(session: Session, request: ModelDayRequest) -> ModelDay:
+    """Claim the model-day, waiting while another live simulator holds it.
+
+    Overlapping runs meet here: the later one waits until the day completes (and takes it as
+    done) or its claim lapses (and simulates it), for at most the day's time limit.
+    """
+    deadline = time.monotonic() + request.agent.day_timeout_s
+    while True:
+        try:
+            return claim_model_day(session, request)
+        except PortfolioDayTaken:
+            if time.monotonic() >= deadline:
+                raise
+        session.expire_all()  # re-read the row the other simulator is writing
+        await asyncio.sleep(CLAIM_POLL_S)
+
+
 async def run_model_day(
     engine: Engine,
     request: ModelDayRequest,
@@ -180,7 +200,7 @@ async def run_model_day(
     if request.model.kind == "strategy":
         budget = None  # built-in strategies spend nothing
     with Session(engine, expire_on_commit=False) as session:
-        model_day = claim_model_day(session, request)
+        model_day = await claim_when_free(session, request)
         if model_day.status == ModelDayStatus.COMPLETED:
             return _result(model_day, already_done=True)
         if budget is not None and budget.exhausted:

@@ -414,20 +414,35 @@ def serve_command(
 
 
 @app.command("server")
+@one_line_errors
 def server_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (4200 is Prefect's default).")] = 4200,
     ui: Annotated[bool, typer.Option(help="Serve Prefect's web UI.")] = True,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PREFECT_API_DATABASE_CONNECTION_URL",
+            show_envvar=True,
+            help="The server's own database, e.g. postgresql+asyncpg://user@host/prefect "
+            "(default: SQLite under PREFECT_HOME).",
+        ),
+    ] = None,
 ) -> None:
     """Start a dedicated Prefect server with this project's settings (it replaces this process)."""
     import os
     import sys
 
+    from deployments.server import server_database_url, shown
+
+    if database_url:
+        os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = server_database_url(database_url)
     prefect = Path(sys.executable).with_name("prefect")
     arguments = [str(prefect), "server", "start", "--host", host, "--port", str(port)]
     if not ui:
         arguments.append("--no-ui")
-    console.print(f"Prefect API at http://{host}:{port}/api (export PREFECT_API_URL to use it)")
+    where = shown(os.environ["PREFECT_API_DATABASE_CONNECTION_URL"]) if database_url else "SQLite"
+    console.print(f"Prefect API at http://{host}:{port}/api on {where} (export PREFECT_API_URL)")
     os.execv(arguments[0], arguments)
 
 

@@ -50,6 +50,10 @@ class DayOutcome(BaseModel):
     failed: dict[str, str]
 
     @property
+    def completed(self) -> int:
+        return sum(r.status == "completed" for r in self.results)
+
+    @property
     def cached(self) -> int:
         return sum(r.already_done for r in self.results)
 
@@ -201,7 +205,7 @@ async def _simulate_days(
                 resources.failed_models.setdefault(name, str(day))
             outcomes.append(outcome)
             logger.info(
-                f"{day}: {len(outcome.results) - len(outcome.failed)} completed, "
+                f"{day}: {outcome.completed} completed, "
                 f"{len(outcome.failed)} failed, {outcome.cached} already done"
             )
         # Progress is reported at most once a second: each update is a round trip to the API.

@@ -64,25 +64,35 @@ def _admin_execute(statement: str) -> None:
         admin.dispose()
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A dedicated, freshly migrated database on the local PostgreSQL server."""
+@contextlib.contextmanager
+def postgres_database(name: str) -> Iterator[str]:
+    """A fresh, empty database `name` on the local PostgreSQL server; dropped afterwards.
+
+    Skips the test when the server is down, except under CI, where that is a failure.
+    """
     try:
-        _admin_execute(f"DROP DATABASE IF EXISTS {POSTGRES_TEST_DB} WITH (FORCE)")
-        _admin_execute(f"CREATE DATABASE {POSTGRES_TEST_DB}")
+        _admin_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        _admin_execute(f"CREATE DATABASE {name}")
     except Exception as exc:
         message = f"PostgreSQL at {POSTGRES_URL} is not available: {exc}"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    url = make_url(POSTGRES_URL).set(database=POSTGRES_TEST_DB)
-    url_text = url.render_as_string(hide_password=False)
-    engine = create_store_engine(url_text)
-    upgrade(engine)
-    engine.dispose()
-    yield url_text
-    dispose_engines()
-    _admin_execute(f"DROP DATABASE IF EXISTS {POSTGRES_TEST_DB} WITH (FORCE)")
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        dispose_engines()
+        _admin_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A dedicated, freshly migrated database on the local PostgreSQL server."""
+    with postgres_database(POSTGRES_TEST_DB) as url:
+        engine = create_store_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
 
 
 def _truncate_all(engine: Engine) -> None:
@@ -171,11 +181,11 @@ def wait_for(predicate, timeout: float, what: str, process=None) -> None:
 
 
 @contextlib.contextmanager
-def running_prefect_server(home: Path, **settings: str) -> Iterator[str]:
+def running_prefect_server(home: Path, *arguments: str, **settings: str) -> Iterator[str]:
     """`aitrader server` (a dedicated `prefect server start`) on a free port; yields its API URL.
 
-    `settings` go into the server's environment, e.g. `PREFECT_API_DATABASE_CONNECTION_URL` for a
-    Postgres-backed server or `PREFECT_SERVER_API_AUTH_STRING` for basic auth.
+    `arguments` go to `aitrader server` (e.g. `--database-url`); `settings` go into the server's
+    environment, e.g. `PREFECT_SERVER_API_AUTH_STRING` for basic auth.
     """
     import signal
     import subprocess
@@ -192,7 +202,7 @@ def running_prefect_server(home: Path, **settings: str) -> Iterator[str]:
     )
     log = (home / "server.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "deployments", "server", "--port", str(port), "--no-ui"],
+        [sys.executable, "-m", "deployments", "server", "--port", str(port), "--no-ui", *arguments],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
