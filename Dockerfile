@@ -45,8 +45,7 @@ print('\n'.join(project['dependencies'] + \
 COPY . .
 RUN pip install --quiet --no-deps --no-build-isolation . \
     && rm -rf build ./*.egg-info \
-    && mkdir -p data reports \
-    && chown aitrader:aitrader data reports
+    && install -d -o aitrader -g aitrader data reports /home/aitrader/.prefect
 
 # Prefect in a container: state under the user's home (the ephemeral server's database and the
 # result cache; mount a volume there to keep them), no telemetry, patience for a cold ephemeral
