@@ -21,13 +21,15 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
+from sqlalchemy import text
 from sqlmodel import Session, select
 
 from models.engine import create_store_engine
 from models.tables import ModelDay, Run
-from tests.conftest import ROOT, postgres_database
+from tests.conftest import ROOT, free_port, postgres_database, wait_for
 
 IMAGE = "localhost/aitrader:test"
 # Bump the suffix when the recipe below changes, so cached bases are rebuilt.
@@ -51,6 +53,7 @@ runtime = "runc"
 # day of mourning for President Carter), the weekend 4-5 January too.
 BACKTEST_DAYS = [date(2025, 1, d) for d in (2, 3, 6, 7, 8, 10)]
 DEFAULT_MODELS = ["equal-weight", "momentum", "random"]
+FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 def missing(reason: str) -> None:
@@ -281,6 +284,88 @@ def test_healthcheck_reports_the_store_it_can_and_cannot_reach(
 
     assert health(container_store) == 0
     assert health("postgresql+psycopg://postgres@127.0.0.1:1/nowhere") != 0
+
+
+@pytest.mark.container
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_compose_services_run_a_deployment_in_containers(podman: Podman, image: str) -> None:
+    """compose.yaml's server, deploy job and worker, as its commands say, on the host network.
+
+    No compose engine runs here and no postgres image can be pulled: the services run as plain
+    containers of the image, with the host's Postgres in place of the `postgres` service.
+    """
+    services = load_yaml("compose.yaml")["services"]
+    port = str(free_port())
+    server_command = list(services["prefect-server"]["command"])
+    server_command[server_command.index("--port") + 1] = port
+    api = f"http://127.0.0.1:{port}/api"
+    started: list[str] = []
+
+    def start(*args: str) -> str:
+        """A long-running container of the image on the host network; its id."""
+        output = podman.run("run", "-d", "--network", "host", "--health-cmd", "none", *args)
+        started.append(output.stdout.strip().splitlines()[-1])
+        return started[-1]
+
+    pid = os.getpid()
+    with (
+        postgres_database(f"aitrader_compose_prefect_{pid}") as prefect_db,
+        postgres_database(f"aitrader_compose_store_{pid}") as store,
+        httpx.Client(base_url=api, timeout=30) as client,
+    ):
+        try:
+            prefect_db_async = prefect_db.replace("postgresql+psycopg://", "postgresql+asyncpg://")
+            start(
+                "-e",
+                f"PREFECT_API_DATABASE_CONNECTION_URL={prefect_db_async}",
+                image,
+                *server_command,
+            )
+            wait_for(lambda: client.get("/health").status_code == 200, 300, "the server")
+            podman.container("-e", f"PREFECT_API_URL={api}", image, *services["deploy"]["command"])
+            start(
+                "-e",
+                f"PREFECT_API_URL={api}",
+                "-e",
+                f"DATABASE_URL={store}",
+                "-e",
+                "PREFECT_WORKER_QUERY_SECONDS=2",
+                image,
+                *services["worker"]["command"],
+            )
+
+            deployment = client.get("/deployments/name/backtest/manual").json()
+            body = {"parameters": {"start": "2025-01-06", "end": "2025-01-07"}}
+            created = client.post(f"/deployments/{deployment['id']}/create_flow_run", json=body)
+            assert created.status_code == 201, created.text
+            run_id = created.json()["id"]
+
+            def state() -> dict:
+                return client.get(f"/flow_runs/{run_id}").json()["state"]
+
+            wait_for(lambda: state()["type"] in FINAL_STATES, 300, "the flow run")
+            assert state()["type"] == "COMPLETED", state()
+        finally:
+            for container in reversed(started):  # the worker before the server
+                podman.run("rm", "--force", "--time", "5", container, check=False)
+
+        engine = create_store_engine(store)
+        with Session(engine) as session:
+            (run,) = session.exec(select(Run)).all()
+            days = session.exec(select(ModelDay)).all()
+        engine.dispose()
+        # The server kept its own state in its Postgres database, not in a container's SQLite.
+        engine = create_store_engine(prefect_db)
+        with engine.connect() as connection:
+            query = text("SELECT state_type FROM flow_run WHERE id = :id")
+            recorded = connection.execute(query, {"id": run_id}).scalar_one()
+        engine.dispose()
+    assert recorded == "COMPLETED"
+    assert run.flow_run_id == run_id and run.status == "completed"
+    assert sorted((d.model, d.day) for d in days) == [
+        (model, date(2025, 1, day)) for model in DEFAULT_MODELS for day in (6, 7)
+    ]
 
 
 # The files that wire the image into deployments, checked without a container engine: no compose
