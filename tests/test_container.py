@@ -183,6 +183,12 @@ def base_image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def image(podman: Podman, base_image: str) -> str:
     """The project image built from the Dockerfile on the local base (layers cached by podman)."""
+
+    def image_id() -> str:
+        found = podman.run("image", "inspect", "--format", "{{.Id}}", IMAGE, check=False)
+        return found.stdout.strip() if found.returncode == 0 else ""
+
+    previous = image_id()
     # --format docker: the OCI format has no HEALTHCHECK and podman would drop it.
     podman.run(
         "build",
@@ -197,6 +203,10 @@ def image(podman: Podman, base_image: str) -> str:
         str(ROOT),
         timeout=1800,
     )
+    # The image of an earlier build, untagged now: drop it (and its layers no other image uses),
+    # so repeated CI runs do not fill the disk. Layers the new image shares stay cached.
+    if previous and previous != image_id():
+        podman.run("rmi", previous, check=False)
     return IMAGE
 
 
