@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
@@ -165,8 +167,6 @@ def free_port() -> int:
 
 def wait_for(predicate, timeout: float, what: str, process=None) -> None:
     """Poll `predicate` until true; fail clearly on timeout or if `process` died."""
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -180,6 +180,25 @@ def wait_for(predicate, timeout: float, what: str, process=None) -> None:
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def prefect_api(url: str, **options) -> httpx.Client:
+    """An HTTP client for a Prefect API that retries 503 answers, as Prefect's own client does.
+
+    A SQLite-backed server answers 503 when its database is locked, more often on a loaded machine.
+    """
+
+    class RetryBusy(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            for attempt in range(5):
+                response = super().handle_request(request)
+                if response.status_code != 503:
+                    break
+                response.close()
+                time.sleep(0.5 * 2**attempt)
+            return response
+
+    return httpx.Client(base_url=url, transport=RetryBusy(), timeout=30, **options)
+
+
 @contextlib.contextmanager
 def running_prefect_server(home: Path, *arguments: str, **settings: str) -> Iterator[str]:
     """`aitrader server` (a dedicated `prefect server start`) on a free port; yields its API URL.
@@ -190,8 +209,6 @@ def running_prefect_server(home: Path, *arguments: str, **settings: str) -> Iter
     import signal
     import subprocess
     import sys
-
-    import httpx
 
     port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(home), **settings}

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 from sqlalchemy import text
@@ -29,7 +28,7 @@ from sqlmodel import Session, select
 
 from models.engine import create_store_engine
 from models.tables import ModelDay, Run
-from tests.conftest import ROOT, free_port, postgres_database, wait_for
+from tests.conftest import ROOT, free_port, postgres_database, prefect_api, wait_for
 
 IMAGE = "localhost/aitrader:test"
 # Bump the suffix when the recipe below changes, so cached bases are rebuilt.
@@ -322,7 +321,7 @@ def test_compose_services_run_a_deployment_in_containers(podman: Podman, image: 
     with (
         postgres_database(f"aitrader_compose_prefect_{pid}") as prefect_db,
         postgres_database(f"aitrader_compose_store_{pid}") as store,
-        httpx.Client(base_url=api, timeout=30) as client,
+        prefect_api(api) as client,
     ):
         try:
             prefect_db_async = prefect_db.replace("postgresql+psycopg://", "postgresql+asyncpg://")

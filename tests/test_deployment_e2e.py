@@ -10,14 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import yaml
 from sqlalchemy import text
 from sqlmodel import Session, select
 
 from models.engine import create_store_engine
 from models.tables import ModelDay, Run
-from tests.conftest import ROOT, wait_for
+from tests.conftest import ROOT, prefect_api, wait_for
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
@@ -79,7 +78,7 @@ def test_served_deployment_runs_from_a_rest_trigger(prefect_server: str, tmp_pat
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    api = httpx.Client(base_url=prefect_server, timeout=30)
+    api = prefect_api(prefect_server)
     try:
         wait_for(
             lambda: api.get("/deployments/name/backtest/manual").status_code == 200,

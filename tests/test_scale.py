@@ -13,7 +13,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -21,7 +20,7 @@ from sqlmodel import Session, select
 
 from models.engine import create_store_engine
 from models.tables import ModelDay, Run
-from tests.conftest import ROOT, postgres_database, running_prefect_server, wait_for
+from tests.conftest import ROOT, postgres_database, prefect_api, running_prefect_server, wait_for
 from tests.test_deployment_e2e import FINAL, offline_config, stop
 
 POOL = "aitrader-pool"
@@ -91,7 +90,7 @@ def test_two_workers_run_overlapping_runs_and_no_day_twice(
             )
             for name, log in logs.items()
         ]
-        api = httpx.Client(base_url=postgres_prefect_server, timeout=30)
+        api = prefect_api(postgres_prefect_server)
         try:
             config = str(offline_config(tmp_path / "c.yaml"))
             parameters = {"config": config, "start": "2025-01-02", "end": "2025-01-31"}

@@ -10,6 +10,7 @@ import {
   prefectHeaders,
   prefectRequest,
   readDeployment,
+  retryPolicy,
 } from "../f/trading/prefect_client.ts";
 import { buildParameters, defaultIdempotencyKey, main as trigger, parseDay } from "../f/trading/trigger_simulation.ts";
 
@@ -154,6 +155,24 @@ describe("errors", () => {
   test("a server error keeps its status and body", async () => {
     routes["GET /flow_runs/" + RUN_ID] = () => new Response("boom", { status: 500 });
     await expect(poll(CLOUD, RUN_ID)).rejects.toThrow(`Prefect GET /flow_runs/${RUN_ID} failed with 500: boom`);
+  });
+  test("a busy server (503, as a locked SQLite server answers) is retried, then believed", async () => {
+    const patience = { ...retryPolicy };
+    retryPolicy.baseDelayMs = 1;
+    try {
+      let busy = 2;
+      routes["GET /health"] = () =>
+        busy-- > 0 ? new Response("database is locked", { status: 503 }) : Response.json(true);
+      expect(await prefectRequest(CLOUD, "GET", "/health")).toBe(true);
+      expect(calls.length).toBe(3);
+
+      calls = [];
+      routes["GET /health"] = () => new Response("database is locked", { status: 503 });
+      await expect(prefectRequest(CLOUD, "GET", "/health")).rejects.toThrow("failed with 503");
+      expect(calls.length).toBe(retryPolicy.attempts);
+    } finally {
+      Object.assign(retryPolicy, patience);
+    }
   });
   test("a request that hangs times out", async () => {
     globalThis.fetch = ((_url: string, init: any) =>

@@ -14,6 +14,14 @@ export const FINAL_STATES = ["COMPLETED", "FAILED", "CANCELLED", "CRASHED"];
 /** Milliseconds one request may take before it is aborted (the flow step retries). */
 export const REQUEST_TIMEOUT_MS = 30_000;
 
+/** Answers that mean "busy, try again": a SQLite-backed server answers 503 when its database is
+ * locked, and Prefect's own Python client retries these too. Every call here is safe to repeat
+ * (reads, filters, and run creation with an idempotency key). */
+export const RETRY_STATUSES = [429, 502, 503];
+
+/** How often and how patiently a busy answer is retried (Retry-After wins when it is given). */
+export const retryPolicy = { attempts: 4, baseDelayMs: 1_000 };
+
 /** A Prefect API call that failed; `status` is the HTTP status (0 when there was no answer). */
 export class PrefectError extends Error {
   constructor(
@@ -78,16 +86,24 @@ export async function prefectCall(
 ): Promise<{ status: number; data: any }> {
   const url = apiRoot(connection) + path;
   let response: Response;
-  try {
-    response = await fetch(url, {
-      method,
-      headers: prefectHeaders(connection),
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-  } catch (error: any) {
-    const why = error?.name === "TimeoutError" ? `timed out after ${timeoutMs} ms` : error?.message;
-    throw new PrefectError(`Prefect ${method} ${path} got no answer from ${url}: ${why}`, 0);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      response = await fetch(url, {
+        method,
+        headers: prefectHeaders(connection),
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (error: any) {
+      const why = error?.name === "TimeoutError" ? `timed out after ${timeoutMs} ms` : error?.message;
+      throw new PrefectError(`Prefect ${method} ${path} got no answer from ${url}: ${why}`, 0);
+    }
+    if (!RETRY_STATUSES.includes(response.status) || attempt >= retryPolicy.attempts) break;
+    await response.body?.cancel();
+    const retryAfterS = Number(response.headers.get("Retry-After"));
+    const delayMs =
+      retryAfterS > 0 ? retryAfterS * 1_000 : retryPolicy.baseDelayMs * 2 ** (attempt - 1);
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
   }
   const text = await response.text();
   if (!response.ok) {
