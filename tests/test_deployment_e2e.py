@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -58,17 +60,22 @@ def stop(process: subprocess.Popen) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def test_served_deployment_runs_from_a_rest_trigger(prefect_server: str, tmp_path: Path) -> None:
-    store = f"sqlite:///{tmp_path / 'store.db'}"
+@contextlib.contextmanager
+def served_deployments(api_url: str, store: str, home: Path, **settings: str) -> Iterator[None]:
+    """`aitrader serve` of both deployments on the offline config, until the block ends.
+
+    `settings` join the serving process's environment (e.g. `PREFECT_API_AUTH_STRING`).
+    """
     env = {
         **os.environ,
-        "PREFECT_API_URL": prefect_server,
+        "PREFECT_API_URL": api_url,
         "DATABASE_URL": store,
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_HOME": str(home / "prefect-home"),
+        **settings,
     }
-    config = offline_config(tmp_path / "e2e.yaml")
-    log = (tmp_path / "serve.log").open("w")
+    config = offline_config(home / "offline.yaml")
+    log = (home / "serve.log").open("w")
     served = aitrader(
         "serve",
         "--config",
@@ -78,14 +85,29 @@ def test_served_deployment_runs_from_a_rest_trigger(prefect_server: str, tmp_pat
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    api = prefect_api(prefect_server)
+    auth = (
+        tuple(settings["PREFECT_API_AUTH_STRING"].split(":", 1))
+        if ("PREFECT_API_AUTH_STRING" in settings)
+        else None
+    )
     try:
-        wait_for(
-            lambda: api.get("/deployments/name/backtest/manual").status_code == 200,
-            120,
-            "the served deployment",
-            served,
-        )
+        with prefect_api(api_url, auth=auth) as api:
+            wait_for(
+                lambda: api.get("/deployments/name/backtest/manual").status_code == 200,
+                120,
+                "the served deployments",
+                served,
+            )
+        yield
+    finally:
+        stop(served)
+        log.close()
+
+
+def test_served_deployment_runs_from_a_rest_trigger(prefect_server: str, tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    api = prefect_api(prefect_server)
+    with served_deployments(prefect_server, store, tmp_path):
         deployment = api.get("/deployments/name/backtest/manual").json()
         daily = api.get("/deployments/name/backtest/daily").json()
         (schedule,) = daily["schedules"]
@@ -107,7 +129,7 @@ def test_served_deployment_runs_from_a_rest_trigger(prefect_server: str, tmp_pat
         def finished() -> bool:
             return api.get(f"/flow_runs/{run_id}").json()["state"]["type"] in FINAL
 
-        wait_for(finished, 240, "the flow run to finish", served)
+        wait_for(finished, 240, "the flow run to finish")
         state = api.get(f"/flow_runs/{run_id}").json()["state"]
         assert state["type"] == "COMPLETED" and state["name"] == "Completed", state
 
@@ -124,9 +146,6 @@ def test_served_deployment_runs_from_a_rest_trigger(prefect_server: str, tmp_pat
         subflows = api.post("/flow_runs/filter", json={**children, "sort": "START_TIME_ASC"}).json()
         assert [s["name"] for s in subflows][:2] == ["day-2025-01-06", "day-2025-01-07"]
         assert len(subflows) == 9 and all(s["state"]["type"] == "COMPLETED" for s in subflows)
-    finally:
-        stop(served)
-        log.close()
     engine = create_store_engine(store)
     with Session(engine) as session:
         run = session.exec(select(Run)).one()

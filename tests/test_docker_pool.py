@@ -70,7 +70,6 @@ def docker_host(podman: Podman) -> Iterator[str]:  # noqa: F811 (fixture)
         api.close()
         stop(service)
         log.close()
-        print("podman service:", (directory / "service.log").read_text()[-3000:])
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -127,7 +126,7 @@ def test_docker_deployment_runs_in_a_container_started_by_a_docker_worker(
         with postgres_database(f"aitrader_docker_pool_{os.getpid()}") as store:
             deployment = api.get("/deployments/name/backtest/docker").json()
             variables = deployment["job_variables"]
-            assert variables["image_pull_policy"] == "Never" and variables["auto_remove"]
+            assert variables["image_pull_policy"] == "Never" and not variables["auto_remove"]
             body = {
                 "parameters": {
                     "start": "2025-01-06",
@@ -169,6 +168,15 @@ def test_docker_deployment_runs_in_a_container_started_by_a_docker_worker(
             container = finished["infrastructure_pid"].rsplit(":", 1)[1]
             assert finished["infrastructure_pid"].startswith("http+docker://")
 
+            # Kept after exit (auto_remove: false) so the worker could read how it exited. Looked
+            # at before the cleanup below: removing the data volume removes its containers too.
+            def container_state() -> dict:
+                return json.loads(podman.run("container", "inspect", container).stdout)[0]["State"]
+
+            wait_for(lambda: container_state()["Status"] == "exited", 60, "the container's exit")
+            assert container_state()["ExitCode"] == 0
+            podman.run("container", "rm", container)
+
             engine = create_store_engine(store)
             with Session(engine) as session:
                 (run,) = session.exec(select(Run)).all()
@@ -178,7 +186,6 @@ def test_docker_deployment_runs_in_a_container_started_by_a_docker_worker(
         stop(worker)
         log.close()
         api.close()
-        print("worker:", (tmp_path / "worker.log").read_text()[-5000:])
         if not volume_existed:
             podman.run("volume", "rm", "--force", DATA_VOLUME, check=False)
 
@@ -188,12 +195,6 @@ def test_docker_deployment_runs_in_a_container_started_by_a_docker_worker(
     assert sorted((d.model, d.day) for d in days) == [
         (model, date(2025, 1, day)) for model in DEFAULT_MODELS for day in (6, 7)
     ]
-    # auto_remove: the container is gone once the flow run is over.
-    wait_for(
-        lambda: not podman.run("ps", "-aq", "--filter", f"id={container}").stdout.strip(),
-        60,
-        "the container's removal",
-    )
     # The flow run's own log lines, streamed from the container's output by the worker.
     streamed = (tmp_path / "worker.log").read_text()
     assert "Finished in state Completed()" in streamed

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlmodel import Session, select
 
@@ -20,8 +19,8 @@ from models.engine import create_store_engine
 from models.report import leaderboard_table
 from models.results import leaderboard
 from models.tables import ModelDay, Run
-from tests.conftest import running_prefect_server, wait_for
-from tests.test_deployment_e2e import aitrader, offline_config, stop
+from tests.conftest import running_prefect_server
+from tests.test_deployment_e2e import served_deployments
 from tests.windmill.conftest import WINDMILL, workspace_script
 
 AUTH = "windmill:e2e-secret"
@@ -81,42 +80,9 @@ def served_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedP
     (home / "server").mkdir()
     with running_prefect_server(home / "server", PREFECT_SERVER_API_AUTH_STRING=AUTH) as url:
         store = f"sqlite:///{home / 'store.db'}"
-        env = {
-            **os.environ,
-            "PREFECT_API_URL": url,
-            "PREFECT_API_AUTH_STRING": AUTH,  # the client side of the server's auth string
-            "DATABASE_URL": store,
-            "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-            "PREFECT_HOME": str(home / "serve"),
-        }
-        config = offline_config(home / "offline.yaml")
-        log = (home / "serve.log").open("w")
-        served = aitrader(
-            "serve",
-            "--config",
-            str(config),
-            "--paused-schedule",
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            user, password = AUTH.split(":")
-            wait_for(
-                lambda: (
-                    httpx.get(
-                        f"{url}/deployments/name/backtest/manual", auth=(user, password)
-                    ).status_code
-                    == 200
-                ),
-                120,
-                "the served deployments",
-                served,
-            )
+        # PREFECT_API_AUTH_STRING: the client side of the server's auth string.
+        with served_deployments(url, store, home, PREFECT_API_AUTH_STRING=AUTH):
             yield ServedPrefect(api_url=url, store=store)
-        finally:
-            stop(served)
-            log.close()
 
 
 @pytest.fixture(scope="module")
