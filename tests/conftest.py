@@ -180,6 +180,23 @@ def wait_for(predicate, timeout: float, what: str, process=None) -> None:
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def prefect_cli(*arguments: str, env: dict[str, str]) -> str:
+    """`prefect ARGUMENTS` from the project folder; its output, or a test failure showing it."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", *arguments],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"prefect {' '.join(arguments)}:\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
 def prefect_api(url: str, **options) -> httpx.Client:
     """An HTTP client for a Prefect API that retries 503 answers, as Prefect's own client does.
 

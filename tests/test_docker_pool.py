@@ -27,7 +27,7 @@ from sqlmodel import Session, select
 
 from models.engine import create_store_engine
 from models.tables import ModelDay, Run
-from tests.conftest import ROOT, postgres_database, prefect_api, wait_for
+from tests.conftest import postgres_database, prefect_api, prefect_cli, wait_for
 from tests.test_container import (  # and its fixtures, which the tests' parameters redefine
     DEFAULT_MODELS,
     FINAL_STATES,
@@ -93,21 +93,10 @@ def test_docker_deployment_runs_in_a_container_started_by_a_docker_worker(
         "DOCKER_HOST": docker_host,
     }
 
-    def prefect(*args: str) -> None:
-        result = subprocess.run(
-            [sys.executable, "-m", "prefect", *args],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, f"prefect {' '.join(args)}:\n{result.stdout}{result.stderr}"
-
     # prefect.yaml's own commands: the pool (its base job template comes from prefect-docker),
     # then the deployment, which needs no Docker daemon (the image is built beforehand).
-    prefect("work-pool", "create", POOL, "--type", "docker", "--overwrite")
-    prefect("--no-prompt", "deploy", "--name", "docker")
+    prefect_cli("work-pool", "create", POOL, "--type", "docker", "--overwrite", env=env)
+    prefect_cli("--no-prompt", "deploy", "--name", "docker", env=env)
     log = (tmp_path / "worker.log").open("w")
     worker = subprocess.Popen(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--type", "docker"],

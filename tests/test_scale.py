@@ -20,7 +20,14 @@ from sqlmodel import Session, select
 
 from models.engine import create_store_engine
 from models.tables import ModelDay, Run
-from tests.conftest import ROOT, postgres_database, prefect_api, running_prefect_server, wait_for
+from tests.conftest import (
+    ROOT,
+    postgres_database,
+    prefect_api,
+    prefect_cli,
+    running_prefect_server,
+    wait_for,
+)
 from tests.test_deployment_e2e import FINAL, offline_config, stop
 
 POOL = "aitrader-pool"
@@ -46,14 +53,6 @@ def postgres_prefect_server(
         yield url
 
 
-def prefect(*arguments: str, env: dict[str, str]) -> str:
-    done = subprocess.run(
-        [PREFECT, *arguments], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
 def executed_by(log: Path) -> set[str]:
     """The flow runs this worker started (a run another worker got first is aborted here)."""
     lines = log.read_text()
@@ -74,8 +73,8 @@ def test_two_workers_run_overlapping_runs_and_no_day_twice(
             "PREFECT_WORKER_QUERY_SECONDS": "1",
             "PREFECT_LOGGING_LEVEL": "INFO",  # the workers log which runs they start
         }
-        prefect("work-pool", "create", POOL, "--type", "process", env=env)
-        prefect("--no-prompt", "deploy", "--name", "manual", "--name", "daily", env=env)
+        prefect_cli("work-pool", "create", POOL, "--type", "process", env=env)
+        prefect_cli("--no-prompt", "deploy", "--name", "manual", "--name", "daily", env=env)
 
         logs = {name: tmp_path / f"{name}.log" for name in ("worker-a", "worker-b")}
         workers = [
