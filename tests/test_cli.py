@@ -172,3 +172,39 @@ def test_synthetic_and_real_markets_never_shadow_each_other(cli, shared_data: Pa
     assert (
         summary["synthetic-7"]["symbols"] == 102 and summary["synthetic-7"]["last"] == "2025-06-20"
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://u:secret@db:5432/prefect", "postgresql+asyncpg://u:secret@db:5432/prefect"),
+        ("postgres://u@db/prefect", "postgresql+asyncpg://u@db/prefect"),
+        ("postgresql+asyncpg://u@db/prefect", "postgresql+asyncpg://u@db/prefect"),
+        ("sqlite:////var/lib/prefect.db", "sqlite+aiosqlite:////var/lib/prefect.db"),
+    ],
+)
+def test_the_server_database_url_gets_the_async_driver(given: str, expected: str) -> None:
+    from deployments.server import server_database_url, shown
+
+    assert server_database_url(given) == expected
+    assert "secret" not in shown(server_database_url(given))
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("postgresql+psycopg://u@db/prefect", "needs the async driver 'postgresql+asyncpg'"),
+        ("mysql://u@db/prefect", "runs on PostgreSQL or SQLite, not 'mysql'"),
+        ("db.example.com/prefect", "not a database URL"),
+    ],
+)
+def test_a_server_database_url_prefect_cannot_use_is_refused(
+    given: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    started = []
+    monkeypatch.setattr(os, "execv", lambda *args: started.append(args))
+    result = runner.invoke(app, ["server", "--database-url", given])
+    assert result.exit_code == 1 and message in result.stderr
+    assert started == []  # no server was started
