@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import func, select
@@ -29,6 +26,8 @@ from agent_tools.market.alphavantage import (
 )
 from models.prices import DAILY, insert_bars
 from models.tables import PriceBar
+from tests.alphavantage_stub import AlphaVantageStub, json_answer
+from tests.conftest import free_port
 
 API_KEY = "SECRETKEY0123456789"
 # Before the US open on the day after the shared files' last day: 2025-10-30 is the last close.
@@ -71,9 +70,9 @@ class FakeAlphaVantage:
         if self.rate_limit_after is not None and len(self.requests) > self.rate_limit_after:
             mode = "note"
         if mode == "note":
-            return _json({"Note": NOTE})
+            return json_answer({"Note": NOTE})
         if mode == "information":
-            return _json({"Information": RATE_LIMIT_INFORMATION})
+            return json_answer({"Information": RATE_LIMIT_INFORMATION})
         if mode == "http500":
             return 500, f"Internal Server Error (apikey={query.get('apikey')})".encode()
         if mode == "invalid-json":
@@ -83,60 +82,27 @@ class FakeAlphaVantage:
         if query.get("function") == "NEWS_SENTIMENT":
             return 200, self.news_file.read_bytes()
         if self.premium_full and query.get("outputsize") == "full":
-            return _json({"Information": PREMIUM_INFORMATION})
+            return json_answer({"Information": PREMIUM_INFORMATION})
         path = self.daily_dir / f"daily_prices_{query.get('symbol', '')}.json"
         if query.get("function") != "TIME_SERIES_DAILY" or not path.is_file():
-            return _json({"Error Message": ERROR_MESSAGE})
+            return json_answer({"Error Message": ERROR_MESSAGE})
         return 200, path.read_bytes()
 
     def symbols_requested(self) -> list[str]:
         return [q["symbol"] for q in self.requests if "symbol" in q]
 
 
-def _json(payload: object) -> tuple[int, bytes]:
-    return 200, json.dumps(payload).encode()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        status, body = self.server.fake.answer(query)
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError:
-            pass  # the client gave up (timeout test)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeAlphaVantage
-
-
 @pytest.fixture(scope="module")
-def server(shared_data: Path) -> Iterator[_Server]:
-    httpd = _Server(("127.0.0.1", 0), _Handler)
-    httpd.fake = FakeAlphaVantage(
+def server(shared_data: Path) -> Iterator[AlphaVantageStub]:
+    fake = FakeAlphaVantage(
         shared_data / "nasdaq100_daily", shared_data / "alphavantage_news_sample.json"
     )
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with AlphaVantageStub(fake) as stub:
+        yield stub
 
 
 @pytest.fixture
-def fake(server: _Server, shared_data: Path) -> FakeAlphaVantage:
+def fake(server: AlphaVantageStub, shared_data: Path) -> FakeAlphaVantage:
     server.fake = FakeAlphaVantage(
         shared_data / "nasdaq100_daily", shared_data / "alphavantage_news_sample.json"
     )
@@ -144,9 +110,8 @@ def fake(server: _Server, shared_data: Path) -> FakeAlphaVantage:
 
 
 @pytest.fixture
-def client(server: _Server, fake: FakeAlphaVantage) -> Iterator[AlphaVantageClient]:
-    base_url = f"http://127.0.0.1:{server.server_address[1]}/query"
-    with AlphaVantageClient(API_KEY, base_url=base_url, timeout=0.5) as client:
+def client(server: AlphaVantageStub, fake: FakeAlphaVantage) -> Iterator[AlphaVantageClient]:
+    with AlphaVantageClient(API_KEY, base_url=server.base_url, timeout=0.5) as client:
         yield client
 
 
@@ -247,9 +212,7 @@ def test_premium_answers_are_told_apart(client: AlphaVantageClient, fake: FakeAl
 
 
 def test_unreachable_server(fake: FakeAlphaVantage) -> None:
-    with ThreadingHTTPServer(("127.0.0.1", 0), _Handler) as closed:
-        port = closed.server_address[1]  # bound, then closed: nothing listens there
-    base_url = f"http://127.0.0.1:{port}/query"
+    base_url = f"http://127.0.0.1:{free_port()}/query"  # bound, then closed: nothing listens
     with (
         AlphaVantageClient(API_KEY, base_url=base_url, timeout=0.5) as client,
         pytest.raises(AlphaVantageError, match="cannot reach Alpha Vantage") as caught,

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import func, select
@@ -27,6 +24,7 @@ from agent_tools.news import NewsArchive, NewsFormatError, parse_published, stor
 from deployments.cli import app
 from models.engine import dispose_engines
 from models.tables import NewsItem
+from tests.alphavantage_stub import AlphaVantageStub, json_answer
 
 API_KEY = "NEWSKEY0123456789"
 OPEN_2025_10_15 = datetime(2025, 10, 15, 13, 30, tzinfo=UTC)  # 09:30 EDT
@@ -40,62 +38,36 @@ class FakeNews:
     mode: str = "ok"
     requests: list[dict[str, str]] = field(default_factory=list)
 
-    def answer(self, query: dict[str, str]) -> dict[str, Any] | bytes:
+    def answer(self, query: dict[str, str]) -> tuple[int, bytes]:
         self.requests.append(query)
         if query.get("function") != "NEWS_SENTIMENT":
-            return {"Error Message": "Invalid API call."}
+            return json_answer({"Error Message": "Invalid API call."})
         if self.mode == "rate-limit":
-            return {"Information": "Our standard API rate limit is 25 requests per day."}
+            return json_answer(
+                {"Information": "Our standard API rate limit is 25 requests per day."}
+            )
         if self.mode == "malformed":
             feed = json.loads(self.feed_file.read_text())["feed"]
             del feed[3]["url"]
-            return {"items": str(len(feed)), "feed": feed}
-        return self.feed_file.read_bytes()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_GET(self) -> None:
-        query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
-        body = self.server.fake.answer(query)
-        if not isinstance(body, bytes):
-            body = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeNews
+            return json_answer({"items": str(len(feed)), "feed": feed})
+        return 200, self.feed_file.read_bytes()
 
 
 @pytest.fixture(scope="module")
-def server(shared_data: Path) -> Iterator[_Server]:
-    httpd = _Server(("127.0.0.1", 0), _Handler)
-    httpd.fake = FakeNews(shared_data / "alphavantage_news_sample.json")
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+def server(shared_data: Path) -> Iterator[AlphaVantageStub]:
+    with AlphaVantageStub(FakeNews(shared_data / "alphavantage_news_sample.json")) as stub:
+        yield stub
 
 
 @pytest.fixture
-def fake(server: _Server, shared_data: Path) -> FakeNews:
+def fake(server: AlphaVantageStub, shared_data: Path) -> FakeNews:
     server.fake = FakeNews(shared_data / "alphavantage_news_sample.json")
     return server.fake
 
 
 @pytest.fixture
-def base_url(server: _Server) -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}/query"
+def base_url(server: AlphaVantageStub) -> str:
+    return server.base_url
 
 
 @pytest.fixture

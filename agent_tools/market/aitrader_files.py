@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from agent_tools.market.alphavantage import parse_time_series
+from agent_tools.market.json_files import read_json
 from models.prices import Bar, insert_bars
 
 SOURCE = "aitrader"
@@ -42,12 +43,7 @@ def _symbol_from_name(path: Path) -> str | None:
 def read_price_file(path: str | Path) -> list[Bar]:
     """The bars of one `daily_prices_<SYM>.json` (daily or 60min Alpha Vantage layout)."""
     path = Path(path)
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PriceFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise PriceFileError(f"{path}: not valid JSON: {exc}") from exc
+    payload = read_json(path, PriceFileError)
     meta = payload.get("Meta Data") if isinstance(payload, dict) else None
     has_symbol = isinstance(meta, dict) and bool(meta.get("2. Symbol"))
     # The file name names the symbol when the answer's `Meta Data` does not.

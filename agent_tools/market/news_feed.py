@@ -6,7 +6,6 @@ names the item. Items are stored once (by URL); the archive, not the download, a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 from sqlmodel import Session
 
 from agent_tools.market.alphavantage import AlphaVantageClient, error_text
+from agent_tools.market.json_files import read_json
 from agent_tools.news import NewsFormatError, news_item_from_feed, store_news
 
 
@@ -65,12 +65,7 @@ def fetch_news(
 def read_news_file(path: str | Path) -> list[dict[str, Any]]:
     """The checked items of a saved `NEWS_SENTIMENT` answer (an object with a `feed` list)."""
     path = Path(path)
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise NewsFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise NewsFormatError(f"{path}: not valid JSON: {exc}") from None
+    payload = read_json(path, NewsFormatError)
     if not isinstance(payload, dict) or "feed" not in payload:
         problem = error_text(payload) or "no 'feed' list"
         raise NewsFormatError(f"{path}: not a NEWS_SENTIMENT answer ({problem})")
