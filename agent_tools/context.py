@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 
 from agent_tools.market_view import MarketView
 from agent_tools.news import NewsArchive
-from agent_tools.trading.rules import Portfolio, TradingSession
+from agent_tools.trading_rules import TradingSession
+from models.book import Portfolio
 from models.prices import PriceBook
 
 EXCHANGE_TZ = ZoneInfo("America/New_York")

@@ -6,9 +6,7 @@ import threading
 
 from pydantic import BaseModel
 
-
-class BudgetExhausted(RuntimeError):
-    """The run's budget is spent: no further LLM call may be made."""
+from models.errors import BudgetExhausted
 
 
 class BudgetState(BaseModel):

@@ -9,10 +9,7 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import SecretStr
 
 from configs.loader import ModelConfig
-
-
-class ModelSetupError(ValueError):
-    """A configured model cannot be built (missing key, unknown strategy, bad parameters)."""
+from models.errors import ModelSetupError
 
 
 def api_key_for(config: ModelConfig, environ: Mapping[str, str] | None = None) -> SecretStr:

@@ -24,11 +24,8 @@ from sqlmodel import Session, select
 
 from agents.budget import RunBudget
 from configs.loader import TokenPrice
+from models.errors import ReplayMiss
 from models.tables import LLMCall
-
-
-class ReplayMiss(LookupError):
-    """Replay found no recorded answer for a request."""
 
 
 class LLMCallRecord(BaseModel):

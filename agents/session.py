@@ -29,16 +29,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from agent_tools.context import SessionContext
-from agent_tools.market.calendar import is_trading_day
 from agent_tools.news import NewsArchive
 from agent_tools.servers import build_server
-from agent_tools.trading.ledger import record_completed_day, starting_book
-from agents.budget import BudgetExhausted, RunBudget
+from agents.budget import RunBudget
 from agents.chat_models import build_chat_model
 from agents.prompt import FINISH_SIGNAL, first_message, system_prompt
 from agents.recording import LLMCallRecord, RecordingChatModel, ReplayBook
 from agents.transcript import message_rows, tool_call_rows
 from configs.loader import AgentConfig, ModelConfig
+from market_data.calendar import is_trading_day
+from models.errors import BudgetExhausted, PortfolioDayTaken
+from models.ledger import record_completed_day, starting_book
 from models.prices import PriceBook
 from models.tables import LLMCall, ModelDay, ModelDayStatus, utcnow
 
@@ -57,10 +58,6 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 CLAIM_POLL_S = 0.25  # how often a day held by another simulator is looked at again
-
-
-class PortfolioDayTaken(RuntimeError):
-    """Another simulator holds a live claim on this portfolio's day."""
 
 
 class ModelDayResult(BaseModel):

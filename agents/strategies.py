@@ -57,6 +57,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agents.transcript import plain_text
+from models.errors import ObservationError
 
 FINISH_SIGNAL = "<FINISH_SIGNAL>"
 
@@ -166,10 +167,6 @@ class Plan:
     note: str
     sells: list[Order] = field(default_factory=list)
     buys: Callable[[Book], list[Order]] = lambda book: []
-
-
-class ObservationError(ValueError):
-    """An observation tool failed or answered something the strategy cannot read."""
 
 
 def tool_json(message: ToolMessage) -> Any:

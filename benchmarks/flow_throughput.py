@@ -91,8 +91,8 @@ def prepare_store(url: str, config_path: Path):
     """A fresh store with the synthetic market in it, and the plan of the benchmark's days."""
     from sqlmodel import Session
 
-    from agent_tools.market.provision import ensure_market
     from configs.loader import load_config
+    from market_data.provision import ensure_market
     from models.engine import get_engine
 
     config = load_config(config_path)
@@ -106,8 +106,8 @@ async def plain_loop(url: str, config_path: Path, days: list) -> float:
     """The same model-days with no Prefect at all: a loop over days, models concurrent."""
     from sqlmodel import Session
 
-    from agents.plan import plan_backtest
     from agents.session import ModelDayRequest, run_model_day
+    from flows.plan import plan_backtest
     from models.prices import PriceBook
     from models.tables import Run
 
@@ -199,8 +199,8 @@ def main() -> None:
         if not os.environ.get("PREFECT_API_URL"):
             server, os.environ["PREFECT_API_URL"] = start_server(folder, arguments.server_db)
         try:
-            from agent_tools.market.calendar import trading_days
             from configs.loader import load_config
+            from market_data.calendar import trading_days
 
             market = load_config(config_path).market
             days = trading_days(market.start, market.end)[-arguments.days :]

@@ -33,11 +33,11 @@ from sqlalchemy import select  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 from agent_tools.context import SessionContext  # noqa: E402
-from agent_tools.market.aitrader_files import import_prices  # noqa: E402
-from agent_tools.market.calendar import is_trading_day  # noqa: E402
 from agent_tools.servers import build_server  # noqa: E402
-from agent_tools.trading.rules import Portfolio  # noqa: E402
 from configs.loader import load_universe  # noqa: E402
+from market_data.aitrader_files import import_prices  # noqa: E402
+from market_data.calendar import is_trading_day  # noqa: E402
+from models.book import Portfolio  # noqa: E402
 from models.engine import create_store_engine, upgrade  # noqa: E402
 from models.prices import DAILY, REAL_MARKET, PriceBook  # noqa: E402
 from models.tables import PriceBar  # noqa: E402

@@ -10,13 +10,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import AliasChoices, BaseModel, Field, ValidationError, model_validator
 
+from models.errors import ConfigError
+
 CONFIG_DIR = Path(__file__).parent
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 UNIVERSES_FILE = CONFIG_DIR / "universes.yaml"
-
-
-class ConfigError(ValueError):
-    """A configuration file is missing, unreadable or invalid."""
 
 
 class Universe(BaseModel):

@@ -11,14 +11,12 @@ from typing import Any
 import pandas as pd
 from sqlmodel import Session, select
 
+from analysis.leaderboard import leaderboard
+from analysis.report import leaderboard_table
 from models.engine import get_engine
-from models.report import leaderboard_table
-from models.results import get_run, leaderboard, model_days_frame, run_scope
+from models.errors import BacktestError
+from models.results import get_run, model_days_frame, run_scope
 from models.tables import ModelDay, Run, Trade
-
-
-class BacktestError(RuntimeError):
-    """The backtest flow failed (bad parameters, or every model failed)."""
 
 
 @dataclass

@@ -10,11 +10,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from analysis.leaderboard import leaderboard
+from analysis.report import equity_curves, equity_html, equity_png, markdown_report
 from deployments.api import BacktestResult, run_backtest
 from deployments.output import OutputFormat, compact, console, leaderboard_rows, render
 from models.engine import get_engine
-from models.report import equity_curves, equity_html, equity_png, markdown_report
-from models.results import leaderboard, run_scope
+from models.results import run_scope
 from models.tables import ModelDay, ModelDayStatus, Run
 
 FINISHED = [ModelDayStatus.COMPLETED, ModelDayStatus.FAILED, ModelDayStatus.SKIPPED]

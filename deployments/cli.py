@@ -65,7 +65,7 @@ def data_import(
     path: Annotated[Path, typer.Argument(help="A daily_prices_*.json, merged.jsonl, or a folder.")],
 ) -> None:
     """Import AI-Trader price files (idempotent: bars already stored are skipped)."""
-    from agent_tools.market.aitrader_files import import_prices
+    from market_data.aitrader_files import import_prices
 
     with _session() as session:
         report = import_prices(session, path)
@@ -85,7 +85,7 @@ def data_synth(
     end: Annotated[str | None, typer.Option(help="Last day, YYYY-MM-DD.")] = None,
 ) -> None:
     """Write a seeded synthetic market for the config's universe and benchmark (no network)."""
-    from agent_tools.market.synthetic import synthesize_into
+    from market_data.synthetic import synthesize_into
 
     cfg = load_config(config)
     universe = cfg.resolve_universe()
@@ -120,7 +120,7 @@ def data_fetch(
     base_url: Annotated[str | None, typer.Option(help="Alpha Vantage endpoint.")] = None,
 ) -> None:
     """Download missing daily bars from Alpha Vantage (key in ALPHAVANTAGE_API_KEY)."""
-    from agent_tools.market.alphavantage import AlphaVantageClient, sync_daily
+    from market_data.alphavantage import AlphaVantageClient, sync_daily
 
     cfg = load_config(config)
     universe = cfg.resolve_universe()
@@ -158,8 +158,8 @@ def data_news(
 ) -> None:
     """Download news from Alpha Vantage into the store (key in ALPHAVANTAGE_API_KEY)."""
     from agent_tools.context import session_cutoff
-    from agent_tools.market.alphavantage import AlphaVantageClient
-    from agent_tools.market.news_feed import fetch_news
+    from market_data.alphavantage import AlphaVantageClient
+    from market_data.news_feed import fetch_news
 
     day = _parse_day(until, "--until") or date.today()
     cutoff = session_cutoff(datetime.combine(day, time.min))
@@ -176,7 +176,7 @@ def data_import_news(
     path: Annotated[Path, typer.Argument(help="A saved Alpha Vantage NEWS_SENTIMENT answer.")],
 ) -> None:
     """Store the items of a saved NEWS_SENTIMENT JSON file (idempotent: stored URLs are skipped)."""
-    from agent_tools.market.news_feed import import_news_file
+    from market_data.news_feed import import_news_file
 
     with _session() as session:
         read, added = import_news_file(session, path)
@@ -202,7 +202,7 @@ def tools_serve(
     Orders change only this server's in-memory book; nothing is written to the store.
     """
     from agent_tools.servers import build_server
-    from agent_tools.servers.serve import build_manual_context
+    from deployments.tool_server import build_manual_context
 
     session_day = _parse_day(day, "--day")
     context = build_manual_context(
@@ -259,7 +259,7 @@ def import_aitrader(
     name: Annotated[str | None, typer.Option(help="Run name (default: aitrader:<folder>).")] = None,
 ) -> None:
     """Import an original AI-Trader run's position logs as a run of the store."""
-    from agent_tools.trading.legacy_import import import_aitrader_run
+    from market_data.legacy_import import import_aitrader_run
 
     with _session() as session:
         report = import_aitrader_run(session, path, name=name)
@@ -297,7 +297,8 @@ def results(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Show runs, per model-day values, or the leaderboard with its metrics."""
-    from models.results import get_run, leaderboard, list_runs, model_days_frame
+    from analysis.leaderboard import leaderboard
+    from models.results import get_run, list_runs, model_days_frame
 
     first, last = _parse_day(start, "--start"), _parse_day(end, "--end")
     if day is not None:

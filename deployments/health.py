@@ -8,10 +8,11 @@ import httpx
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from agent_tools.market.calendar import last_closed_trading_day
-from agents.chat_models import ModelSetupError, api_key_for
+from agents.chat_models import api_key_for
 from configs.loader import AppConfig
+from market_data.calendar import last_closed_trading_day
 from models.engine import current_revision, get_engine, head_revision
+from models.errors import ModelSetupError
 from models.prices import coverage
 
 TIMEOUT_S = 5.0

@@ -24,17 +24,19 @@ from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from agent_tools.market.provision import MarketSetupError, ensure_market
 from agent_tools.news import NewsArchive
-from agent_tools.trading.ledger import starting_book
 from agents.budget import RunBudget
-from agents.plan import BacktestPlan, PlanError, plan_backtest
 from agents.session import ModelDayResult, skip_model_day
-from configs.loader import BudgetConfig, ConfigError, load_config
+from analysis.leaderboard import leaderboard
+from analysis.report import equity_curves, equity_png, leaderboard_table, markdown_report
+from configs.loader import BudgetConfig, load_config
+from flows.plan import BacktestPlan, plan_backtest
+from market_data.provision import ensure_market
 from models.engine import get_engine
+from models.errors import ConfigError, MarketSetupError, PlanError
+from models.ledger import starting_book
 from models.prices import PriceBook
-from models.report import equity_curves, equity_png, leaderboard_table, markdown_report
-from models.results import leaderboard, model_days_frame
+from models.results import model_days_frame
 from models.tables import Run, RunStatus, utcnow
 from tasks.model_day import simulate_model_day
 from tasks.runtime import RunResources, lookup, register, release

@@ -21,6 +21,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
+from models.errors import StoreError
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 DEFAULT_SQLITE_PATH = Path("data") / "aitrader.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -28,10 +30,6 @@ MIGRATION_LOCK_KEY = 0x41495452  # "AITR": the Postgres advisory lock held while
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
-
-
-class StoreError(RuntimeError):
-    """The store cannot be reached or migrated."""
 
 
 def database_url() -> str:

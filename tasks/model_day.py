@@ -7,11 +7,8 @@ from prefect import task
 from prefect.tasks import exponential_backoff
 
 from agents.session import ModelDayResult, run_model_day
+from models.errors import TransientModelDayError
 from tasks.runtime import lookup
-
-
-class TransientModelDayError(RuntimeError):
-    """The endpoint was busy, slow or unreachable; another attempt may succeed."""
 
 
 async def retry_only_transient(task, task_run, state) -> bool:

@@ -14,8 +14,8 @@ from sqlalchemy.engine import Engine
 
 from agent_tools.news import NewsArchive
 from agents.budget import RunBudget
-from agents.plan import BacktestPlan
 from agents.session import ModelDayRequest
+from flows.plan import BacktestPlan
 from models.prices import PriceBook
 
 

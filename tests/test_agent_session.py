@@ -13,12 +13,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from agent_tools.market.aitrader_files import import_prices
-from agent_tools.trading.ledger import starting_book
 from agents.budget import RunBudget
 from agents.session import ModelDayRequest, run_model_day_sync
 from configs.loader import ModelConfig, TokenPrice, load_universe
+from market_data.aitrader_files import import_prices
 from models.engine import create_store_engine, upgrade
+from models.ledger import starting_book
 from models.prices import PriceBook
 from models.tables import LLMCall, Message, ModelDay, Run, ToolCall, Trade
 from tests.openai_stub import OpenAIStub, Reply, text_reply, tool_reply

@@ -11,13 +11,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from agent_tools.market.aitrader_files import (
-    PriceFileError,
-    import_prices,
-    read_merged_jsonl,
-    read_price_file,
-)
-from agent_tools.market.calendar import trading_days
+from market_data.aitrader_files import import_prices, read_merged_jsonl, read_price_file
+from market_data.calendar import trading_days
+from models.errors import PriceFileError
 from models.prices import DAILY, HOURLY, coverage
 from models.tables import PriceBar
 

@@ -16,14 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from agent_tools.market.alphavantage import (
-    AlphaVantageClient,
-    AlphaVantageError,
-    AlphaVantagePremiumOnly,
-    AlphaVantageRateLimited,
-    parse_time_series,
-    sync_daily,
-)
+from market_data.alphavantage import AlphaVantageClient, parse_time_series, sync_daily
+from models.errors import AlphaVantageError, AlphaVantagePremiumOnly, AlphaVantageRateLimited
 from models.prices import DAILY, insert_bars
 from models.tables import PriceBar
 from tests.alphavantage_stub import AlphaVantageStub, json_answer

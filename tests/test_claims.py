@@ -12,8 +12,9 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from agents.session import ModelDayRequest, PortfolioDayTaken, claim_model_day, claim_when_free
+from agents.session import ModelDayRequest, claim_model_day, claim_when_free
 from configs.loader import AgentConfig, ModelConfig
+from models.errors import PortfolioDayTaken
 from models.tables import ModelDay, Run
 
 DAY = date(2025, 1, 6)

@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from agent_tools.market.aitrader_files import import_prices
-from agent_tools.market.calendar import is_trading_day
-from agent_tools.trading.ledger import record_completed_day, starting_book, value_portfolio
-from agent_tools.trading.rules import Portfolio, TradingSession
+from agent_tools.trading_rules import TradingSession
+from market_data.aitrader_files import import_prices
+from market_data.calendar import is_trading_day
+from models.book import Portfolio
+from models.ledger import record_completed_day, starting_book, value_portfolio
 from models.prices import Bar, PriceBook
 from models.tables import Holding, ModelDay, ModelDayStatus, Run, Trade
 

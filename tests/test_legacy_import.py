@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, func, select
 
-from agent_tools.market.aitrader_files import import_prices
-from agent_tools.trading.legacy_import import LegacyImportError, import_aitrader_run
-from models.results import leaderboard
+from analysis.leaderboard import leaderboard
+from market_data.aitrader_files import import_prices
+from market_data.legacy_import import import_aitrader_run
+from models.errors import LegacyImportError
 from models.tables import Holding, ModelDay, Run, Trade
 
 

@@ -26,13 +26,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from agent_tools.context import EXCHANGE_TZ, SessionContext, session_cutoff
-from agent_tools.market.aitrader_files import import_prices
-from agent_tools.market.calendar import is_trading_day, next_trading_day, previous_trading_day
 from agent_tools.market_view import MarketView, PastBar
-from agent_tools.news import NewsArchive, parse_published, store_news
+from agent_tools.news import NewsArchive
 from agent_tools.servers import build_server
-from agent_tools.trading.rules import Portfolio
 from configs.loader import load_universe
+from market_data.aitrader_files import import_prices
+from market_data.calendar import is_trading_day, next_trading_day, previous_trading_day
+from market_data.news_feed import parse_published, store_news
+from models.book import Portfolio
 from models.engine import create_store_engine
 from models.prices import PriceBook
 

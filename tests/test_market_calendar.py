@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent_tools.market.calendar import (
-    CalendarError,
+from market_data.calendar import (
     is_trading_day,
     last_closed_trading_day,
     next_trading_day,
@@ -18,6 +17,7 @@ from agent_tools.market.calendar import (
     trading_day_on_or_before,
     trading_days,
 )
+from models.errors import CalendarError
 
 
 @pytest.mark.parametrize(

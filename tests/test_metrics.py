@@ -1,4 +1,4 @@
-"""Tests for models.metrics: hand-computed series, an independent reference, and edge cases."""
+"""Tests for analysis.metrics: hand-computed series, an independent reference, and edge cases."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.metrics import (
+from analysis.metrics import (
     BenchmarkStats,
     Drawdown,
     PerformanceSummary,

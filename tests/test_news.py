@@ -18,11 +18,18 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from agent_tools.context import session_cutoff
-from agent_tools.market.alphavantage import AlphaVantageClient, AlphaVantageRateLimited
-from agent_tools.market.news_feed import check_feed, fetch_news, import_news_file
-from agent_tools.news import NewsArchive, NewsFormatError, parse_published, store_news
+from agent_tools.news import NewsArchive
 from deployments.cli import app
+from market_data.alphavantage import AlphaVantageClient
+from market_data.news_feed import (
+    check_feed,
+    fetch_news,
+    import_news_file,
+    parse_published,
+    store_news,
+)
 from models.engine import dispose_engines
+from models.errors import AlphaVantageRateLimited, NewsFormatError
 from models.tables import NewsItem
 from tests.alphavantage_stub import AlphaVantageStub, json_answer
 

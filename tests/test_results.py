@@ -7,8 +7,9 @@ from datetime import date, datetime
 import pytest
 from sqlmodel import Session
 
+from analysis.leaderboard import leaderboard
 from models.prices import Bar, insert_bars
-from models.results import leaderboard, model_days_frame
+from models.results import model_days_frame
 from models.tables import ModelDay, Run
 
 DAYS = [date(2025, 1, 2), date(2025, 1, 3), date(2025, 1, 6), date(2025, 1, 7)]

@@ -10,10 +10,10 @@ import pytest
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from agent_tools.market.aitrader_files import import_prices
 from agents.session import ModelDayRequest, run_model_day_sync
 from configs.loader import load_config, load_universe
 from deployments.cli import app
+from market_data.aitrader_files import import_prices
 from models.engine import create_store_engine, dispose_engines
 from models.prices import PriceBook
 from models.tables import ModelDay, Run, Trade

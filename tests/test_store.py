@@ -139,7 +139,7 @@ def test_timestamps_come_back_as_aware_utc(session: Session) -> None:
 
 
 def test_an_unreachable_store_is_one_clear_error() -> None:
-    from models.engine import StoreError
+    from models.errors import StoreError
 
     engine = create_store_engine("postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2")
     with pytest.raises(StoreError, match="cannot migrate the store"):

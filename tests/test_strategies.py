@@ -27,10 +27,7 @@ from langchain_mcp_adapters.tools import load_mcp_tools
 from sqlmodel import Session
 
 from agent_tools.context import SessionContext
-from agent_tools.market.aitrader_files import import_prices
-from agent_tools.market.calendar import is_trading_day
 from agent_tools.servers import build_server
-from agent_tools.trading.rules import Fill, Portfolio
 from agents.strategies import (
     FINISH_SIGNAL,
     STRATEGIES,
@@ -42,6 +39,9 @@ from agents.strategies import (
     weekday_ordinal,
 )
 from configs.loader import load_universe
+from market_data.aitrader_files import import_prices
+from market_data.calendar import is_trading_day
+from models.book import Fill, Portfolio
 from models.engine import create_store_engine
 from models.prices import PriceBook
 

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session
 
-from agent_tools.market.calendar import trading_days
-from agent_tools.market.synthetic import synthesize, synthesize_into
+from market_data.calendar import trading_days
+from market_data.synthetic import synthesize, synthesize_into
 from models.prices import DAILY, Bar, coverage
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "AVGO", "COST", "NFLX"]

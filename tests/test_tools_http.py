@@ -21,10 +21,10 @@ from langchain_mcp_adapters.client import MultiServerMCPClient
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from agent_tools.market.aitrader_files import import_prices
-from agent_tools.market.news_feed import import_news_file
-from agent_tools.servers.serve import build_manual_context
 from deployments.cli import app
+from deployments.tool_server import build_manual_context
+from market_data.aitrader_files import import_prices
+from market_data.news_feed import import_news_file
 from models.engine import create_store_engine, dispose_engines
 
 ROOT = Path(__file__).resolve().parents[1]

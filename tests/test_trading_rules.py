@@ -9,13 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent_tools.trading.rules import (
-    MAX_ORDER_SHARES,
-    OrderRejected,
-    Portfolio,
-    TradingSession,
-    parse_shares,
-)
+from agent_tools.trading_rules import MAX_ORDER_SHARES, TradingSession, parse_shares
+from models.book import Portfolio
+from models.errors import OrderRejected
 from models.prices import Bar, PriceBook
 
 DAY = date(2025, 10, 2)

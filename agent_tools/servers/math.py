@@ -12,6 +12,7 @@ from pydantic import Field
 
 from agent_tools.context import SessionContext
 from agent_tools.servers.tooling import RejectedCall, add_tools, answer
+from models.errors import CalculationError
 
 MAX_EXPRESSION = 500
 MAX_EXPONENT = 1000
@@ -36,10 +37,6 @@ _FUNCTIONS = {
     "floor": math.floor,
     "ceil": math.ceil,
 }
-
-
-class CalculationError(ValueError):
-    """The expression is not plain arithmetic, or its value is undefined."""
 
 
 def evaluate_arithmetic(expression: str) -> float | int:

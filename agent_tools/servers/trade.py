@@ -9,7 +9,7 @@ from pydantic import Field
 
 from agent_tools.context import SessionContext
 from agent_tools.servers.tooling import RejectedCall, add_tools, answer
-from agent_tools.trading.rules import OrderRejected
+from models.errors import OrderRejected
 
 # Quantities arrive as the model wrote them; the trading rules give the clear error, not the schema.
 Shares = Annotated[int | float | str, Field(description="Whole number of shares, e.g. 10")]

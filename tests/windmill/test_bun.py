@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
+from analysis.leaderboard import leaderboard
+from analysis.report import leaderboard_table
 from models.engine import create_store_engine
-from models.report import leaderboard_table
-from models.results import leaderboard
 from models.tables import ModelDay, Run
 from tests.conftest import running_prefect_server
 from tests.test_deployment_e2e import served_deployments

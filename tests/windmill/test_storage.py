@@ -18,7 +18,7 @@ RUN_B = "22222222-2222-4222-8222-222222222222"
 
 
 def board_row(model: str, rank: int | None, final_value: float, return_pct: float) -> dict:
-    """A leaderboard artifact row as models.report.leaderboard_table writes it (a subset)."""
+    """A leaderboard artifact row as analysis.report.leaderboard_table writes it (a subset)."""
     return {
         "rank": rank,
         "model": model,

@@ -9,7 +9,8 @@ from datetime import date
 import pandas as pd
 from sqlmodel import Session
 
-from models.results import LeaderboardRow, benchmark_closes, get_run, model_days_frame
+from analysis.leaderboard import LeaderboardRow
+from models.results import benchmark_closes, get_run, model_days_frame
 from models.tables import ModelDayStatus
 
 

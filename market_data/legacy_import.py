@@ -16,16 +16,13 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 from sqlmodel import Session, select
 
-from agent_tools.trading.ledger import record_completed_day
-from agent_tools.trading.rules import Fill, Portfolio
+from models.book import Fill, Portfolio
+from models.errors import LegacyImportError
+from models.ledger import record_completed_day
 from models.prices import DAILY, HOURLY, PriceBook
 from models.tables import ModelDay, ModelDayStatus, Run, RunStatus, utcnow
 
 POSITION_FILE = Path("position") / "position.jsonl"
-
-
-class LegacyImportError(ValueError):
-    """A position log cannot be imported; the message names the file and line."""
 
 
 class LegacyAction(BaseModel):

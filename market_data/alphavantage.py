@@ -19,11 +19,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from agent_tools.market.calendar import (
+from market_data.calendar import (
     last_closed_trading_day,
     trading_day_on_or_before,
     trading_days,
 )
+from models.errors import AlphaVantageError, AlphaVantagePremiumOnly, AlphaVantageRateLimited
 from models.prices import DAILY, HOURLY, REAL_MARKET, Bar, insert_bars
 from models.tables import PriceBar
 
@@ -47,18 +48,6 @@ _FIELDS = {
 }
 _RATE_LIMIT_WORDS = ("rate limit", "call frequency", "requests per", "calls per", "higher api call")
 _APIKEY_IN_TEXT = re.compile(r"(apikey=)[^&\s\"']+", re.IGNORECASE)
-
-
-class AlphaVantageError(RuntimeError):
-    """Alpha Vantage could not be reached or refused the request."""
-
-
-class AlphaVantageRateLimited(AlphaVantageError):
-    """Alpha Vantage refused the request because the key used up its call allowance."""
-
-
-class AlphaVantagePremiumOnly(AlphaVantageError):
-    """The request needs a premium key (e.g. `outputsize=full` on a free key)."""
 
 
 class _RedactApiKeys(logging.Filter):

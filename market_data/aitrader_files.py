@@ -13,17 +13,14 @@ from pathlib import Path
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from agent_tools.market.alphavantage import parse_time_series
-from agent_tools.market.json_files import read_json
+from market_data.alphavantage import parse_time_series
+from market_data.json_files import read_json
+from models.errors import PriceFileError
 from models.prices import Bar, insert_bars
 
 SOURCE = "aitrader"
 PRICE_FILE_GLOB = "*daily_prices_*.json"  # AI-Trader's QQQ copy is named `Adaily_prices_QQQ.json`
 MERGED_FILE_GLOB = "*.jsonl"
-
-
-class PriceFileError(ValueError):
-    """A price file is missing, unreadable or not in an AI-Trader layout."""
 
 
 class ImportReport(BaseModel):

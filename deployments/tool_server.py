@@ -8,10 +8,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from agent_tools.context import SessionContext
-from agent_tools.market.calendar import is_trading_day
 from agent_tools.news import NewsArchive
-from agent_tools.trading.rules import Portfolio
 from configs.loader import Universe, load_universe
+from market_data.calendar import is_trading_day
+from models.book import Portfolio
 from models.prices import REAL_MARKET, PriceBook
 
 MANUAL_RUN_ID = 0

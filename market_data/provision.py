@@ -7,16 +7,13 @@ from pathlib import Path
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from agent_tools.market.aitrader_files import import_prices
-from agent_tools.market.calendar import trading_days
-from agent_tools.market.synthetic import synthesize_into
 from configs.loader import AppConfig
+from market_data.aitrader_files import import_prices
+from market_data.calendar import trading_days
+from market_data.synthetic import synthesize_into
+from models.errors import MarketSetupError
 from models.prices import DAILY
 from models.tables import PriceBar
-
-
-class MarketSetupError(RuntimeError):
-    """The config's market cannot be provided (no files, or a download that needs a key)."""
 
 
 def ensure_market(session: Session, config: AppConfig) -> str:

@@ -8,7 +8,7 @@ from datetime import date, datetime, time
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
-from agent_tools.trading.rules import Fill, Portfolio
+from models.book import Fill, Portfolio
 from models.prices import PriceBook
 from models.tables import Holding, ModelDay, ModelDayStatus, Trade, utcnow
 

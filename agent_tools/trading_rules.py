@@ -10,47 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
-from typing import Literal
 
-from pydantic import BaseModel, Field
-
+from models.book import Fill, Portfolio, Side
+from models.errors import OrderRejected
 from models.prices import PriceBook
 
 # No real order is this large; a bigger number is a model's mistake (or an overflow attempt).
 MAX_ORDER_SHARES = 10_000_000
 # Float arithmetic on cash must not turn "exactly affordable" into "insufficient".
 CASH_EPSILON = 1e-9
-
-Side = Literal["buy", "sell"]
-
-
-class OrderRejected(ValueError):
-    """An order broke a trading rule; the message says which, for the agent to read."""
-
-
-class Portfolio(BaseModel):
-    """Cash and whole-share positions (symbols with zero shares are dropped)."""
-
-    cash: float = Field(ge=0)
-    positions: dict[str, int] = Field(default_factory=dict)
-
-    def shares(self, symbol: str) -> int:
-        return self.positions.get(symbol, 0)
-
-
-class Fill(BaseModel):
-    """An executed order."""
-
-    seq: int
-    side: Side
-    symbol: str
-    shares: int
-    price: float
-    cash_after: float
-
-    @property
-    def notional(self) -> float:
-        return self.shares * self.price
 
 
 def parse_shares(shares: object) -> int:

@@ -14,7 +14,7 @@ from datetime import date, datetime
 import numpy as np
 from sqlmodel import Session
 
-from agent_tools.market.calendar import trading_days
+from market_data.calendar import trading_days
 from models.prices import DAILY, Bar, insert_bars
 
 SOURCE = "synthetic"

@@ -13,19 +13,16 @@ from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from agent_tools.market.calendar import next_trading_day, trading_days
 from agents.prompt import SYSTEM_PROMPT
-from configs.loader import AppConfig, ConfigError, ModelConfig, Universe
+from configs.loader import AppConfig, ModelConfig, Universe
+from market_data.calendar import next_trading_day, trading_days
+from models.errors import ConfigError, PlanError
 from models.prices import DAILY, bar_days
 from models.tables import ModelDay, ModelDayStatus
 
 # Bump when a change to the session loop or the strategies changes what a model-day does, so
 # cached and stored days of the old code are not taken for the new code's.
 AGENT_CODE_VERSION = "1"
-
-
-class PlanError(ValueError):
-    """The trigger's parameters cannot be satisfied (dates, models, missing prices)."""
 
 
 class ModelPlan(BaseModel):

@@ -9,12 +9,10 @@ from functools import cache
 import exchange_calendars as xcals
 import pandas as pd
 
+from models.errors import CalendarError
+
 EXCHANGE = "XNYS"
 FIRST_DAY = date(2000, 1, 1)
-
-
-class CalendarError(ValueError):
-    """A date the calendar cannot answer for (outside its bounds, or no session there)."""
 
 
 def _last_day() -> date:

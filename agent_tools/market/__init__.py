@@ -1,1 +1,0 @@
-"""Market data: the XNYS calendar, Alpha Vantage, AI-Trader price files and a synthetic market."""

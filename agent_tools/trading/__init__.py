@@ -1,1 +1,0 @@
-"""Trading rules and books: orders filled at the session's open, books valued at the close."""

@@ -1,0 +1,1 @@
+"""Metrics, their intervals, the leaderboard, reports and charts."""

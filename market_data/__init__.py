@@ -1,0 +1,1 @@
+"""Where prices and news come from: Alpha Vantage, AI-Trader files, synthetic data, calendars."""
