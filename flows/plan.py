@@ -18,7 +18,7 @@ from configs.loader import AppConfig, ModelConfig, Universe
 from market_data.calendar import next_trading_day, trading_days
 from models.errors import ConfigError, PlanError
 from models.prices import DAILY, bar_days
-from models.tables import ModelDay, ModelDayStatus
+from models.tables import ModelDay, ModelDayStatus, RunCreate
 
 # Bump when a change to the session loop or the strategies changes what a model-day does, so
 # cached and stored days of the old code are not taken for the new code's.
@@ -50,6 +50,23 @@ class BacktestPlan(BaseModel):
     def days(self) -> list[date]:
         """Every day at least one model simulates, in order."""
         return sorted({day for plan in self.models for day in plan.days})
+
+    def run_record(self, replay: bool, flow_run_id: str | None) -> RunCreate:
+        """The store's record of a run simulating this plan."""
+        return RunCreate(
+            name=self.config.name,
+            kind="backtest-replay" if replay else "backtest",
+            config=self.config.model_dump(mode="json"),
+            config_hash=self.config_hash,
+            models=[p.model.name for p in self.models],
+            portfolios={p.model.name: p.portfolio for p in self.models},
+            start_date=min(self.days),
+            end_date=max(self.days),
+            market=self.market,
+            initial_cash=self.config.initial_cash,
+            benchmark=self.universe.benchmark,
+            flow_run_id=flow_run_id,
+        )
 
     @property
     def last_simulated(self) -> date | None:

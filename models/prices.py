@@ -8,13 +8,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from pydantic import BaseModel, NaiveDatetime
+from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from models.tables import PriceBar
+from models.tables import BarBase, PriceBar
 
 REAL_MARKET = "real"
 DAILY = "1d"
@@ -22,19 +22,8 @@ HOURLY = "60min"
 INTERVALS = (DAILY, HOURLY)
 
 
-class Bar(BaseModel):
-    """One OHLCV bar as sources deliver it; `close` is None for an open-only live bar."""
-
-    symbol: str
-    market: str = REAL_MARKET
-    interval: str = DAILY
-    ts: NaiveDatetime
-    open: float
-    high: float | None = None
-    low: float | None = None
-    close: float | None = None
-    volume: float | None = None
-    source: str = "import"
+class Bar(BarBase):
+    """A bar on its way into the store (`insert_bars` adds its `day`)."""
 
 
 class CoverageRow(BaseModel):

@@ -38,13 +38,11 @@ class ModelDayStatus(StrEnum):
     SKIPPED = "skipped"
 
 
-class Run(SQLModel, table=True):
-    """One backtest (one flow run) or one legacy import."""
+class RunBase(SQLModel):
+    """What a run is asked to do; the shape a caller creates a run from (`RunCreate`)."""
 
-    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True)
-    kind: str = Field(default="backtest", description="backtest | legacy-import")
-    status: str = Field(default=RunStatus.PENDING, index=True)
+    kind: str = Field(default="backtest", description="backtest | backtest-replay | legacy-import")
     config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     config_hash: str = Field(default="", index=True)
     models: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -58,11 +56,22 @@ class Run(SQLModel, table=True):
     market: str = Field(default="real", description="the price market its books are valued in")
     initial_cash: float = 10_000.0
     benchmark: str = "QQQ"
-    message: str | None = None
     flow_run_id: str | None = Field(default=None, index=True)
+
+
+class Run(RunBase, table=True):
+    """One backtest (one flow run) or one legacy import, with its status as it goes."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    status: str = Field(default=RunStatus.PENDING, index=True)
+    message: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+class RunCreate(RunBase):
+    """A new run as the flow or an importer describes it (`models.runs.start_run` stores it)."""
 
 
 class ModelDay(SQLModel, table=True):
@@ -167,8 +176,23 @@ class LLMCall(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class PriceBar(SQLModel, table=True):
-    """An OHLCV bar. Daily bars have `ts` at midnight; the newest live bar may hold only an open.
+class BarBase(SQLModel):
+    """One OHLCV bar as sources deliver it; `close` is None for an open-only live bar."""
+
+    market: str = Field(default="real")
+    symbol: str = Field(index=True)
+    interval: str = Field(default="1d", description="1d | 60min")
+    ts: NaiveDatetime = Field(description="bar start, exchange local time (US/Eastern)")
+    open: float
+    high: float | None = None
+    low: float | None = None
+    close: float | None = None
+    volume: float | None = None
+    source: str = "import"
+
+
+class PriceBar(BarBase, table=True):
+    """A stored bar. Daily bars have `ts` at midnight; the newest live bar may hold only an open.
 
     Bars belong to a *market*: `real` for downloaded and imported prices, `synthetic-<seed>` for a
     seeded synthetic one, so a synthetic day never shadows a real one.
@@ -180,17 +204,7 @@ class PriceBar(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    market: str = Field(default="real")
-    symbol: str = Field(index=True)
-    interval: str = Field(default="1d", description="1d | 60min")
-    ts: NaiveDatetime = Field(description="bar start, exchange local time (US/Eastern)")
     day: date
-    open: float
-    high: float | None = None
-    low: float | None = None
-    close: float | None = None
-    volume: float | None = None
-    source: str = "import"
 
 
 class NewsItem(SQLModel, table=True):

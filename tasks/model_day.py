@@ -2,12 +2,18 @@
 
 import hashlib
 from datetime import date, timedelta
+from typing import Any
 
 from prefect import task
 from prefect.tasks import exponential_backoff
+from pydantic import BaseModel
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
-from agents.session import ModelDayResult, run_model_day
+from agents.session import run_model_day
+from agents.types import ModelDayResult
 from models.errors import TransientModelDayError
+from models.ledger import starting_book
 from tasks.runtime import lookup
 
 
@@ -22,10 +28,43 @@ async def retry_only_transient(task, task_run, state) -> bool:
     return False
 
 
-def model_day_cache_key(context, parameters) -> str:
-    """Portfolio (model config, prompt and code version), day, starting book, and store."""
-    parts = [parameters[name] for name in ("portfolio", "day", "start_state", "store")]
-    return "model-day-" + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
+class ModelDayKey(BaseModel):
+    """What decides a model-day's outcome, so a cached result is reused only for the same inputs.
+
+    The portfolio key carries the model's config, the prompt and the agent code version; the
+    starting book's hash makes a day re-run from another book a new task; the store's hash keeps
+    two stores' caches apart.
+    """
+
+    portfolio: str
+    day: date
+    start_state: str
+    store: str
+
+    def task_inputs(self) -> tuple[date, str, str, str]:
+        """The task's parameters after `model`, in its signature's order."""
+        return self.day, self.portfolio, self.start_state, self.store
+
+    def cache_key(self) -> str:
+        parts = (self.portfolio, self.day, self.start_state, self.store)
+        return "model-day-" + hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
+
+
+def model_day_key(engine: Engine, portfolio: str, day: date, initial_cash: float) -> ModelDayKey:
+    """The cache inputs of a portfolio's day, from the book it would start from."""
+    with Session(engine) as session:
+        book = starting_book(session, portfolio, day, initial_cash)
+    return ModelDayKey(
+        portfolio=portfolio,
+        day=day,
+        start_state=hashlib.sha256(book.model_dump_json().encode()).hexdigest(),
+        store=hashlib.sha256(str(engine.url).encode()).hexdigest()[:16],
+    )
+
+
+def model_day_cache_key(context: Any, parameters: dict[str, Any]) -> str:
+    """Prefect's cache key of a model-day task run, from its parameters."""
+    return ModelDayKey.model_validate(parameters).cache_key()
 
 
 @task(
