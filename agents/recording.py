@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, message_to_dict, messages_from_dict
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -117,13 +117,8 @@ class RecordingChatModel(BaseChatModel):
         """Offer `tools` (converted to OpenAI's schema, as the wrapped model expects them)."""
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
+    def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
+        # Refused whatever the arguments: recording awaits the inner model, so only ainvoke works.
         raise NotImplementedError("the agent session runs asynchronously; use ainvoke")
 
     async def _agenerate(

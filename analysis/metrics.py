@@ -371,6 +371,24 @@ def benchmark_stats(
     return BenchmarkStats(alpha, beta, information_ratio)
 
 
+def _against_benchmark(
+    clean: pd.Series, benchmark: pd.Series | None, risk_free_rate: float, periods_per_year: float
+) -> tuple[float | None, BenchmarkStats]:
+    """The benchmark's cumulative return over the portfolio's window, and alpha, beta, IR."""
+    if benchmark is None:
+        return None, BenchmarkStats(None, None, None)
+    start, end = clean.index[0], clean.index[-1]
+    bench = _clean(benchmark, "benchmark")
+    missing = [d.date() for d in (start, end) if d not in bench.index]
+    if missing:
+        raise ValueError(
+            f"benchmark has no value on {missing}: it must cover the portfolio window "
+            f"{start.date()}..{end.date()}"
+        )
+    bench_cr = _finite(float(bench.loc[end] / bench.loc[start] - 1.0))
+    return bench_cr, benchmark_stats(clean, bench, risk_free_rate, periods_per_year)
+
+
 def summarize(
     values: pd.Series,
     benchmark: pd.Series | None = None,
@@ -392,18 +410,7 @@ def summarize(
     clean = _values(values)
     start, end = clean.index[0], clean.index[-1]
 
-    bench_cr = None
-    stats = BenchmarkStats(None, None, None)
-    if benchmark is not None:
-        bench = _clean(benchmark, "benchmark")
-        missing = [d.date() for d in (start, end) if d not in bench.index]
-        if missing:
-            raise ValueError(
-                f"benchmark has no value on {missing}: it must cover the portfolio window "
-                f"{start.date()}..{end.date()}"
-            )
-        bench_cr = _finite(float(bench.loc[end] / bench.loc[start] - 1.0))
-        stats = benchmark_stats(clean, bench, risk_free_rate, periods_per_year)
+    bench_cr, stats = _against_benchmark(clean, benchmark, risk_free_rate, periods_per_year)
 
     drawdown = max_drawdown(clean)
     return PerformanceSummary(

@@ -134,6 +134,62 @@ def _fills_of_day(
     return fills, ignored
 
 
+def _import_model(
+    session: Session,
+    run: Run,
+    model: str,
+    records: list[PositionRecord],
+    prices: PriceBook,
+    hourly: bool,
+) -> tuple[ModelImport, set[str]]:
+    """One model's log as completed model-days of `run`; the symbols that found no close."""
+    by_day: dict[date, list[PositionRecord]] = defaultdict(list)
+    for record in records:
+        by_day[record.timestamp.date()].append(record)
+    previous = records[0]
+    trades = ignored = 0
+    missing: set[str] = set()
+    for day, day_records in sorted(by_day.items()):
+        fills, day_ignored = _fills_of_day(previous, day_records)
+        end_of_day = max(day_records, key=lambda r: r.id)
+        sessions = sorted({r.date for r in day_records})
+        model_day = ModelDay(
+            run_id=run.id,
+            model=model,
+            portfolio=run.portfolios[model],
+            day=day,
+            session=", ".join(sessions) if hourly else None,
+            status=ModelDayStatus.RUNNING,
+            attempts=1,
+        )
+        session.add(model_day)
+        session.flush()
+        valuation = record_completed_day(session, model_day, fills, end_of_day.book(), prices)
+        missing.update(valuation.missing)
+        trades += len(fills)
+        ignored += day_ignored
+        previous = day_records[-1]
+    imported = ModelImport(
+        model=model, days=len(by_day), trades=trades, ignored_zero_amount=ignored
+    )
+    return imported, missing
+
+
+def _imported_before(session: Session, config_hash: str) -> LegacyImportReport | None:
+    """The report of an earlier import of the same files, if there was one."""
+    existing = session.exec(
+        select(Run).where(Run.kind == "legacy-import", Run.config_hash == config_hash)
+    ).first()
+    if existing is None:
+        return None
+    return LegacyImportReport(
+        run_id=existing.id,
+        run_name=existing.name,
+        interval=existing.config.get("interval", ""),
+        already_imported=True,
+    )
+
+
 def import_aitrader_run(
     session: Session, path: Path, prices: PriceBook | None = None, name: str | None = None
 ) -> LegacyImportReport:
@@ -146,16 +202,9 @@ def import_aitrader_run(
     config_hash = digest.hexdigest()
     run_name = name or f"aitrader:{Path(path).resolve().name}"
 
-    existing = session.exec(
-        select(Run).where(Run.kind == "legacy-import", Run.config_hash == config_hash)
-    ).first()
+    existing = _imported_before(session, config_hash)
     if existing is not None:
-        return LegacyImportReport(
-            run_id=existing.id,
-            run_name=existing.name,
-            interval=existing.config.get("interval", ""),
-            already_imported=True,
-        )
+        return existing
 
     hourly = any(" " in r.date or "T" in r.date for records in logs.values() for r in records)
     interval = HOURLY if hourly else DAILY
@@ -189,34 +238,9 @@ def import_aitrader_run(
     report = LegacyImportReport(run_id=run.id, run_name=run.name, interval=interval)
     missing: set[str] = set()
     for model, records in sorted(logs.items()):
-        by_day: dict[date, list[PositionRecord]] = defaultdict(list)
-        for record in records:
-            by_day[record.timestamp.date()].append(record)
-        previous = records[0]
-        trades = ignored = 0
-        for day, day_records in sorted(by_day.items()):
-            fills, day_ignored = _fills_of_day(previous, day_records)
-            end_of_day = max(day_records, key=lambda r: r.id)
-            sessions = sorted({r.date for r in day_records})
-            model_day = ModelDay(
-                run_id=run.id,
-                model=model,
-                portfolio=run.portfolios[model],
-                day=day,
-                session=", ".join(sessions) if hourly else None,
-                status=ModelDayStatus.RUNNING,
-                attempts=1,
-            )
-            session.add(model_day)
-            session.flush()
-            valuation = record_completed_day(session, model_day, fills, end_of_day.book(), prices)
-            missing.update(valuation.missing)
-            trades += len(fills)
-            ignored += day_ignored
-            previous = day_records[-1]
-        report.models.append(
-            ModelImport(model=model, days=len(by_day), trades=trades, ignored_zero_amount=ignored)
-        )
+        imported, model_missing = _import_model(session, run, model, records, prices, hourly)
+        report.models.append(imported)
+        missing.update(model_missing)
     report.missing_prices = sorted(missing)
     session.commit()
     return report

@@ -85,27 +85,9 @@ def record_completed_day(
     valuation = value_portfolio(book, prices, model_day.day)
     try:
         for fill in fills:
-            session.add(
-                Trade(
-                    model_day_id=model_day.id,
-                    seq=fill.seq,
-                    side=fill.side,
-                    symbol=fill.symbol,
-                    shares=fill.shares,
-                    price=fill.price,
-                    cash_after=fill.cash_after,
-                )
-            )
+            session.add(Trade(model_day_id=model_day.id, **fill.model_dump()))
         for line in valuation.holdings:
-            session.add(
-                Holding(
-                    model_day_id=model_day.id,
-                    symbol=line.symbol,
-                    shares=line.shares,
-                    close=line.close,
-                    value=line.value,
-                )
-            )
+            session.add(Holding(model_day_id=model_day.id, **line.model_dump()))
         model_day.status = ModelDayStatus.COMPLETED
         model_day.cash_end = book.cash
         model_day.value_end = valuation.total

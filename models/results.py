@@ -11,11 +11,11 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from models.errors import ResultsError
+from models.ledger import latest_completed_day
 from models.tables import (
     LLMCall,
     Message,
     ModelDay,
-    ModelDayStatus,
     PriceBar,
     Run,
     ToolCall,
@@ -57,6 +57,36 @@ def run_scope(session: Session, run_id: int) -> list:
     return conditions
 
 
+DAY_COLUMNS = [
+    "run_id",
+    "run",
+    "model",
+    "portfolio",
+    "day",
+    "status",
+    "cash",
+    "value",
+    "trades",
+    "traded_notional",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "cached",
+    "error",
+]
+
+
+def _within(query: Any, model: str | None, start: date | None, end: date | None) -> Any:
+    """`query` narrowed to one model and a day range, where given."""
+    if model is not None:
+        query = query.where(ModelDay.model == model)
+    if start is not None:
+        query = query.where(ModelDay.day >= start)
+    if end is not None:
+        query = query.where(ModelDay.day <= end)
+    return query
+
+
 def model_days_frame(
     session: Session,
     run_id: int | None = None,
@@ -82,12 +112,6 @@ def model_days_frame(
     )
     if run_id is not None:
         query = query.where(*run_scope(session, run_id))
-    if model is not None:
-        query = query.where(ModelDay.model == model)
-    if start is not None:
-        query = query.where(ModelDay.day >= start)
-    if end is not None:
-        query = query.where(ModelDay.day <= end)
     rows = [
         {
             "run_id": md.run_id,
@@ -106,26 +130,9 @@ def model_days_frame(
             "cached": md.cached,
             "error": md.error or md.skip_reason,
         }
-        for md, run_name, n, notional in session.execute(query).all()
+        for md, run_name, n, notional in session.execute(_within(query, model, start, end)).all()
     ]
-    columns = [
-        "run_id",
-        "run",
-        "model",
-        "portfolio",
-        "day",
-        "status",
-        "cash",
-        "value",
-        "trades",
-        "traded_notional",
-        "tokens_in",
-        "tokens_out",
-        "cost_usd",
-        "cached",
-        "error",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=DAY_COLUMNS)
 
 
 def benchmark_closes(
@@ -161,13 +168,7 @@ def starting_value(
     if run.kind == "legacy-import":
         return None
     day = first_day.date()
-    previous = session.exec(
-        select(ModelDay)
-        .where(ModelDay.portfolio == portfolio, ModelDay.day < day)
-        .where(ModelDay.status == ModelDayStatus.COMPLETED)
-        .order_by(ModelDay.day.desc())
-        .limit(1)
-    ).first()
+    previous = latest_completed_day(session, portfolio, day)
     if previous is not None and previous.value_end is not None:
         return pd.Timestamp(previous.day), previous.value_end
     before = session.exec(
@@ -212,13 +213,7 @@ def model_day_details(
 ) -> list[ModelDayDetail]:
     """The full record of each matching model-day (the newest run when `run_id` is None)."""
     run = get_run(session, run_id)
-    query = select(ModelDay).where(*run_scope(session, run.id))
-    if model is not None:
-        query = query.where(ModelDay.model == model)
-    if start is not None:
-        query = query.where(ModelDay.day >= start)
-    if end is not None:
-        query = query.where(ModelDay.day <= end)
+    query = _within(select(ModelDay).where(*run_scope(session, run.id)), model, start, end)
     details = []
     for day in session.exec(query.order_by(ModelDay.day, ModelDay.model).limit(limit)):
         messages = session.exec(

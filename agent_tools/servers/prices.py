@@ -60,12 +60,7 @@ def register(server: FastMCP, context: SessionContext) -> None:
     ) -> str:
         """One day's bar; for today only the open is known."""
         symbol = _symbol(context, symbol)
-        try:
-            day = _parse_day(date)
-        except ValueError:
-            raise RejectedCall(f"date must look like {context.day}, got {date!r}") from None
-        if day > context.day:
-            raise RejectedCall(f"{day} is in the future: today is {context.day}")
+        day = _past_day(context, date)
         bar = market.bar_on(symbol, day)
         if bar is None:
             raise RejectedCall(f"no bar for {symbol} on {day} (not a trading day, or no data)")
@@ -86,5 +81,12 @@ def register(server: FastMCP, context: SessionContext) -> None:
     add_tools(server, get_universe_snapshot, get_price_history, get_price, get_recent_closes)
 
 
-def _parse_day(text: str) -> date:
-    return date.fromisoformat(text.strip()[:10])
+def _past_day(context: SessionContext, text: str) -> date:
+    """The day `text` names, provided it is the session's day or earlier."""
+    try:
+        day = date.fromisoformat(text.strip()[:10])
+    except ValueError:
+        raise RejectedCall(f"date must look like {context.day}, got {text!r}") from None
+    if day > context.day:
+        raise RejectedCall(f"{day} is in the future: today is {context.day}")
+    return day

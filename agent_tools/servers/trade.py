@@ -39,20 +39,20 @@ def register(server: FastMCP, context: SessionContext) -> None:
         """Cash, shares held, and their value at today's open."""
         return answer(portfolio_view())
 
+    def place(side: str, symbol: str, shares: int) -> str:
+        order = context.trading.buy if side == "buy" else context.trading.sell
+        try:
+            fill = order(symbol, shares)
+        except OrderRejected as exc:
+            raise RejectedCall(f"{side} rejected: {exc}") from None
+        return answer({"filled": fill.model_dump(exclude={"seq"}), **portfolio_view()})
+
     async def buy(symbol: Symbol, shares: Shares) -> str:
         """Buy whole shares at today's open. Cash may not go below zero."""
-        try:
-            fill = context.trading.buy(symbol, shares)
-        except OrderRejected as exc:
-            raise RejectedCall(f"buy rejected: {exc}") from None
-        return answer({"filled": fill.model_dump(exclude={"seq"}), **portfolio_view()})
+        return place("buy", symbol, shares)
 
     async def sell(symbol: Symbol, shares: Shares) -> str:
         """Sell whole shares you hold at today's open. No short selling."""
-        try:
-            fill = context.trading.sell(symbol, shares)
-        except OrderRejected as exc:
-            raise RejectedCall(f"sell rejected: {exc}") from None
-        return answer({"filled": fill.model_dump(exclude={"seq"}), **portfolio_view()})
+        return place("sell", symbol, shares)
 
     add_tools(server, get_portfolio, buy, sell)

@@ -1,0 +1,90 @@
+"""Built-in strategy models: offline LangChain chat models that trade through the real MCP tools.
+
+`build_strategy` makes one from a config's `strategy` and `params`; `STRATEGIES` lists them:
+
+* `equal-weight` (`EqualWeightBuyAndHold`): buys the tradable symbols in equal dollar weights
+  once, then holds forever.
+* `momentum` (`Momentum`): holds the `top_k` names by trailing return, rebalanced on the first
+  trading day of every block of `rebalance_every` weekdays.
+* `random` (`RandomTrader`): seeded, reproducible random orders; a baseline to beat.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from pydantic import ValidationError
+
+from agents.strategies.builtin import (
+    EqualWeightBuyAndHold,
+    EqualWeightParams,
+    Momentum,
+    MomentumParams,
+    RandomParams,
+    RandomTrader,
+    is_rebalance_day,
+    stable_seed,
+    trailing_returns,
+    weekday_ordinal,
+)
+from agents.strategies.chat_model import (
+    FINISH_SIGNAL,
+    Order,
+    Plan,
+    StrategyChatModel,
+    StrategyParams,
+)
+from agents.strategies.observations import Book, DayView, OrderResult, tool_json
+
+__all__ = [
+    "FINISH_SIGNAL",
+    "STRATEGIES",
+    "Book",
+    "DayView",
+    "EqualWeightBuyAndHold",
+    "EqualWeightParams",
+    "Momentum",
+    "MomentumParams",
+    "Order",
+    "OrderResult",
+    "Plan",
+    "RandomParams",
+    "RandomTrader",
+    "StrategyChatModel",
+    "StrategyParams",
+    "build_strategy",
+    "is_rebalance_day",
+    "stable_seed",
+    "tool_json",
+    "trailing_returns",
+    "weekday_ordinal",
+]
+
+STRATEGIES: dict[str, type[StrategyChatModel]] = {
+    "equal-weight": EqualWeightBuyAndHold,
+    "momentum": Momentum,
+    "random": RandomTrader,
+}
+
+
+def _param_model(cls: type[StrategyChatModel]) -> type[StrategyParams]:
+    return cls.model_fields["params"].annotation  # type: ignore[return-value]
+
+
+def build_strategy(
+    name: str, model_name: str, params: dict[str, Any] | None = None
+) -> BaseChatModel:
+    """The strategy model `name` trading as `model_name` with `params` (validated)."""
+    cls = STRATEGIES.get(name)
+    if cls is None:
+        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(sorted(STRATEGIES))}")
+    try:
+        validated = _param_model(cls).model_validate(params or {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ValueError(f"invalid params for strategy {name!r}: {problems}") from None
+    return cls(model_name=model_name, params=validated)
