@@ -106,7 +106,8 @@ async def plain_loop(url: str, config_path: Path, days: list) -> float:
     """The same model-days with no Prefect at all: a loop over days, models concurrent."""
     from sqlmodel import Session
 
-    from agents.session import ModelDayRequest, run_model_day
+    from agents.session import run_model_day
+    from agents.types import ModelDayRequest
     from flows.plan import plan_backtest
     from models.prices import PriceBook
     from models.tables import Run

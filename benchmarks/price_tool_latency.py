@@ -112,6 +112,8 @@ async def measure(call: Timed, calls: int) -> list[int]:
     return samples
 
 
+# long: one benchmark script body that sets up both stores in one temporary folder and
+# prints its table in the order it measures; splitting it would scatter the setup.
 async def run(data: Path, calls: int, original_calls: int) -> None:
     logging.getLogger("fastmcp").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="price-latency-") as folder:

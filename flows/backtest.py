@@ -6,7 +6,6 @@ annotations, and a served flow is rebuilt in another process.
 
 import asyncio
 import contextlib
-import hashlib
 import time
 import uuid
 from datetime import date
@@ -26,19 +25,20 @@ from sqlmodel import Session
 
 from agent_tools.news import NewsArchive
 from agents.budget import RunBudget
-from agents.session import ModelDayResult, skip_model_day
+from agents.types import ModelDayResult
 from analysis.leaderboard import leaderboard
 from analysis.report import equity_curves, equity_png, leaderboard_table, markdown_report
 from configs.loader import BudgetConfig, load_config
 from flows.plan import BacktestPlan, plan_backtest
 from market_data.provision import ensure_market
+from models.claims import skip_model_day
 from models.engine import get_engine
-from models.errors import ConfigError, MarketSetupError, PlanError
-from models.ledger import starting_book
+from models.errors import AITraderError
 from models.prices import PriceBook
 from models.results import model_days_frame
-from models.tables import Run, RunStatus, utcnow
-from tasks.model_day import simulate_model_day
+from models.runs import finish_run, report_progress, start_run
+from models.tables import RunStatus
+from tasks.model_day import model_day_key, simulate_model_day
 from tasks.runtime import RunResources, lookup, register, release
 
 PROGRESS_INTERVAL_S = 1.0
@@ -77,7 +77,6 @@ async def trading_day(day: date, models: list[str], run_key: str) -> DayOutcome:
     resources = lookup(run_key)
     plan = resources.plan
     limit = asyncio.Semaphore(plan.config.agent.max_concurrent_models)
-    store = hashlib.sha256(str(resources.engine.url).encode()).hexdigest()[:16]
     agent = plan.config.agent
     task = simulate_model_day.with_options(
         retries=agent.retries,
@@ -87,13 +86,9 @@ async def trading_day(day: date, models: list[str], run_key: str) -> DayOutcome:
 
     async def one(model_name: str):
         request = resources.request(model_name, day)
-        with Session(resources.engine) as session:
-            book = starting_book(session, request.portfolio, day, request.initial_cash)
-        start_state = hashlib.sha256(book.model_dump_json().encode()).hexdigest()
+        key = model_day_key(resources.engine, request.portfolio, day, request.initial_cash)
         async with limit:
-            return await task(
-                model_name, day, request.portfolio, start_state, store, run_key, return_state=True
-            )
+            return await task(model_name, *key.task_inputs(), run_key, return_state=True)
 
     states = await asyncio.gather(*(one(name) for name in models))
     results, failed = [], {}
@@ -111,6 +106,10 @@ async def trading_day(day: date, models: list[str], run_key: str) -> DayOutcome:
     if failed:
         return Failed(message=f"every model failed on {day}", data=outcome)
     return outcome
+
+
+def _flow_run_id() -> str | None:
+    return str(flow_run.id) if flow_run.id else None
 
 
 def _run_name() -> str:
@@ -139,7 +138,7 @@ async def backtest(
             settings = load_config(config)
             logger.info(ensure_market(session, settings))
             plan = plan_backtest(session, settings, start, end, models)
-        except (ConfigError, PlanError, MarketSetupError) as exc:
+        except AITraderError as exc:
             # A bad trigger: fail at once with the reason, no traceback to dig through.
             logger.error(str(exc))
             return Failed(message=str(exc))
@@ -147,7 +146,7 @@ async def backtest(
             message = f"up to date: every model has simulated through {plan.last_simulated}"
             logger.info(message)
             return Completed(name="UpToDate", message=message)
-        run = _create_run(session, plan, replay)
+        run = start_run(engine, plan.run_record(replay, _flow_run_id()))
         prices = PriceBook.load(session, market=plan.market, until=plan.end)
 
     limits = settings.budget or BudgetConfig()
@@ -192,7 +191,7 @@ async def _simulate_days(
             if name in resources.failed_models:
                 reason = f"model failed on {resources.failed_models[name]}"
                 skip_model_day(
-                    resources.engine, resources.request(name, day), "model-failed", reason
+                    resources.engine, resources.request(name, day).claim, "model-failed", reason
                 )
             else:
                 active.append(name)
@@ -213,7 +212,7 @@ async def _simulate_days(
         # Progress is reported at most once a second: each update is a round trip to the API.
         if time.monotonic() - reported >= PROGRESS_INTERVAL_S or number == len(days):
             await aupdate_progress_artifact(progress, 100.0 * number / len(days))
-            _set_run(resources.engine, resources.run_id, message=f"{number}/{len(days)} days")
+            report_progress(resources.engine, resources.run_id, f"{number}/{len(days)} days")
             reported = time.monotonic()
     return outcomes
 
@@ -254,7 +253,7 @@ async def _finish(engine, run_id: int, plan: BacktestPlan, outcomes, failed_mode
     message = f"{len(plan.days)} day(s), {model_days} model-day(s)" + (
         f"; failed: {failed_text}" if failed_models else ""
     )
-    _set_run(engine, run_id, status=status, message=message, finished=True)
+    finish_run(engine, run_id, status, message)
     summary = BacktestSummary(
         run_id=run_id,
         status=status,
@@ -266,47 +265,6 @@ async def _finish(engine, run_id: int, plan: BacktestPlan, outcomes, failed_mode
     if status == RunStatus.PARTIAL:
         return Completed(name="Partial", message=message, data=summary)
     return state(message=message, data=summary)
-
-
-def _create_run(session: Session, plan: BacktestPlan, replay: bool) -> Run:
-    run = Run(
-        name=plan.config.name,
-        kind="backtest-replay" if replay else "backtest",
-        status=RunStatus.RUNNING,
-        config=plan.config.model_dump(mode="json"),
-        config_hash=plan.config_hash,
-        models=[p.model.name for p in plan.models],
-        portfolios={p.model.name: p.portfolio for p in plan.models},
-        start_date=min(plan.days),
-        end_date=max(plan.days),
-        market=plan.market,
-        initial_cash=plan.config.initial_cash,
-        benchmark=plan.universe.benchmark,
-        flow_run_id=str(flow_run.id) if flow_run.id else None,
-        started_at=utcnow(),
-    )
-    session.add(run)
-    session.commit()
-    return run
-
-
-def _set_run(
-    engine,
-    run_id: int,
-    status: str | None = None,
-    message: str | None = None,
-    finished: bool = False,
-) -> None:
-    with Session(engine) as session:
-        run = session.get(Run, run_id)
-        if status is not None:
-            run.status = status
-        if message is not None:
-            run.message = message
-        if finished:
-            run.finished_at = utcnow()
-        session.add(run)
-        session.commit()
 
 
 __all__ = ["BacktestSummary", "DayOutcome", "backtest", "trading_day"]

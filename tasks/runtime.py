@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from agent_tools.news import NewsArchive
 from agents.budget import RunBudget
-from agents.session import ModelDayRequest
+from agents.types import ModelDayRequest
 from flows.plan import BacktestPlan
 from models.prices import PriceBook
 

@@ -14,7 +14,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from agents.budget import RunBudget
-from agents.session import ModelDayRequest, run_model_day_sync
+from agents.session import run_model_day_sync
+from agents.types import ModelDayRequest
 from configs.loader import ModelConfig, TokenPrice, load_universe
 from market_data.aitrader_files import import_prices
 from models.engine import create_store_engine, upgrade

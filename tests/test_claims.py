@@ -12,8 +12,15 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from agents.session import ModelDayRequest, claim_model_day, claim_when_free
+from agents.types import ModelDayRequest
 from configs.loader import AgentConfig, ModelConfig
+from models.claims import (
+    Claim,
+    claim_model_day,
+    claim_when_free,
+    owned_model_day,
+    skip_model_day,
+)
 from models.errors import PortfolioDayTaken
 from models.tables import ModelDay, Run
 
@@ -37,6 +44,11 @@ def request(engine: Engine, claimant: str, **kw) -> ModelDayRequest:
     )
 
 
+async def wait_and_claim(session: Session, request: ModelDayRequest) -> ModelDay:
+    """Claim the request's day as a model-day session does: waiting at most the day's time limit."""
+    return await claim_when_free(session, request.claim, request.agent.day_timeout_s)
+
+
 def complete_later(engine: Engine, delay: float) -> threading.Thread:
     """The first simulator finishing its day `delay` seconds from now."""
 
@@ -56,11 +68,11 @@ def complete_later(engine: Engine, delay: float) -> threading.Thread:
 def test_a_held_day_is_waited_for_then_taken_as_done(engine: Engine) -> None:
     first, second = request(engine, "run-a"), request(engine, "run-b")
     with Session(engine) as session:
-        claim_model_day(session, first)
+        claim_model_day(session, first.claim)
     finisher = complete_later(engine, 0.6)
     started = time.monotonic()
     with Session(engine, expire_on_commit=False) as session:
-        model_day = asyncio.run(claim_when_free(session, second))
+        model_day = asyncio.run(wait_and_claim(session, second))
     finisher.join()
     assert time.monotonic() - started >= 0.5
     assert model_day.status == "completed" and model_day.value_end == 10_050.0
@@ -70,18 +82,90 @@ def test_a_held_day_is_waited_for_then_taken_as_done(engine: Engine) -> None:
 def test_a_lapsed_claim_is_taken_over(engine: Engine) -> None:
     crashed = request(engine, "run-a", lease_seconds=0.3)
     with Session(engine) as session:
-        claim_model_day(session, crashed)
+        claim_model_day(session, crashed.claim)
     with Session(engine, expire_on_commit=False) as session:
-        model_day = asyncio.run(claim_when_free(session, request(engine, "run-b")))
+        model_day = asyncio.run(wait_and_claim(session, request(engine, "run-b")))
     assert model_day.status == "running" and model_day.claimed_by == "run-b"
     assert model_day.attempts == 2
 
 
 def test_waiting_ends_after_the_day_time_limit(engine: Engine) -> None:
     with Session(engine) as session:
-        claim_model_day(session, request(engine, "run-a"))
+        claim_model_day(session, request(engine, "run-a").claim)
     patient = request(engine, "run-b", agent=AgentConfig(day_timeout_s=0.5, lease_seconds=1))
     started = time.monotonic()
     with Session(engine) as session, pytest.raises(PortfolioDayTaken, match="run-a"):
-        asyncio.run(claim_when_free(session, patient))
+        asyncio.run(wait_and_claim(session, patient))
     assert 0.5 <= time.monotonic() - started < 5
+
+
+@pytest.fixture
+def run_id(engine: Engine) -> int:
+    with Session(engine) as session:
+        run = Run(name="claims", models=["momentum"])
+        session.add(run)
+        session.commit()
+        return run.id
+
+
+def claim_of(run_id: int, claimant: str, lease_seconds: float = 60.0) -> Claim:
+    """A claim on the test day straight from the store's API, with no agent in sight."""
+    return Claim(
+        run_id=run_id,
+        model="momentum",
+        portfolio="t/momentum",
+        day=DAY,
+        claimant=claimant,
+        lease_seconds=lease_seconds,
+    )
+
+
+def test_the_claimant_reclaims_its_own_live_day(session: Session, run_id: int) -> None:
+    first = claim_model_day(session, claim_of(run_id, "run-a"))
+    again = claim_model_day(session, claim_of(run_id, "run-a"))  # a retry of the same simulator
+    assert again.id == first.id and again.claimed_by == "run-a"
+    assert again.status == "running" and again.attempts == 2
+
+
+def test_a_live_claim_is_refused_at_once(session: Session, run_id: int) -> None:
+    claim_model_day(session, claim_of(run_id, "run-a"))
+    with pytest.raises(PortfolioDayTaken, match="run-a"):
+        claim_model_day(session, claim_of(run_id, "run-b"))
+
+
+def test_a_failed_day_is_claimed_again(session: Session, run_id: int) -> None:
+    model_day = claim_model_day(session, claim_of(run_id, "run-a"))
+    model_day.status, model_day.error = "failed", "APITimeoutError: slow"
+    session.add(model_day)
+    session.commit()
+    retried = claim_model_day(session, claim_of(run_id, "run-b"))
+    assert retried.status == "running" and retried.claimed_by == "run-b"
+    assert retried.error is None and retried.attempts == 2
+
+
+def test_the_overtaken_simulator_no_longer_owns_the_day(session: Session, run_id: int) -> None:
+    model_day = claim_model_day(session, claim_of(run_id, "run-a", lease_seconds=0.01))
+    time.sleep(0.05)  # run-a's lease lapses
+    claim_model_day(session, claim_of(run_id, "run-b"))
+    with pytest.raises(PortfolioDayTaken, match="results are dropped"):
+        owned_model_day(session, claim_of(run_id, "run-a"), model_day.id)
+    owned = owned_model_day(session, claim_of(run_id, "run-b"), model_day.id)
+    assert owned.claimed_by == "run-b" and owned.lease_until is None
+
+
+def test_skipping_records_why_and_leaves_completed_or_held_days(
+    engine: Engine, run_id: int
+) -> None:
+    skipped = skip_model_day(
+        engine, claim_of(run_id, "run-a"), "model-failed", "model failed on 2025-01-03"
+    )
+    assert skipped is not None and skipped.status == "skipped"
+    assert skipped.skip_reason == "model-failed" and skipped.lease_until is None
+    with Session(engine) as session:
+        claim_model_day(session, claim_of(run_id, "run-b"))  # a live simulator now holds the day
+    assert skip_model_day(engine, claim_of(run_id, "run-c"), "model-failed", "x") is None
+    with Session(engine) as session:
+        session.execute(update(ModelDay).values(status="completed", lease_until=None))
+        session.commit()
+    done = skip_model_day(engine, claim_of(run_id, "run-c"), "model-failed", "x")
+    assert done is not None and done.status == "completed" and done.claimed_by == "run-b"

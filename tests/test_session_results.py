@@ -10,7 +10,8 @@ import pytest
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from agents.session import ModelDayRequest, run_model_day_sync
+from agents.session import run_model_day_sync
+from agents.types import ModelDayRequest
 from configs.loader import load_config, load_universe
 from deployments.cli import app
 from market_data.aitrader_files import import_prices

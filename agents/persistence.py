@@ -1,0 +1,137 @@
+"""Writing a model-day's conversation to the store: the completed day and its trades, or why not.
+
+Either way the messages, tool calls and LLM calls are kept; a failed day writes no trades, so the
+next day starts from the last completed book.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from agent_tools.context import SessionContext
+from agents.prompt import system_prompt
+from agents.recording import LLMCallRecord
+from agents.transcript import message_rows, tool_call_rows
+from agents.types import Conversation, ModelDayRequest, ModelDayResult
+from models.claims import owned_model_day
+from models.errors import BudgetExhausted
+from models.ledger import record_completed_day
+from models.prices import PriceBook
+from models.tables import LLMCall, ModelDay, ModelDayStatus, utcnow
+
+ERROR_CHARS = 2000  # a stored error is one line, short enough for a table cell
+
+
+def persist_conversation(
+    engine: Engine,
+    request: ModelDayRequest,
+    model_day_id: int,
+    context: SessionContext,
+    prices: PriceBook,
+    conversation: Conversation,
+) -> ModelDayResult:
+    """Store the model-day's conversation and its outcome, provided the request still holds it.
+
+    Raises `PortfolioDayTaken` (and stores nothing) if another simulator took the day over.
+    """
+    if conversation.error is not None:
+        return _persist_failure(engine, request, model_day_id, conversation, conversation.error)
+    return _persist_success(engine, request, model_day_id, context, prices, conversation)
+
+
+def _persist_success(
+    engine: Engine,
+    request: ModelDayRequest,
+    model_day_id: int,
+    context: SessionContext,
+    prices: PriceBook,
+    conversation: Conversation,
+) -> ModelDayResult:
+    with Session(engine, expire_on_commit=False) as session:
+        model_day = owned_model_day(session, request.claim, model_day_id)
+        _store_transcript(session, model_day, system_prompt(context), conversation)
+        if not conversation.finished:
+            model_day.error = "stopped after max_steps without the finish signal"
+        fills = context.trading.fills
+        record_completed_day(session, model_day, fills, context.trading.portfolio, prices)
+        session.commit()
+        return model_day_result(
+            model_day,
+            trades=len(fills),
+            records=conversation.records,
+            finished=conversation.finished,
+        )
+
+
+def _persist_failure(
+    engine: Engine,
+    request: ModelDayRequest,
+    model_day_id: int,
+    conversation: Conversation,
+    error: Exception,
+) -> ModelDayResult:
+    message = " ".join(f"{type(error).__name__}: {error}".split())[:ERROR_CHARS]
+    with Session(engine, expire_on_commit=False) as session:
+        model_day = owned_model_day(session, request.claim, model_day_id)
+        _store_transcript(session, model_day, None, conversation)
+        if isinstance(error, BudgetExhausted):
+            model_day.status = ModelDayStatus.SKIPPED
+            model_day.skip_reason = "budget"
+        else:
+            model_day.status = ModelDayStatus.FAILED
+        model_day.error = message
+        model_day.finished_at = utcnow()
+        if model_day.started_at is not None:
+            model_day.duration_s = (model_day.finished_at - model_day.started_at).total_seconds()
+        session.add(model_day)
+        session.commit()
+        return model_day_result(model_day, records=conversation.records)
+
+
+def _store_transcript(
+    session: Session, model_day: ModelDay, system: str | None, conversation: Conversation
+) -> None:
+    """Messages, tool calls and live LLM calls, and the day's tokens and cost from them."""
+    for row in message_rows(model_day.id, system, conversation.transcript):
+        session.add(row)
+    for row in tool_call_rows(model_day.id, conversation.transcript, conversation.latencies):
+        session.add(row)
+    records = conversation.records
+    # Replayed calls answer from LLM calls already in the store: only live ones are new.
+    live = [r for r in records if not r.replayed]
+    for record in live:
+        session.add(LLMCall(model_day_id=model_day.id, **record.model_dump(exclude={"replayed"})))
+    model_day.tokens_in = sum(r.tokens_in for r in live)
+    model_day.tokens_out = sum(r.tokens_out for r in live)
+    model_day.cost_usd = sum(r.cost_usd or 0.0 for r in live)
+    model_day.cached = bool(records) and not live
+
+
+def model_day_result(
+    model_day: ModelDay,
+    *,
+    trades: int = 0,
+    records: list[LLMCallRecord] | None = None,
+    finished: bool = False,
+    already_done: bool = False,
+) -> ModelDayResult:
+    """The result of a model-day as stored, with this attempt's trades and LLM calls."""
+    records = records or []
+    return ModelDayResult(
+        model_day_id=model_day.id,
+        model=model_day.model,
+        day=model_day.day,
+        status=model_day.status,
+        trades=trades,
+        cash_end=model_day.cash_end,
+        value_end=model_day.value_end,
+        tokens_in=model_day.tokens_in,
+        tokens_out=model_day.tokens_out,
+        cost_usd=model_day.cost_usd,
+        llm_calls=sum(not r.replayed for r in records),
+        replayed_calls=sum(r.replayed for r in records),
+        finished=finished,
+        already_done=already_done,
+        error=model_day.error,
+    )

@@ -1,0 +1,76 @@
+"""What a model-day's agent and its environment pass each other: request, conversation, result."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+from langchain_core.messages import BaseMessage
+from pydantic import BaseModel, Field
+
+from agents.recording import LLMCallRecord
+from configs.loader import AgentConfig, ModelConfig
+from models.claims import Claim
+
+
+class ModelDayRequest(BaseModel):
+    """Everything that identifies a model-day and how to run it."""
+
+    run_id: int
+    model: ModelConfig
+    day: date
+    portfolio: str
+    universe: list[str]
+    benchmark: str = "QQQ"
+    initial_cash: float = 10_000.0
+    agent: AgentConfig = AgentConfig()
+    mode: Literal["live", "replay"] = "live"
+    claimant: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    lease_seconds: float = Field(default=900.0, gt=0)
+
+    @property
+    def claim(self) -> Claim:
+        """The store's claim on this request's portfolio-day."""
+        return Claim(
+            run_id=self.run_id,
+            model=self.model.name,
+            portfolio=self.portfolio,
+            day=self.day,
+            claimant=self.claimant,
+            lease_seconds=self.lease_seconds,
+        )
+
+
+class ModelDayResult(BaseModel):
+    """What a model-day ended as."""
+
+    model_day_id: int
+    model: str
+    day: date
+    status: str
+    trades: int = 0
+    cash_end: float | None = None
+    value_end: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    llm_calls: int = 0
+    replayed_calls: int = 0
+    finished: bool = False
+    already_done: bool = False
+    error: str | None = None
+    transient: bool = False
+
+
+# A dataclass, not pydantic: it holds langchain messages and a live exception as they are.
+@dataclass
+class Conversation:
+    """What a model said and did in one model-day's conversation, finished or not."""
+
+    transcript: list[BaseMessage] = field(default_factory=list)
+    latencies: dict[str, float] = field(default_factory=dict)  # tool_call_id -> milliseconds
+    records: list[LLMCallRecord] = field(default_factory=list)
+    finished: bool = False  # the model gave the finish signal
+    error: Exception | None = None  # what cut the conversation short (a timeout included)
