@@ -35,58 +35,48 @@ def persist_conversation(
 
     Raises `PortfolioDayTaken` (and stores nothing) if another simulator took the day over.
     """
-    if conversation.error is not None:
-        return _persist_failure(engine, request, model_day_id, conversation, conversation.error)
-    return _persist_success(engine, request, model_day_id, context, prices, conversation)
+    with Session(engine, expire_on_commit=False) as session:
+        model_day = owned_model_day(session, request.claim, model_day_id)
+        if conversation.error is None:
+            result = _record_completed(session, model_day, context, prices, conversation)
+        else:
+            result = _record_failed(session, model_day, conversation, conversation.error)
+        session.commit()
+        return result
 
 
-def _persist_success(
-    engine: Engine,
-    request: ModelDayRequest,
-    model_day_id: int,
+def _record_completed(
+    session: Session,
+    model_day: ModelDay,
     context: SessionContext,
     prices: PriceBook,
     conversation: Conversation,
 ) -> ModelDayResult:
-    with Session(engine, expire_on_commit=False) as session:
-        model_day = owned_model_day(session, request.claim, model_day_id)
-        _store_transcript(session, model_day, system_prompt(context), conversation)
-        if not conversation.finished:
-            model_day.error = "stopped after max_steps without the finish signal"
-        fills = context.trading.fills
-        record_completed_day(session, model_day, fills, context.trading.portfolio, prices)
-        session.commit()
-        return model_day_result(
-            model_day,
-            trades=len(fills),
-            records=conversation.records,
-            finished=conversation.finished,
-        )
+    _store_transcript(session, model_day, system_prompt(context), conversation)
+    if not conversation.finished:
+        model_day.error = "stopped after max_steps without the finish signal"
+    fills = context.trading.fills
+    record_completed_day(session, model_day, fills, context.trading.portfolio, prices)
+    return model_day_result(
+        model_day, trades=len(fills), records=conversation.records, finished=conversation.finished
+    )
 
 
-def _persist_failure(
-    engine: Engine,
-    request: ModelDayRequest,
-    model_day_id: int,
-    conversation: Conversation,
-    error: Exception,
+def _record_failed(
+    session: Session, model_day: ModelDay, conversation: Conversation, error: Exception
 ) -> ModelDayResult:
-    message = " ".join(f"{type(error).__name__}: {error}".split())[:ERROR_CHARS]
-    with Session(engine, expire_on_commit=False) as session:
-        model_day = owned_model_day(session, request.claim, model_day_id)
-        _store_transcript(session, model_day, None, conversation)
-        if isinstance(error, BudgetExhausted):
-            model_day.status = ModelDayStatus.SKIPPED
-            model_day.skip_reason = "budget"
-        else:
-            model_day.status = ModelDayStatus.FAILED
-        model_day.error = message
-        model_day.finished_at = utcnow()
-        if model_day.started_at is not None:
-            model_day.duration_s = (model_day.finished_at - model_day.started_at).total_seconds()
-        session.add(model_day)
-        session.commit()
-        return model_day_result(model_day, records=conversation.records)
+    _store_transcript(session, model_day, None, conversation)
+    if isinstance(error, BudgetExhausted):
+        model_day.status = ModelDayStatus.SKIPPED
+        model_day.skip_reason = "budget"
+    else:
+        model_day.status = ModelDayStatus.FAILED
+    model_day.error = " ".join(f"{type(error).__name__}: {error}".split())[:ERROR_CHARS]
+    model_day.finished_at = utcnow()
+    if model_day.started_at is not None:
+        model_day.duration_s = (model_day.finished_at - model_day.started_at).total_seconds()
+    session.add(model_day)
+    return model_day_result(model_day, records=conversation.records)
 
 
 def _store_transcript(
