@@ -7,15 +7,17 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, select
 
 from models.engine import create_store_engine, dispose_engines, upgrade
+from models.tables import ModelDay, Run
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("AITRADER_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -182,17 +184,9 @@ def wait_for(predicate, timeout: float, what: str, process=None) -> None:
 
 def prefect_cli(*arguments: str, env: dict[str, str]) -> str:
     """`prefect ARGUMENTS` from the project folder; its output, or a test failure showing it."""
-    import subprocess
     import sys
 
-    done = subprocess.run(
-        [sys.executable, "-m", "prefect", *arguments],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_command([sys.executable, "-m", "prefect", *arguments], env)
     assert done.returncode == 0, f"prefect {' '.join(arguments)}:\n{done.stdout}{done.stderr}"
     return done.stdout
 
@@ -266,3 +260,23 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A dedicated Prefect server (SQLite) shared by the session's end-to-end tests."""
     with running_prefect_server(tmp_path_factory.mktemp("prefect-server")) as url:
         yield url
+
+
+def add_model_day(session: Session, day: date, portfolio: str = "p") -> ModelDay:
+    """A pending model-day of model `m` in the store's first run (made if there is none)."""
+    run = session.exec(select(Run)).first()
+    if run is None:
+        run = Run(name="r", models=["m"])
+        session.add(run)
+        session.flush()
+    model_day = ModelDay(run_id=run.id, model="m", portfolio=portfolio, day=day)
+    session.add(model_day)
+    session.flush()
+    return model_day
+
+
+def run_command(argv: list[str], env: dict[str, str], timeout: float = 300):
+    """Run a command from the project folder, capturing its text output."""
+    import subprocess
+
+    return subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)

@@ -1,16 +1,25 @@
-"""`aitrader backtest` and `aitrader health` as a user runs them."""
+"""`aitrader backtest` and `aitrader health` as a user runs them, and the backtest's options."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import pytest
 import yaml
+from typer.testing import CliRunner
 
-from tests.conftest import ROOT, free_port
+from deployments.cli import app
+from flows.parameters import BacktestParameters
+from tests.conftest import free_port, run_command
 from tests.openai_stub import OpenAIStub
+
+runner = CliRunner()
 
 
 def config_file(path: Path, models: list[dict]) -> Path:
@@ -33,14 +42,7 @@ def config_file(path: Path, models: list[dict]) -> Path:
 
 
 def aitrader(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "deployments", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_command([sys.executable, "-m", "deployments", *args], env)
 
 
 def test_backtest_prints_the_leaderboard_and_writes_the_report(prefect_server, tmp_path) -> None:
@@ -113,3 +115,89 @@ def test_health_reports_each_check_and_fails_with_reasons(tmp_path) -> None:
         assert sick.returncode == 1
         assert "AITRADER_HEALTH_KEY, which is not set" in sick.stderr
         assert "prefect:" in sick.stderr and "ConnectError" in sick.stderr
+
+
+@pytest.fixture
+def planned(monkeypatch: pytest.MonkeyPatch) -> list[BacktestParameters]:
+    """The parameters each in-process `aitrader backtest` would run with (none is run)."""
+    seen: list[BacktestParameters] = []
+    monkeypatch.delenv("AITRADER_DEBUG", raising=False)
+    monkeypatch.setattr(
+        "deployments.backtest_cli.run_with_progress", lambda params, reports: seen.append(params)
+    )
+    return seen
+
+
+def test_backtest_options_become_the_parameters(planned: list[BacktestParameters]) -> None:
+    arguments = ["--start", "2025-01-02", "--end", "2025-01-31", "--replay"]
+    result = runner.invoke(app, ["backtest", *arguments, "--model", "a", "-m", "b"])
+    assert result.exit_code == 0, result.stderr
+    result = runner.invoke(app, ["backtest", "--models", "a,b", "--budget-usd", "2.5"])
+    assert result.exit_code == 0, result.stderr
+    result = runner.invoke(app, ["backtest", "--budget-tokens", "5000"])
+    assert result.exit_code == 0, result.stderr
+    repeated, commas, tokens = planned
+    assert repeated == BacktestParameters(
+        start=date(2025, 1, 2), end=date(2025, 1, 31), models=["a", "b"], replay=True
+    )
+    assert commas == BacktestParameters(models=["a", "b"], budget_usd=2.5)
+    assert tokens == BacktestParameters(budget_tokens=5000)  # no models given: every model
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code", "message"),
+    [
+        (["--start", "2025-02-30"], 2, "Invalid value for '--start': '2025-02-30'"),
+        (["--end", "yesterday"], 2, "Invalid value for '--end'"),
+        (["--budget-tokens", "1.5"], 2, "Invalid value for '--budget-tokens'"),
+        (["--models", ","], 1, "--models: names no model"),
+        (["-m", " ", "--model", ""], 1, "--models: names no model"),
+        (["--budget-usd", "-1"], 1, "--budget-usd: Input should be greater than or equal to 0"),
+        (["--budget-tokens", "-1"], 1, "--budget-tokens: Input should be greater than or equal"),
+        (["--start", "2025-02-01", "--end", "2025-01-01"], 1, "end 2025-01-01 is before start"),
+    ],
+)
+def test_bad_backtest_options_are_refused_before_any_run(
+    planned: list[BacktestParameters], arguments: list[str], code: int, message: str
+) -> None:
+    # Exit 2: typer could not parse the option; exit 1: BacktestParameters refused its value.
+    result = runner.invoke(app, ["backtest", *arguments])
+    assert result.exit_code == code and isinstance(result.exception, SystemExit)
+    assert message in result.stderr and "Traceback" not in result.stdout + result.stderr
+    if code == 1:
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert planned == []
+
+
+def test_budget_tokens_reaches_the_flow(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    called: list[dict[str, Any]] = []
+
+    async def flow(**parameters: Any) -> SimpleNamespace:
+        called.append(parameters)
+        return SimpleNamespace(
+            name="Completed",
+            message="stub",
+            is_failed=lambda: False,
+            state_details=SimpleNamespace(flow_run_id=None),
+        )
+
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setattr("flows.backtest.backtest", flow)
+    arguments = ["-m", "equal-weight", "--budget-tokens", "5000", "--reports", tmp_path]
+    result = runner.invoke(app, ["backtest", *map(str, arguments)])
+    assert result.exit_code == 0, result.stderr
+    assert "Completed: stub" in result.stdout
+    assert called == [
+        {
+            "start": None,
+            "end": None,
+            "models": ["equal-weight"],
+            "config": None,
+            "replay": False,
+            "budget_usd": None,
+            "budget_tokens": 5000,
+            "return_state": True,
+        }
+    ]

@@ -15,7 +15,8 @@ from market_data.calendar import is_trading_day
 from models.book import Portfolio
 from models.ledger import record_completed_day, starting_book, value_portfolio
 from models.prices import Bar, PriceBook
-from models.tables import Holding, ModelDay, ModelDayStatus, Run, Trade
+from models.tables import Holding, ModelDay, ModelDayStatus, Trade
+from tests.conftest import add_model_day
 
 UNIVERSE = ["AAPL", "NVDA", "FB"]
 
@@ -31,15 +32,7 @@ def make_prices() -> PriceBook:
 
 
 def new_day(session: Session, day: date, portfolio: str = "demo/m") -> ModelDay:
-    run = session.exec(select(Run)).first()
-    if run is None:
-        run = Run(name="ledger", models=["m"])
-        session.add(run)
-        session.flush()
-    model_day = ModelDay(run_id=run.id, model="m", portfolio=portfolio, day=day)
-    session.add(model_day)
-    session.flush()
-    return model_day
+    return add_model_day(session, day, portfolio)
 
 
 def test_value_uses_the_days_close_or_the_last_known_one() -> None:

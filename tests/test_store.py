@@ -24,6 +24,7 @@ from models.engine import (
     upgrade,
 )
 from models.tables import Holding, ModelDay, Run, Trade
+from tests.conftest import add_model_day
 
 
 def test_a_new_sqlite_store_is_migrated_on_first_use(tmp_path, monkeypatch) -> None:
@@ -76,13 +77,7 @@ def test_downgrade_and_upgrade_round_trip(engine: Engine) -> None:
 
 
 def _model_day(session: Session, portfolio: str = "p", day: date = date(2025, 10, 2)) -> ModelDay:
-    run = Run(name="r", models=["m"])
-    session.add(run)
-    session.flush()
-    model_day = ModelDay(run_id=run.id, model="m", portfolio=portfolio, day=day)
-    session.add(model_day)
-    session.flush()
-    return model_day
+    return add_model_day(session, day, portfolio)
 
 
 def test_a_portfolio_day_can_be_simulated_only_once(session: Session) -> None:
