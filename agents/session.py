@@ -27,7 +27,7 @@ from agents.persistence import model_day_result, persist_conversation
 from agents.recording import RecordingChatModel, ReplayBook
 from agents.types import ModelDayRequest, ModelDayResult
 from market_data.calendar import is_trading_day
-from models.claims import claim_when_free, mark_skipped
+from models.claims import HolderCheck, claim_when_free, keep_claim, mark_skipped
 from models.ledger import starting_book
 from models.prices import PriceBook
 from models.tables import ModelDayStatus
@@ -52,12 +52,15 @@ async def run_model_day(
     chat_model: BaseChatModel | None = None,
     news: NewsArchive | None = None,
     is_session_day: Callable[[date], bool] = is_trading_day,
+    holder_stopped: HolderCheck | None = None,
 ) -> ModelDayResult:
     """Run one model-day end to end and persist it; a completed day is returned as it is."""
     if request.model.kind == "strategy":
         budget = None  # built-in strategies spend nothing
     with Session(engine, expire_on_commit=False) as session:
-        model_day = await claim_when_free(session, request.claim, request.agent.day_timeout_s)
+        model_day = await claim_when_free(
+            session, request.claim, request.agent.day_timeout_s, holder_stopped
+        )
         if model_day.status == ModelDayStatus.COMPLETED:
             return model_day_result(model_day, already_done=True)
         if budget is not None and budget.exhausted:
@@ -88,7 +91,12 @@ async def run_model_day(
         price=request.model.price,
         budget=budget,
     )
-    conversation = await converse(context, request.agent, recorder)
+    # The claim is renewed while the model works, so a dead simulator's day is freed in a minute.
+    heartbeat = asyncio.create_task(keep_claim(engine, request.claim, model_day.id))
+    try:
+        conversation = await converse(context, request.agent, recorder)
+    finally:
+        heartbeat.cancel()
     result = persist_conversation(engine, request, model_day.id, context, prices, conversation)
     result.transient = is_transient(conversation.error)
     return result

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from agents.recording import LLMCallRecord
 from configs.loader import AgentConfig, ModelConfig
 from models.claims import Claim
+from models.liveness import DEFAULT_LEASE_S
 
 
 class ModelDayRequest(BaseModel):
@@ -28,7 +29,7 @@ class ModelDayRequest(BaseModel):
     agent: AgentConfig = AgentConfig()
     mode: Literal["live", "replay"] = "live"
     claimant: str = Field(default_factory=lambda: uuid.uuid4().hex)
-    lease_seconds: float = Field(default=900.0, gt=0)
+    lease_seconds: float = Field(default=DEFAULT_LEASE_S, gt=0)
 
     @property
     def claim(self) -> Claim:

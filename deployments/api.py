@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 from analysis.leaderboard import leaderboard
 from analysis.report import leaderboard_table
+from flows.parameters import BacktestParameters
 from models.engine import get_engine
 from models.errors import BacktestError
 from models.results import get_run, model_days_frame, run_scope
@@ -40,25 +41,27 @@ def run_backtest(
     budget_usd: float | None = None,
     budget_tokens: int | None = None,
 ) -> BacktestResult:
-    """Run the backtest flow (catch-up when no dates are given) and return its results.
+    """Run the backtest flow (catch-up without dates) in a script or in Jupyter; its results.
 
-    Works in a plain script and inside Jupyter, whose event loop is already running.
+    The arguments are BacktestParameters' (days may be ISO strings); bad ones raise PlanError.
     """
+    params = BacktestParameters.checked(
+        {
+            "start": start,
+            "end": end,
+            "models": models,
+            "config": config,
+            "replay": replay,
+            "budget_usd": budget_usd,
+            "budget_tokens": budget_tokens,
+        }
+    )
     from deployments.prefect_settings import apply_local_defaults
 
     apply_local_defaults()
     from flows.backtest import backtest
 
-    parameters: dict[str, Any] = {
-        "start": date.fromisoformat(start) if isinstance(start, str) else start,
-        "end": date.fromisoformat(end) if isinstance(end, str) else end,
-        "models": models,
-        "config": config,
-        "replay": replay,
-        "budget_usd": budget_usd,
-        "budget_tokens": budget_tokens,
-    }
-    state = _run_coroutine(backtest(**parameters, return_state=True))
+    state = _run_coroutine(backtest(**params.model_dump(), return_state=True))
     run_id = run_of_flow_run(state.state_details.flow_run_id)
     if state.is_failed() and run_id is None:
         raise BacktestError(state.message or "the backtest failed")

@@ -8,12 +8,14 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import func
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from analysis.leaderboard import leaderboard
 from analysis.report import equity_curves, equity_html, equity_png, markdown_report
 from deployments.api import BacktestResult, run_backtest
 from deployments.output import OutputFormat, compact, console, leaderboard_rows, render
+from flows.parameters import BacktestParameters
 from models.engine import get_engine
 from models.results import run_scope
 from models.tables import ModelDay, ModelDayStatus, Run
@@ -21,7 +23,7 @@ from models.tables import ModelDay, ModelDayStatus, Run
 FINISHED = [ModelDayStatus.COMPLETED, ModelDayStatus.FAILED, ModelDayStatus.SKIPPED]
 
 
-def run_with_progress(reports: Path, **parameters: Any) -> BacktestResult:
+def run_with_progress(parameters: BacktestParameters, reports: Path) -> BacktestResult:
     """Run a backtest, show its progress, print its leaderboard and write its report files."""
     engine = get_engine()
     with Session(engine) as session:
@@ -30,7 +32,7 @@ def run_with_progress(reports: Path, **parameters: Any) -> BacktestResult:
 
     def target() -> None:
         try:
-            outcome["result"] = run_backtest(**parameters)
+            outcome["result"] = run_backtest(**parameters.model_dump())
         except BaseException as exc:
             outcome["error"] = exc
 
@@ -58,7 +60,7 @@ def run_with_progress(reports: Path, **parameters: Any) -> BacktestResult:
     return result
 
 
-def _progress(engine, newest_before: int) -> tuple[int, int, str]:
+def _progress(engine: Engine, newest_before: int) -> tuple[int, int, str]:
     """Model-days finished and planned of the run this backtest created, if it exists yet."""
     with Session(engine) as session:
         run = session.exec(select(Run).where(Run.id > newest_before).order_by(Run.id)).first()
@@ -73,7 +75,8 @@ def _progress(engine, newest_before: int) -> tuple[int, int, str]:
     return finished, total, f"run {run.id}: model-days"
 
 
-def _print_and_write(engine, run_id: int, reports: Path) -> None:
+def _print_and_write(engine: Engine, run_id: int, reports: Path) -> None:
+    """Print a finished run's leaderboard and write its report files under `reports`."""
     with Session(engine) as session:
         run = session.get(Run, run_id)
         try:

@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 # Piped output is not wrapped at 80 columns: wide tables stay readable in files and logs.
 console = Console(width=None if sys.stdout.isatty() else 220)
@@ -86,6 +87,29 @@ def fail(message: str) -> typer.Exit:
     """Print `error: message` on stderr and return the Exit to raise (code 1)."""
     error_console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
+
+
+class OneLineUsageErrors(TyperGroup):
+    """The root command: a usage error (a malformed date, an unknown view or command) is one
+    `error:` line and exit 1, like every other refused input, instead of click's panel and 2."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.exceptions.TyperException as exc:  # click's, as typer ships it
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                exc.show()  # the help text, as `aitrader` alone always printed
+                sys.exit(exc.exit_code)
+            context = getattr(exc, "ctx", None)
+            hint = f" (see {context.command_path} --help)" if context else ""
+            message = " ".join(exc.format_message().replace("Value error, ", "").split())
+            sys.exit(fail(message + hint).exit_code)
+        except typer.Abort:
+            sys.exit(fail("aborted").exit_code)
+        # Without standalone mode click returns a typer.Exit's code instead of exiting.
+        sys.exit(result if isinstance(result, int) else 0)
 
 
 def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:

@@ -21,6 +21,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from agent_tools.news import NewsArchive
@@ -28,16 +29,24 @@ from agents.budget import RunBudget
 from agents.types import ModelDayResult
 from analysis.leaderboard import leaderboard
 from analysis.report import equity_curves, equity_png, leaderboard_table, markdown_report
-from configs.loader import BudgetConfig, load_config
+from configs.loader import AppConfig, BudgetConfig, load_config
 from flows.plan import BacktestPlan, plan_backtest
 from market_data.provision import ensure_market
 from models.claims import skip_model_day
 from models.engine import get_engine
 from models.errors import AITraderError
+from models.liveness import holder_name
 from models.prices import PriceBook
 from models.results import model_days_frame
-from models.runs import finish_run, report_progress, start_run
+from models.runs import (
+    finish_run,
+    keep_run_alive,
+    mark_crashed_runs,
+    report_progress,
+    start_run,
+)
 from models.tables import RunStatus
+from tasks.holders import FlowRunWatch
 from tasks.model_day import model_day_key, simulate_model_day
 from tasks.runtime import RunResources, lookup, register, release
 
@@ -108,6 +117,15 @@ async def trading_day(day: date, models: list[str], run_key: str) -> DayOutcome:
     return outcome
 
 
+def run_status(failed_models: dict[str, str], models: list[str]) -> RunStatus:
+    """Completed when no model failed, Failed when every model did, Partial in between."""
+    if not failed_models:
+        return RunStatus.COMPLETED
+    if set(models) <= set(failed_models):
+        return RunStatus.FAILED
+    return RunStatus.PARTIAL
+
+
 def _flow_run_id() -> str | None:
     return str(flow_run.id) if flow_run.id else None
 
@@ -133,44 +151,68 @@ async def backtest(
     trading day with prices."""
     logger = get_run_logger()
     engine = get_engine()
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            settings = load_config(config)
-            logger.info(ensure_market(session, settings))
-            plan = plan_backtest(session, settings, start, end, models)
-        except AITraderError as exc:
-            # A bad trigger: fail at once with the reason, no traceback to dig through.
-            logger.error(str(exc))
-            return Failed(message=str(exc))
-        if not plan.days:
-            message = f"up to date: every model has simulated through {plan.last_simulated}"
-            logger.info(message)
-            return Completed(name="UpToDate", message=message)
-        run = start_run(engine, plan.run_record(replay, _flow_run_id()))
-        prices = PriceBook.load(session, market=plan.market, until=plan.end)
-
+    for run_id in mark_crashed_runs(engine):
+        logger.warning(f"run {run_id} had stopped without finishing: marked crashed")
+    try:
+        settings, plan = _resolve(engine, config, start, end, models)
+    except AITraderError as exc:
+        # A bad trigger: fail at once with the reason, no traceback to dig through.
+        logger.error(str(exc))
+        return Failed(message=str(exc))
+    if not plan.days:
+        message = f"up to date: every model has simulated through {plan.last_simulated}"
+        logger.info(message)
+        return Completed(name="UpToDate", message=message)
     limits = settings.budget or BudgetConfig()
     budget = RunBudget(
-        limit_usd=budget_usd or limits.usd, limit_tokens=budget_tokens or limits.tokens
+        limit_usd=budget_usd if budget_usd is not None else limits.usd,
+        limit_tokens=budget_tokens if budget_tokens is not None else limits.tokens,
     )
-    run_key = f"run-{run.id}-{uuid.uuid4().hex[:8]}"
-    resources = RunResources(
+    resources = _start(engine, plan, replay, budget)
+    register(resources.key, resources)
+    lease = settings.agent.lease_seconds
+    heartbeat = asyncio.create_task(
+        keep_run_alive(engine, resources.run_id, resources.claimant, lease)
+    )
+    try:
+        outcomes = await _simulate_days(plan, resources, resources.key)
+    finally:
+        heartbeat.cancel()
+        release(resources.key)
+    return await _finish(engine, resources.run_id, plan, outcomes, resources.failed_models)
+
+
+def _resolve(
+    engine: Engine, config: str | None, start: date | None, end: date | None, models
+) -> tuple[AppConfig, BacktestPlan]:
+    """The config, its market provided, and the plan of model-days to simulate."""
+    logger = get_run_logger()
+    settings = load_config(config)
+    with Session(engine, expire_on_commit=False) as session:
+        logger.info(ensure_market(session, settings))
+        return settings, plan_backtest(session, settings, start, end, models)
+
+
+def _start(engine: Engine, plan: BacktestPlan, replay: bool, budget: RunBudget) -> RunResources:
+    """Store the run and gather what its tasks share: prices, budget, news, its holder name."""
+    key = f"run-{uuid.uuid4().hex[:12]}"
+    holder = holder_name(key)
+    run = start_run(engine, plan.run_record(replay, _flow_run_id()), holder)
+    with Session(engine) as session:
+        prices = PriceBook.load(session, market=plan.market, until=plan.end)
+    return RunResources(
         run_id=run.id,
+        key=key,
         engine=engine,
         prices=prices,
         plan=plan,
         mode="replay" if replay else "live",
         budget=budget,
         news=NewsArchive(engine),
-        claimant=run_key,
-        lease_seconds=settings.agent.lease_seconds,
+        claimant=holder,
+        lease_seconds=plan.config.agent.lease_seconds,
+        holder_stopped=FlowRunWatch(engine),
     )
-    register(run_key, resources)
-    try:
-        outcomes = await _simulate_days(plan, resources, run_key)
-    finally:
-        release(run_key)
-    return await _finish(engine, run.id, plan, outcomes, resources.failed_models)
 
 
 async def _simulate_days(
@@ -242,13 +284,8 @@ async def _finish(engine, run_id: int, plan: BacktestPlan, outcomes, failed_mode
         key="backtest-report", markdown=markdown_report(title, board, png)
     )
 
-    completed_any = any(r.status == "completed" for o in outcomes for r in o.results)
-    if not failed_models:
-        status, state = RunStatus.COMPLETED, Completed
-    elif completed_any:
-        status, state = RunStatus.PARTIAL, Completed
-    else:
-        status, state = RunStatus.FAILED, Failed
+    status = run_status(failed_models, [p.model.name for p in plan.models])
+    state = Failed if status == RunStatus.FAILED else Completed
     failed_text = ", ".join(f"{m} (on {d})" for m, d in failed_models.items())
     message = f"{len(plan.days)} day(s), {model_days} model-day(s)" + (
         f"; failed: {failed_text}" if failed_models else ""

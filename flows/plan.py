@@ -23,6 +23,8 @@ from models.tables import ModelDay, ModelDayStatus, RunCreate
 # Bump when a change to the session loop or the strategies changes what a model-day does, so
 # cached and stored days of the old code are not taken for the new code's.
 AGENT_CODE_VERSION = "1"
+# How a model-day is scheduled and guarded, not what the model does in it.
+OPERATIONAL_AGENT_SETTINGS = {"max_concurrent_models", "lease_seconds"}
 
 
 class ModelPlan(BaseModel):
@@ -87,7 +89,7 @@ def model_fingerprint(config: AppConfig, model: ModelConfig) -> str:
         "code": AGENT_CODE_VERSION,
         "universe": config.resolve_universe().symbols,
         "initial_cash": config.initial_cash,
-        "agent": config.agent.model_dump(mode="json"),
+        "agent": config.agent.model_dump(mode="json", exclude=OPERATIONAL_AGENT_SETTINGS),
         "market": config.market.name,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -1,30 +1,38 @@
-"""Model-day claims: one simulator at a time holds a portfolio's day, under a lease.
+"""Model-day claims: one simulator at a time holds a portfolio's day, under a short lease.
 
-A day is never simulated twice: a run claims it, waits while another live run holds it, takes it
-over once that run's lease lapses, and drops its results if it lost the claim meanwhile.
+A day is never simulated twice: a run claims it and renews the claim on a heartbeat while it works
+(`keep_claim`); another run waits while the holder lives, takes the day over as soon as the
+holder's lease lapses or the holder is known dead, and a holder that lost its claim meanwhile
+drops its results.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from datetime import date, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import or_, update
+from sqlalchemy import false, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from models.errors import PortfolioDayTaken
+from models.liveness import DEFAULT_LEASE_S, keep_alive, lease_end, process_gone
 from models.tables import ModelDay, ModelDayStatus, utcnow
 
 CLAIM_POLL_S = 0.25  # how often a day held by another simulator is looked at again
 CLAIM_ATTEMPTS = 3  # a concurrent insert of the same day is re-read, then claimed or refused
 # A day in one of these states belongs to nobody and may be claimed outright.
 CLAIMABLE_STATUSES = (ModelDayStatus.PENDING, ModelDayStatus.FAILED, ModelDayStatus.SKIPPED)
+
+
+# Asked about a holder that still renews its claim: has it stopped anyway (a crashed flow run)?
+HolderCheck = Callable[[str], Awaitable[bool]]
 
 
 class Claim(BaseModel):
@@ -35,15 +43,15 @@ class Claim(BaseModel):
     portfolio: str
     day: date
     claimant: str
-    lease_seconds: float = Field(gt=0)
+    lease_seconds: float = Field(default=DEFAULT_LEASE_S, gt=0)
 
 
-def claim_model_day(session: Session, claim: Claim) -> ModelDay:
+def claim_model_day(session: Session, claim: Claim, dead_holder: str | None = None) -> ModelDay:
     """The portfolio's model-day for the claim's day, claimed for `claim.claimant`; commits.
 
     A completed day comes back as it is. A new, failed or skipped day, one whose earlier claim
-    has lapsed (its simulator died), or one this claimant already holds, is claimed atomically.
-    A day another simulator holds a live claim on raises `PortfolioDayTaken`.
+    has lapsed, one held by `dead_holder` (known dead), or one this claimant already holds, is
+    claimed atomically. A day another simulator holds a live claim on raises `PortfolioDayTaken`.
     """
     now = utcnow()
     for _ in range(CLAIM_ATTEMPTS):
@@ -54,7 +62,7 @@ def claim_model_day(session: Session, claim: Claim) -> ModelDay:
             if not _insert_claimed(session, claim, now):
                 continue  # another simulator inserted the day first: look at its row
         else:
-            _take_over(session, claim, model_day, now)
+            _take_over(session, claim, model_day, now, dead_holder)
         session.expire_all()  # the row was written by a bulk update: read it afresh
         return session.exec(_day_of(claim)).one()
     raise PortfolioDayTaken(f"{claim.portfolio} on {claim.day} could not be claimed")
@@ -74,7 +82,7 @@ def _claimed_values(claim: Claim, now: datetime) -> dict[str, Any]:
         "run_id": claim.run_id,
         "status": ModelDayStatus.RUNNING,
         "claimed_by": claim.claimant,
-        "lease_until": now + timedelta(seconds=claim.lease_seconds),
+        "lease_until": lease_end(now, claim.lease_seconds),
         "started_at": now,
         "error": None,
         "skip_reason": None,
@@ -100,7 +108,9 @@ def _insert_claimed(session: Session, claim: Claim, now: datetime) -> bool:
     return True
 
 
-def _take_over(session: Session, claim: Claim, model_day: ModelDay, now: datetime) -> None:
+def _take_over(
+    session: Session, claim: Claim, model_day: ModelDay, now: datetime, dead_holder: str | None
+) -> None:
     """Claim an existing day in one conditional update, or raise if a live claim holds it.
 
     The condition is checked by the database, not on the row read earlier, so two simulators
@@ -110,6 +120,7 @@ def _take_over(session: Session, claim: Claim, model_day: ModelDay, now: datetim
         ModelDay.status.in_(CLAIMABLE_STATUSES),
         ModelDay.lease_until < now,
         ModelDay.claimed_by == claim.claimant,
+        ModelDay.claimed_by == dead_holder if dead_holder else false(),
     )
     updated = session.execute(
         update(ModelDay)
@@ -125,21 +136,57 @@ def _take_over(session: Session, claim: Claim, model_day: ModelDay, now: datetim
         )
 
 
-async def claim_when_free(session: Session, claim: Claim, timeout_s: float) -> ModelDay:
+async def claim_when_free(
+    session: Session,
+    claim: Claim,
+    timeout_s: float,
+    holder_stopped: HolderCheck | None = None,
+) -> ModelDay:
     """Claim the model-day, waiting while another live simulator holds it.
 
     Overlapping runs meet here: the later one waits until the day completes (and takes it as
-    done) or its claim lapses (and simulates it), for at most `timeout_s` (the day's time limit).
+    done), or takes it over once the holder's lease lapses or the holder is known dead: its
+    process is gone from this host, or `holder_stopped` says so (a crashed Prefect flow run).
+    It waits at most `timeout_s` plus one lease: as long as a live holder may take.
     """
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + timeout_s + claim.lease_seconds
+    dead_holder = None
     while True:
         try:
-            return claim_model_day(session, claim)
+            return claim_model_day(session, claim, dead_holder)
         except PortfolioDayTaken:
             if time.monotonic() >= deadline:
                 raise
         session.expire_all()  # re-read the row the other simulator is writing
+        holder = session.exec(_day_of(claim)).one().claimed_by
+        if await _is_dead(holder, holder_stopped):
+            dead_holder = holder
+            continue
         await asyncio.sleep(CLAIM_POLL_S)
+
+
+async def _is_dead(holder: str | None, holder_stopped: HolderCheck | None) -> bool:
+    if process_gone(holder):
+        return True
+    return bool(holder and holder_stopped is not None and await holder_stopped(holder))
+
+
+def renew_claim(engine: Engine, claim: Claim, model_day_id: int) -> bool:
+    """Extend a running claim's lease by one lease from now; False if the claim was lost."""
+    with Session(engine) as session:
+        renewed = session.execute(
+            update(ModelDay)
+            .where(ModelDay.id == model_day_id, ModelDay.claimed_by == claim.claimant)
+            .where(ModelDay.status == ModelDayStatus.RUNNING)
+            .values(lease_until=lease_end(utcnow(), claim.lease_seconds))
+        )
+        session.commit()
+    return renewed.rowcount == 1
+
+
+async def keep_claim(engine: Engine, claim: Claim, model_day_id: int) -> None:
+    """Renew the claim on a heartbeat until cancelled (or until it is lost)."""
+    await keep_alive(lambda: renew_claim(engine, claim, model_day_id), claim.lease_seconds)
 
 
 def owned_model_day(session: Session, claim: Claim, model_day_id: int) -> ModelDay:

@@ -28,6 +28,7 @@ class RunStatus(StrEnum):
     COMPLETED = "completed"
     PARTIAL = "partial"
     FAILED = "failed"
+    CRASHED = "crashed"  # stopped without finishing: its process died, or its flow run crashed
 
 
 class ModelDayStatus(StrEnum):
@@ -65,6 +66,10 @@ class Run(RunBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     status: str = Field(default=RunStatus.PENDING, index=True)
     message: str | None = None
+    holder: str | None = Field(default=None, description="host:pid of the process running it")
+    heartbeat_at: datetime | None = Field(
+        default=None, description="renewed while it runs; a lapsed one means it crashed"
+    )
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -93,6 +93,7 @@ async def simulate_model_day(
         resources.prices,
         budget=resources.budget,
         news=resources.news,
+        holder_stopped=resources.holder_stopped,
     )
     if result.status == "failed" and result.transient:
         raise TransientModelDayError(result.error)

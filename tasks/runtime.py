@@ -16,6 +16,8 @@ from agent_tools.news import NewsArchive
 from agents.budget import RunBudget
 from agents.types import ModelDayRequest
 from flows.plan import BacktestPlan
+from models.claims import HolderCheck
+from models.liveness import DEFAULT_LEASE_S
 from models.prices import PriceBook
 
 
@@ -24,6 +26,7 @@ class RunResources:
     """One backtest run's shared, in-process resources."""
 
     run_id: int
+    key: str  # what its tasks look these resources up by
     engine: Engine
     prices: PriceBook
     plan: BacktestPlan
@@ -31,7 +34,8 @@ class RunResources:
     budget: RunBudget | None = None
     news: NewsArchive | None = None
     claimant: str = ""
-    lease_seconds: float = 900.0
+    lease_seconds: float = DEFAULT_LEASE_S
+    holder_stopped: HolderCheck | None = None  # asks Prefect whether another holder stopped
     failed_models: dict[str, str] = field(default_factory=dict)
 
     def request(self, model_name: str, day: date) -> ModelDayRequest:

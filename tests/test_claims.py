@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import date
@@ -18,7 +21,9 @@ from models.claims import (
     Claim,
     claim_model_day,
     claim_when_free,
+    keep_claim,
     owned_model_day,
+    renew_claim,
     skip_model_day,
 )
 from models.errors import PortfolioDayTaken
@@ -89,14 +94,71 @@ def test_a_lapsed_claim_is_taken_over(engine: Engine) -> None:
     assert model_day.attempts == 2
 
 
-def test_waiting_ends_after_the_day_time_limit(engine: Engine) -> None:
+def test_waiting_ends_after_the_day_time_limit_and_one_lease(engine: Engine) -> None:
+    # A live holder renews its claim: the waiter gives up once the holder had its whole day and
+    # one more lease to lapse, and the day is not run twice.
     with Session(engine) as session:
         claim_model_day(session, request(engine, "run-a").claim)
-    patient = request(engine, "run-b", agent=AgentConfig(day_timeout_s=0.5, lease_seconds=1))
+    patient = request(engine, "run-b", agent=AgentConfig(day_timeout_s=0.5), lease_seconds=1)
     started = time.monotonic()
     with Session(engine) as session, pytest.raises(PortfolioDayTaken, match="run-a"):
         asyncio.run(wait_and_claim(session, patient))
-    assert 0.5 <= time.monotonic() - started < 5
+    assert 1.5 <= time.monotonic() - started < 5
+
+
+def test_a_day_held_by_a_dead_process_is_taken_over_at_once(engine: Engine) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    holder = f"{socket.gethostname()}:{int(dead.stdout)}/run-killed"  # that pid has exited
+    with Session(engine) as session:
+        claim_model_day(session, request(engine, holder).claim)  # a 60 s lease, never renewed
+    started = time.monotonic()
+    with Session(engine, expire_on_commit=False) as session:
+        model_day = asyncio.run(wait_and_claim(session, request(engine, "run-b")))
+    assert time.monotonic() - started < 2
+    assert model_day.claimed_by == "run-b" and model_day.attempts == 2
+
+
+def test_a_holder_known_stopped_is_taken_over_at_once(engine: Engine) -> None:
+    with Session(engine) as session:
+        claim_model_day(session, request(engine, "other-host:1/run-a").claim)
+    asked = []
+
+    async def stopped(holder: str) -> bool:  # as a crashed Prefect flow run reports it
+        asked.append(holder)
+        return True
+
+    waiter = request(engine, "run-b")
+    with Session(engine, expire_on_commit=False) as session:
+        model_day = asyncio.run(claim_when_free(session, waiter.claim, 30, stopped))
+    assert asked == ["other-host:1/run-a"] and model_day.claimed_by == "run-b"
+
+
+def test_a_renewed_claim_outlives_its_lease_and_a_lost_one_stops_renewing(engine: Engine) -> None:
+    holder = request(engine, "run-a", lease_seconds=0.4)
+    with Session(engine) as session:
+        day_id = claim_model_day(session, holder.claim).id
+
+    async def hold_then_wait() -> ModelDay:
+        heartbeat = asyncio.create_task(keep_claim(engine, holder.claim, day_id))
+        try:
+            waiter = request(engine, "run-b", lease_seconds=0.5).claim
+            # 1 s of waiting: the holder's 0.4 s lease would have lapsed without the heartbeat.
+            with Session(engine) as session, pytest.raises(PortfolioDayTaken):
+                await claim_when_free(session, waiter, 0.5)
+        finally:
+            heartbeat.cancel()
+        await asyncio.sleep(0.6)  # no more heartbeats: the lease lapses
+        with Session(engine, expire_on_commit=False) as session:
+            return await claim_when_free(session, request(engine, "run-c").claim, 1)
+
+    taken = asyncio.run(hold_then_wait())
+    assert taken.claimed_by == "run-c"
+    assert not renew_claim(engine, holder.claim, day_id)  # the old holder lost it
 
 
 @pytest.fixture

@@ -249,7 +249,7 @@ def test_cli_news_errors_are_one_line(
     cli, fake: FakeNews, base_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code, _, err = cli("data", "news", "--until", "15/10/2025", "--base-url", base_url)
-    assert code == 1 and "--until must be a date like" in err
+    assert code == 1 and "Invalid value for '--until'" in err
     fake.mode = "rate-limit"
     code, _, err = cli("data", "news", "--until", "2025-10-15", "--base-url", base_url)
     assert code == 1 and "rate limit" in err and API_KEY not in err

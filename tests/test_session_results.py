@@ -79,6 +79,6 @@ def test_strategies_trade_through_persisted_model_days(
     assert {c["tool"] for c in first["tool_calls"]} >= {"get_portfolio", "get_recent_closes"}
     assert len(first["trades"]) == 10 and first["llm_calls"] >= 3
     bad = runner.invoke(app, ["results", "--detail", "everything"])
-    assert bad.exit_code == 1 and "unknown detail" in bad.stderr
+    assert bad.exit_code == 1 and "Invalid value for '--detail'" in bad.stderr
     engine.dispose()
     dispose_engines()

@@ -212,7 +212,7 @@ def test_tools_serve_refuses_a_day_it_cannot_serve(
     cases = {
         "2025-10-18": "2025-10-18 is not a trading day",
         "2025-11-03": "no real daily bar on 2025-11-03",
-        "tomorrow": "--day must be a date like",
+        "tomorrow": "Invalid value for '--day'",
     }
     try:
         for day, message in cases.items():

@@ -1,0 +1,53 @@
+"""The options the `aitrader` commands share: typed days, lists, config, output format, store."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from sqlmodel import Session
+
+from deployments.output import OutputFormat
+from models.engine import get_engine
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Config file (default: the offline default).")
+]
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="table, json or csv.")]
+
+
+def parse_day(text: str) -> date:
+    """A YYYY-MM-DD day; anything else is click's usage error naming the option (exit 2)."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        # date's own reason helps for a day out of range, not for a wrong format.
+        reason = "" if "isoformat" in str(exc) else f" ({exc})"
+        raise typer.BadParameter(f"{text!r} is not a day like 2025-10-01{reason}") from None
+
+
+def day_option(*names: str, help: str) -> Any:
+    """A typer option parsed into a `date` by `parse_day`."""
+    return typer.Option(*names, parser=parse_day, metavar="YYYY-MM-DD", help=help)
+
+
+def split_commas(values: list[str] | None) -> list[str] | None:
+    """A repeatable option's values with commas also separating them; None when not given."""
+    if values is None:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def names_given(values: list[str] | None, option: str) -> list[str] | None:
+    """`split_commas`, refusing an option given only blanks (it must not mean "all")."""
+    names = split_commas(values)
+    if names == []:
+        raise ValueError(f"{option} names nothing; leave it out for the default")
+    return names
+
+
+def store_session() -> Session:
+    """A session on the store of DATABASE_URL (or `--db`)."""
+    return Session(get_engine(), expire_on_commit=False)

@@ -1,0 +1,181 @@
+"""`aitrader results`: the runs, each model-day (in summary or in full) and the leaderboard."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from sqlmodel import Session
+
+from deployments.cli_options import FormatOption, day_option, store_session
+from deployments.output import (
+    OutputFormat,
+    compact,
+    console,
+    leaderboard_rows,
+    one_line_errors,
+    render,
+)
+
+if TYPE_CHECKING:
+    from models.tables import Run
+
+
+class ResultsView(StrEnum):
+    leaderboard = "leaderboard"
+    days = "days"
+    runs = "runs"
+
+
+class Detail(StrEnum):
+    summary = "summary"
+    full = "full"
+
+
+@one_line_errors
+def results(
+    view: Annotated[
+        ResultsView | None,
+        typer.Argument(
+            help="leaderboard, days or runs (default: leaderboard; days with --detail full).",
+            show_default=False,
+        ),
+    ] = None,
+    run: Annotated[
+        int | None, typer.Option("--run", "-r", help="Run id (default: newest).")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model.")] = None,
+    start: Annotated[date | None, day_option(help="From this day.")] = None,
+    end: Annotated[date | None, day_option(help="Up to this day.")] = None,
+    risk_free_rate: Annotated[
+        float, typer.Option(help="Annual risk-free rate (the leaderboard's).")
+    ] = 0.0,
+    detail: Annotated[
+        Detail,
+        typer.Option(
+            help="The days view in summary, or in full: each model-day's conversation, "
+            "tool calls and trades."
+        ),
+    ] = Detail.summary,
+    day: Annotated[
+        date | None, day_option(help="Only this day (same as --start D --end D).")
+    ] = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Show runs, per model-day values, or the leaderboard with its metrics."""
+    from models.results import list_runs, model_days_frame
+    from models.runs import mark_crashed_runs
+
+    view = _view_of(view, detail)
+    first, last = (day, day) if day is not None else (start, end)
+    if first and last and last < first:
+        raise ValueError(f"--end {last} is before --start {first}")
+    with store_session() as session:
+        if detail is Detail.full:
+            _print_details(session, run, model, first, last, fmt)
+        elif view is ResultsView.runs:
+            mark_crashed_runs(session.get_bind())  # a killed run cannot say so itself
+            render([_run_row(r) for r in list_runs(session)], fmt, title="runs")
+        elif view is ResultsView.days:
+            frame = model_days_frame(session, run, model=model, start=first, end=last)
+            if fmt is OutputFormat.table:
+                frame = frame.drop(columns=["run", "traded_notional", "cached"])
+            render(frame.to_dict("records"), fmt, title="model-days")
+        else:
+            _print_leaderboard(session, run, model, first, last, risk_free_rate, fmt)
+
+
+def _view_of(view: ResultsView | None, detail: Detail) -> ResultsView:
+    """The view asked for; full detail is a rendering of model-days, refused for other views."""
+    if detail is Detail.full:
+        if view not in (None, ResultsView.days):
+            raise ValueError(
+                f"--detail full shows model-days: use it with the days view, not {view.value}"
+            )
+        return ResultsView.days
+    return view or ResultsView.leaderboard
+
+
+def _print_leaderboard(
+    session: Session,
+    run: int | None,
+    model: str | None,
+    first: date | None,
+    last: date | None,
+    risk_free_rate: float,
+    fmt: OutputFormat,
+) -> None:
+    from analysis.leaderboard import leaderboard
+    from models.results import get_run
+
+    selected = get_run(session, run)
+    board = leaderboard(session, selected.id, first, last, risk_free_rate, model=model)
+    rows = leaderboard_rows(board)
+    if fmt is OutputFormat.table:
+        rows = compact(rows)
+    window = f"{board[0].performance.start_date} to {board[0].performance.end_date}"
+    render(rows, fmt, title=f"leaderboard of run {selected.id}: {selected.name}, {window}")
+
+
+def _print_details(
+    session: Session,
+    run: int | None,
+    model: str | None,
+    first: date | None,
+    last: date | None,
+    fmt: OutputFormat,
+) -> None:
+    """Each model-day's messages, reasoning, tool calls with answers, trades and tokens."""
+    from rich.panel import Panel
+
+    from models.results import model_day_details
+
+    details = model_day_details(session, run, model=model, start=first, end=last)
+    if fmt is not OutputFormat.table:
+        typer.echo(json.dumps([d.model_dump(mode="json") for d in details], indent=2))
+        return
+    if not details:
+        console.print("[dim]no model-days match[/dim]")
+    for detail in details:
+        head = (
+            f"{detail.model} on {detail.day}: {detail.status}"
+            f" | tokens {detail.tokens_in:,} in, {detail.tokens_out:,} out, ${detail.cost_usd:.4f}"
+            f" | {detail.llm_calls} LLM calls"
+        )
+        if detail.value_end is not None:
+            head += f" | value {detail.value_end:,.2f}, cash {detail.cash_end:,.2f}"
+        lines = [f"[red]{detail.error}[/red]"] if detail.error else []
+        for message in detail.messages:
+            if message["role"] == "system":
+                continue  # the same long prompt every day; `--format json` has it
+            if message["reasoning"]:
+                lines.append(f"[magenta]reasoning:[/magenta] {message['reasoning']}")
+            lines.append(f"[bold]{message['role']}:[/bold] {message['content']}")
+        for call in detail.tool_calls:
+            mark = "[red]error[/red]" if call["is_error"] else "ok"
+            lines.append(
+                f"[cyan]tool {call['tool']}({json.dumps(call['arguments'])})[/cyan] {mark}: "
+                f"{call['result'][:300]}"
+            )
+        for trade in detail.trades:
+            lines.append(
+                f"[green]{trade['side']} {trade['shares']} {trade['symbol']} "
+                f"at {trade['price']:.4f}[/green]"
+            )
+        console.print(Panel("\n".join(lines) or "-", title=head, title_align="left"))
+
+
+def _run_row(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "name": run.name,
+        "kind": run.kind,
+        "status": run.status,
+        "models": ", ".join(run.models),
+        "start": run.start_date,
+        "end": run.end_date,
+        "created": run.created_at.replace(microsecond=0),
+    }
