@@ -56,6 +56,9 @@ def run_backtest(
             "budget_tokens": budget_tokens,
         }
     )
+    from flows.preflight import preflight
+
+    preflight(params)  # refused before Prefect starts, the store untouched
     from deployments.prefect_settings import apply_local_defaults
 
     apply_local_defaults()

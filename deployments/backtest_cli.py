@@ -17,6 +17,7 @@ from deployments.api import BacktestResult, run_backtest
 from deployments.output import OutputFormat, compact, console, leaderboard_rows, render
 from flows.parameters import BacktestParameters
 from models.engine import get_engine
+from models.errors import BacktestError
 from models.results import run_scope
 from models.tables import ModelDay, ModelDayStatus, Run
 
@@ -57,6 +58,8 @@ def run_with_progress(parameters: BacktestParameters, reports: Path) -> Backtest
     console.print(f"[bold]{result.state}[/bold]: {result.message}")
     if result.run_id is not None:
         _print_and_write(engine, result.run_id, reports)
+    if result.state == "Failed":  # every model failed: the exit code says so (1, one error line)
+        raise BacktestError(result.message or "the backtest failed")
     return result
 
 

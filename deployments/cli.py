@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from configs.loader import load_config
+from configs.loader import DEFAULT_CONFIG, load_config
 from deployments.cli_data import data_app
 from deployments.cli_options import ConfigOption, day_option, split_commas, store_session
 from deployments.cli_results import results
@@ -21,6 +21,7 @@ from deployments.output import (
 )
 from flows.parameters import BacktestParameters
 from models.engine import current_revision, get_engine, upgrade
+from models.errors import StoreError
 
 app = typer.Typer(
     cls=OneLineUsageErrors,
@@ -48,7 +49,10 @@ def db_upgrade() -> None:
     from models.engine import create_store_engine
 
     engine = create_store_engine()
-    before = current_revision(engine)
+    try:
+        before = current_revision(engine)
+    except Exception as exc:  # unreachable, or not a database: the driver's reason, one line
+        raise StoreError(f"cannot open the store at {engine.url!r}: {exc}") from exc
     after = upgrade(engine)
     url = engine.url.render_as_string(hide_password=True)
     if before == after:
@@ -140,6 +144,7 @@ def backtest_command(
 ) -> None:
     """Run the backtest flow (an ephemeral Prefect server when PREFECT_API_URL is unset)."""
     from deployments.backtest_cli import run_with_progress
+    from flows.preflight import preflight
 
     parameters = BacktestParameters.checked(
         {
@@ -153,6 +158,7 @@ def backtest_command(
         },
         label=lambda field: f"--{field.replace('_', '-')}",
     )
+    preflight(parameters)  # refused before Prefect starts, the store untouched
     run_with_progress(parameters, reports)
 
 
@@ -166,7 +172,12 @@ def serve_command(
 ) -> None:
     """Serve the daily (cron) and manual deployments of the backtest flow from this process."""
     from deployments.serve import serve_deployments
+    from flows.preflight import check_market, check_models
 
+    # A config every flow run would fail on is refused before anything is served.
+    settings, source = load_config(config), str(config or DEFAULT_CONFIG)
+    check_models(settings, None, source)
+    check_market(settings, source)
     serve_deployments(str(config) if config else None, paused_schedule)
 
 

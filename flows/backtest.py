@@ -29,8 +29,9 @@ from agents.budget import RunBudget
 from agents.types import ModelDayResult
 from analysis.leaderboard import leaderboard
 from analysis.report import equity_curves, equity_png, leaderboard_table, markdown_report
-from configs.loader import AppConfig, BudgetConfig, load_config
+from configs.loader import DEFAULT_CONFIG, AppConfig, BudgetConfig, load_config
 from flows.plan import BacktestPlan, plan_backtest
+from flows.preflight import check_models
 from market_data.provision import ensure_market
 from models.claims import skip_model_day
 from models.engine import get_engine
@@ -188,6 +189,7 @@ def _resolve(
     """The config, its market provided, and the plan of model-days to simulate."""
     logger = get_run_logger()
     settings = load_config(config)
+    check_models(settings, models, config or str(DEFAULT_CONFIG))
     with Session(engine, expire_on_commit=False) as session:
         logger.info(ensure_market(session, settings))
         return settings, plan_backtest(session, settings, start, end, models)

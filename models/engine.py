@@ -18,7 +18,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session, create_engine
 
 from models.errors import StoreError
@@ -49,10 +50,20 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def parse_store_url(url: str) -> URL:
+    """`url` parsed; a StoreError naming where it came from (not echoing it) if it is no URL."""
+    try:
+        return make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(
+            f"the store URL (DATABASE_URL or --db) is not a database URL: {exc}"
+        ) from None
+
+
 def create_store_engine(url: str | None = None) -> Engine:
     """An engine for `url` (default: `database_url()`) with the store's connection settings."""
     url = url or database_url()
-    parsed = make_url(url)
+    parsed = parse_store_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -123,6 +134,29 @@ def upgrade(engine: Engine) -> str:
     except Exception as exc:  # the driver's own error says why; keep it in one line
         raise StoreError(f"cannot migrate the store at {engine.url!r}: {exc}") from exc
     return head_revision()
+
+
+def existing_store(url: str | None = None) -> Engine | None:
+    """An engine on the store if it exists at the latest schema; None otherwise.
+
+    It never creates, migrates or writes anything: checks that must leave the store as it was
+    (refusing a bad trigger) read through it.
+    """
+    url = url or database_url()
+    parsed = parse_store_url(url)
+    if parsed.get_backend_name() == "sqlite" and not (
+        parsed.database and parsed.database != ":memory:" and Path(parsed.database).is_file()
+    ):
+        return None
+    engine = create_store_engine(url)
+    try:
+        at_head = current_revision(engine) == head_revision()
+    except Exception:  # unreachable, or not a store at all: nothing to check against
+        at_head = False
+    if not at_head:
+        engine.dispose()
+        return None
+    return engine
 
 
 def get_engine(url: str | None = None) -> Engine:

@@ -119,9 +119,13 @@ def test_health_reports_each_check_and_fails_with_reasons(tmp_path) -> None:
 
 @pytest.fixture
 def planned(monkeypatch: pytest.MonkeyPatch) -> list[BacktestParameters]:
-    """The parameters each in-process `aitrader backtest` would run with (none is run)."""
+    """The parameters each in-process `aitrader backtest` would run with (none is run).
+
+    The config checks are left out: these tests are about the options, with made-up models.
+    """
     seen: list[BacktestParameters] = []
     monkeypatch.delenv("AITRADER_DEBUG", raising=False)
+    monkeypatch.setattr("flows.preflight.preflight", lambda params: None)
     monkeypatch.setattr(
         "deployments.backtest_cli.run_with_progress", lambda params, reports: seen.append(params)
     )

@@ -72,19 +72,25 @@ def _param_model(cls: type[StrategyChatModel]) -> type[StrategyParams]:
     return cls.model_fields["params"].annotation  # type: ignore[return-value]
 
 
+def strategy_params(name: str) -> type[StrategyParams]:
+    """The parameters model of strategy `name`; ValueError naming the known ones if unknown."""
+    cls = STRATEGIES.get(name)
+    if cls is None:
+        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(sorted(STRATEGIES))}")
+    return _param_model(cls)
+
+
 def build_strategy(
     name: str, model_name: str, params: dict[str, Any] | None = None
 ) -> BaseChatModel:
     """The strategy model `name` trading as `model_name` with `params` (validated)."""
-    cls = STRATEGIES.get(name)
-    if cls is None:
-        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(sorted(STRATEGIES))}")
+    params_model = strategy_params(name)
     try:
-        validated = _param_model(cls).model_validate(params or {})
+        validated = params_model.model_validate(params or {})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}"
             for err in exc.errors()
         )
         raise ValueError(f"invalid params for strategy {name!r}: {problems}") from None
-    return cls(model_name=model_name, params=validated)
+    return STRATEGIES[name](model_name=model_name, params=validated)

@@ -1,0 +1,143 @@
+"""Refuse a bad backtest before Prefect starts or the store is written.
+
+Checked in order, each error naming the file and field: the config (every selected model's
+strategy and parameters, API keys present in the environment, the universe, a files market's
+path), the dates, then the data the
+store already holds (universe symbols with prices, a range with trading days). A refused trigger
+costs a fraction of a second and leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlmodel import Session, select
+
+from agents.chat_models import api_key_for
+from agents.strategies import strategy_params
+from configs.loader import DEFAULT_CONFIG, AppConfig, ModelConfig, load_config
+from flows.parameters import BacktestParameters
+from flows.plan import plan_backtest, select_models
+from market_data.calendar import trading_days
+from models.engine import existing_store
+from models.errors import ConfigError, ModelSetupError, PlanError
+from models.prices import DAILY
+from models.tables import PriceBar
+
+
+def preflight(params: BacktestParameters, store_url: str | None = None) -> AppConfig:
+    """The trigger's config, once every check passed; the first problem raised otherwise."""
+    config = load_config(params.config)
+    source = params.config or str(DEFAULT_CONFIG)
+    check_models(config, params.models, source)
+    check_market(config, source)
+    check_dates(config, params)
+    engine = existing_store(store_url)
+    if engine is None:
+        check_market_provided(config, set())
+        return config
+    try:
+        with Session(engine) as session:
+            check_data(session, config, params)
+    finally:
+        engine.dispose()
+    return config
+
+
+def check_models(config: AppConfig, names: list[str] | None, source: str) -> None:
+    """Every model the trigger runs can be built: a known strategy with valid parameters, or an
+    endpoint whose API key is in the environment."""
+    try:
+        chosen = {model.name for model in select_models(config, names)}
+    except PlanError as exc:
+        raise PlanError(f"{source}: {exc}") from None
+    for index, model in enumerate(config.models):
+        if model.name in chosen:
+            _check_model(model, f"{source}: models[{index}]")
+
+
+def _check_model(model: ModelConfig, where: str) -> None:
+    if model.kind == "openai":
+        try:
+            api_key_for(model)
+        except ModelSetupError as exc:
+            raise ConfigError(f"{where}.api_key_env: {exc}") from None
+        return
+    try:
+        params_model = strategy_params(model.strategy or "")
+    except ValueError as exc:
+        raise ConfigError(f"{where}.strategy: {exc}") from None
+    try:
+        params_model.model_validate(model.params)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{where}.params.{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(problems) from None
+
+
+def check_market(config: AppConfig, source: str) -> None:
+    """The universe is a known one, and a files market's path exists, whatever the store holds."""
+    try:
+        config.resolve_universe()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: universe: {exc}") from None
+    market = config.market
+    if market.source == "files" and market.path and not Path(market.path).expanduser().exists():
+        raise ConfigError(f"{source}: market.path {market.path} does not exist")
+
+
+def check_dates(config: AppConfig, params: BacktestParameters) -> None:
+    """The range lies in the exchange calendar, and inside a synthetic market's span."""
+    first = params.start or config.start_date
+    last = params.end or config.end_date
+    for day in (first, last):
+        if day is not None:
+            trading_days(day, day)  # CalendarError names the calendar's span
+    market = config.market
+    if market.source != "synthetic":
+        return
+    if (first and first > market.end) or (last and last < market.start):
+        raise PlanError(
+            f"{first or market.start} to {last or market.end} lies outside the synthetic "
+            f"market's span {market.start} to {market.end} (market.start, market.end)"
+        )
+
+
+def check_market_provided(config: AppConfig, stored: set[str]) -> None:
+    """A market the flow cannot provide itself (no synthetic seed, no files to import) must
+    already be in the store."""
+    market = config.market
+    if stored or market.source == "synthetic" or (market.source == "files" and market.path):
+        return
+    raise PlanError(
+        f"the store holds no daily prices of market {market.name!r}; import or fetch them first "
+        "(aitrader data import PATH, or aitrader data fetch)"
+    )
+
+
+def check_data(session: Session, config: AppConfig, params: BacktestParameters) -> None:
+    """With the market already in the store: its universe is priced and the range plannable."""
+    market = config.market.name
+    stored = set(
+        session.exec(
+            select(PriceBar.symbol)
+            .where(PriceBar.market == market, PriceBar.interval == DAILY)
+            .distinct()
+        )
+    )
+    check_market_provided(config, stored)
+    if not stored:
+        return  # the flow synthesizes or imports it first
+    universe = config.resolve_universe()
+    unknown = [s for s in universe.symbols if s not in stored]
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (
+            f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        )
+        raise PlanError(
+            f"universe {universe.name!r}: no prices in market {market!r} for {shown}; "
+            "import or fetch them first (aitrader data import / data fetch)"
+        )
+    plan_backtest(session, config, params.start, params.end, params.models)
