@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 
-import pandas as pd
 from pydantic import BaseModel
 from sqlmodel import Session
 
+from analysis.curves import run_curves
 from analysis.metrics import PerformanceSummary, summarize
-from models.errors import ResultsError
-from models.results import benchmark_closes, get_run, model_days_frame, starting_value
-from models.tables import ModelDayStatus
 
 
 class LeaderboardRow(BaseModel):
@@ -32,53 +29,28 @@ def leaderboard(
     model: str | None = None,
 ) -> list[LeaderboardRow]:
     """Every model of a run ranked by cumulative return, plus the benchmark over the same window."""
-    run = get_run(session, run_id)
-    days = model_days_frame(session, run.id, model=model, start=start, end=end)
-    done = days[days["status"] == ModelDayStatus.COMPLETED]
-    if done.empty:
-        raise ResultsError(f"run {run.id} ({run.name}) has no completed model-days in that range")
-    rows: list[LeaderboardRow] = []
-    starts = []
-    for name, group in done.groupby("model"):
-        values = pd.Series(group["value"].to_numpy(), index=pd.to_datetime(group["day"]))
-        notional = pd.Series(group["traded_notional"].to_numpy(), index=values.index)
-        start_point = starting_value(session, run, group["portfolio"].iloc[0], values.index[0])
-        if start_point is not None:
-            values = pd.concat([pd.Series([start_point[1]], index=[start_point[0]]), values])
-            notional = pd.concat([pd.Series([0.0], index=[start_point[0]]), notional])
-        window = (values.index[0].date(), values.index[-1].date())
-        starts.append(window[0])
-        bench = benchmark_closes(session, run.benchmark, *window, market=run.market)
-        rows.append(
-            LeaderboardRow(
-                rank=None,
-                model=str(name),
-                performance=summarize(
-                    values,
-                    benchmark=bench if len(bench) else None,
-                    trades=int(group["trades"].sum()),
-                    trade_notional=notional,
-                    risk_free_rate=risk_free_rate,
-                ),
-            )
+    curves = run_curves(session, run_id, start, end, model)
+    rows = []
+    for name, curve in curves.models.items():
+        window = curves.benchmark.loc[curve.values.index[0] : curve.values.index[-1]]
+        performance = summarize(
+            curve.values,
+            benchmark=window if len(window) else None,
+            trades=curve.trades,
+            trade_notional=curve.trade_notional,
+            risk_free_rate=risk_free_rate,
         )
+        rows.append(LeaderboardRow(rank=None, model=name, performance=performance))
     rows.sort(key=lambda r: r.performance.cumulative_return, reverse=True)
     for rank, row in enumerate(rows, start=1):
         row.rank = rank
-    first = min(starts)
-    last = max(pd.Timestamp(d) for d in done["day"]).date()
-    bench = benchmark_closes(session, run.benchmark, first, last, market=run.market)
-    if len(bench) >= 1:
+    if len(curves.benchmark):
+        performance = summarize(
+            curves.benchmark, benchmark=curves.benchmark, risk_free_rate=risk_free_rate
+        )
         rows.append(
             LeaderboardRow(
-                rank=None,
-                model=run.benchmark,
-                is_benchmark=True,
-                performance=summarize(
-                    bench * (run.initial_cash / bench.iloc[0]),
-                    benchmark=bench,
-                    risk_free_rate=risk_free_rate,
-                ),
+                rank=None, model=curves.run.benchmark, is_benchmark=True, performance=performance
             )
         )
     return rows

@@ -4,31 +4,22 @@ from __future__ import annotations
 
 import base64
 import io
-from datetime import date
 
 import pandas as pd
 from sqlmodel import Session
 
+from analysis.curves import run_curves
 from analysis.leaderboard import LeaderboardRow
-from models.results import benchmark_closes, get_run, model_days_frame
-from models.tables import ModelDayStatus
+from models.errors import ResultsError
 
 
 def equity_curves(session: Session, run_id: int) -> pd.DataFrame:
-    """Daily end-of-day value per model, and the benchmark scaled to the initial cash."""
-    run = get_run(session, run_id)
-    days = model_days_frame(session, run.id)
-    done = days[days["status"] == ModelDayStatus.COMPLETED]
-    if done.empty:
+    """Each model's value from its starting book, and the benchmark scaled to the initial cash:
+    the curves the leaderboard measures (empty when nothing completed)."""
+    try:
+        return run_curves(session, run_id).frame()
+    except ResultsError:
         return pd.DataFrame()
-    curves = done.pivot_table(index="day", columns="model", values="value", aggfunc="last")
-    curves.index = pd.to_datetime(curves.index)
-    first: date = curves.index[0].date()
-    last: date = curves.index[-1].date()
-    bench = benchmark_closes(session, run.benchmark, first, last, market=run.market)
-    if len(bench):
-        curves[run.benchmark] = bench * (run.initial_cash / bench.iloc[0])
-    return curves.sort_index()
 
 
 def equity_png(curves: pd.DataFrame, title: str) -> bytes:

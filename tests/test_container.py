@@ -1,5 +1,7 @@
 """The container image, built and run with podman; the compose file and the docker deployment.
 
+The commands are docs/containers.md's.
+
 No registry image can be pulled where CI runs, so the image is built on a local base: a Debian
 bookworm root made by debootstrap (python3, python3-venv, ca-certificates), imported with
 `podman import`. Both the debootstrap tarball (in ~/.cache/aitrader) and the imported base image

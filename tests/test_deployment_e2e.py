@@ -1,4 +1,8 @@
-"""End to end over REST: a real Prefect server, the served deployments, triggers and artifacts."""
+"""End to end over REST: a real Prefect server, the served deployments, triggers and artifacts.
+
+The REST calls are docs/deployments.md's ("Over REST"); the crash and overlap runs are those
+docs/backtests.md describes.
+"""
 
 from __future__ import annotations
 

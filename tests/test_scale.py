@@ -1,6 +1,6 @@
 """At scale: the Prefect server and the store on PostgreSQL, two workers sharing one work pool.
 
-The commands are the README's: `aitrader server --database-url`, `prefect work-pool create`,
+The commands are docs/scaling.md's: `aitrader server --database-url`, `prefect work-pool create`,
 `prefect deploy` from `prefect.yaml`, and `prefect worker start` twice.
 """
 
