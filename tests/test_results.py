@@ -8,6 +8,7 @@ import pytest
 from sqlmodel import Session
 
 from analysis.leaderboard import leaderboard
+from analysis.report import equity_curves
 from models.prices import Bar, insert_bars
 from models.results import model_days_frame
 from models.tables import ModelDay, Run
@@ -65,3 +66,48 @@ def test_days_simulated_by_two_runs_chain_in_date_order(session: Session) -> Non
     assert row.performance.start_date == date(2024, 12, 31)
     assert row.performance.cumulative_return == pytest.approx(10_300 / 10_000 - 1)
     assert benchmark.performance.cumulative_return == pytest.approx(520 / 500 - 1)
+
+
+def test_every_curve_ends_at_its_leaderboard_final_value(session: Session) -> None:
+    # Two models starting on different days and the benchmark: the charts' curves and the
+    # leaderboard are one definition, so the starting points and the final values agree.
+    closes = {
+        date(2024, 12, 31): 500.0,
+        **dict(zip(DAYS, [505.0, 510.0, 500.0, 520.0], strict=True)),
+    }
+    insert_bars(
+        session,
+        [
+            Bar(symbol="QQQ", ts=datetime(d.year, d.month, d.day), open=c, close=c)
+            for d, c in closes.items()
+        ],
+    )
+    run = Run(name="curves", models=["a", "b"], start_date=DAYS[0], end_date=DAYS[-1])
+    run.portfolios = {"a": "c/a@1", "b": "c/b@1"}
+    session.add(run)
+    session.flush()
+    for model, days, values in [("a", DAYS, VALUES), ("b", DAYS[1:], [9_900.0, 9_800.0, 10_400.0])]:
+        for day, value in zip(days, values, strict=True):
+            session.add(
+                ModelDay(
+                    run_id=run.id,
+                    model=model,
+                    portfolio=run.portfolios[model],
+                    day=day,
+                    status="completed",
+                    cash_end=value,
+                    value_end=value,
+                )
+            )
+    session.commit()
+
+    curves = equity_curves(session, run.id)
+    board = {row.model: row.performance for row in leaderboard(session, run.id)}
+    assert set(curves.columns) == {"a", "b", "QQQ"}
+    for column in curves.columns:
+        series = curves[column].dropna()
+        assert series.iloc[-1] == pytest.approx(board[column].end_value)
+        assert series.iloc[0] == pytest.approx(board[column].start_value)
+    assert curves["a"].dropna().iloc[0] == 10_000.0  # the starting book, the close before day 1
+    assert curves["b"].dropna().index[0].date() == DAYS[0]  # b starts the day before its first
+    assert curves["QQQ"].iloc[0] == 10_000.0 and curves.index[0].date() == date(2024, 12, 31)
