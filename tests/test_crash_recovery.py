@@ -1,0 +1,257 @@
+"""Acceptance: `kill -9` of a default-config backtest mid-run, then an immediate re-run.
+
+The re-run completes within 2 minutes of the kill, its books are identical to those of an
+uninterrupted run, every model-day the killed run was simulating is taken over, and the killed
+run shows as crashed.
+
+Each backtest is `aitrader backtest` as a user runs it: no PREFECT_API_URL, so the command starts
+its own temporary Prefect server (a child process in its process group) and runs the flow in
+process. The kill takes the whole process group, so nothing of the killed run survives; the
+re-run uses the same store and the same PREFECT_HOME, as a user's re-run would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, select
+
+from models.engine import create_store_engine
+from models.tables import Holding, ModelDay, ModelDayStatus, Run, RunStatus, Trade
+from tests.conftest import ROOT, run_command, wait_for
+
+pytestmark = pytest.mark.slow
+
+START, END = "2025-01-02", "2025-03-31"
+MODELS = 3  # the built-in strategy models of configs/default.yaml
+TRADING_DAYS = 60  # NYSE sessions from START to END
+PLANNED = MODELS * TRADING_DAYS
+KILL_AFTER = 30  # completed model-days before the kill: well into the run, far from its end
+KILL_LATEST = 60  # the kill comes by then even if no model-day was seen running
+RECOVERY_S = 120  # the re-run must have finished within this long after the kill
+
+
+def backtest_command(reports: Path) -> list[str]:
+    """The default-config backtest, its report files kept out of the project folder."""
+    return [
+        sys.executable,
+        "-m",
+        "deployments",
+        "backtest",
+        "--start",
+        START,
+        "--end",
+        END,
+        "--reports",
+        str(reports),
+    ]
+
+
+def store_env(folder: Path) -> dict[str, str]:
+    """An environment with its own SQLite store and Prefect home, and no Prefect server set."""
+    (folder / "prefect").mkdir(parents=True)
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{folder / 'store.db'}",
+        "PREFECT_HOME": str(folder / "prefect"),
+        "COLUMNS": "200",
+    }
+    env.pop("PREFECT_API_URL", None)  # the command starts its own temporary server
+    return env
+
+
+def model_day_counts(engine: Engine) -> Counter[str]:
+    """Model-days by status; none before the command has created and migrated the store."""
+    if not Path(engine.url.database).exists():
+        return Counter()  # not created by this reader: the command creates and migrates it
+    try:
+        with Session(engine) as session:
+            query = select(ModelDay.status, func.count()).group_by(ModelDay.status)
+            return Counter(dict(session.exec(query).all()))
+    except OperationalError:  # its tables are not migrated yet
+        return Counter()
+
+
+def kill_mid_model_day(process: subprocess.Popen, engine: Engine) -> float:
+    """SIGKILL the process group once `KILL_AFTER` model-days are done; the monotonic kill time.
+
+    From then on the store is polled fast to kill while a model-day is running, so the re-run has
+    a day to take over; failing that (a strategy's day lasts a fraction of a second), the kill
+    comes at `KILL_LATEST` regardless.
+    """
+    deadline = time.monotonic() + 240
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"the backtest exited with {process.returncode} before it was killed")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {KILL_AFTER} completed model-days")
+        counts = model_day_counts(engine)
+        done = counts[ModelDayStatus.COMPLETED]
+        if done >= KILL_AFTER and (counts[ModelDayStatus.RUNNING] or done >= KILL_LATEST):
+            os.killpg(process.pid, signal.SIGKILL)
+            return time.monotonic()
+        time.sleep(0.02 if done >= KILL_AFTER else 0.3)
+
+
+def live_group_members(pgid: int) -> list[int]:
+    """Processes of process group `pgid` still alive (a reaped-late zombie is not alive)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, ...
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def books(engine: Engine) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each completed model-day's book by (model, day): portfolio, cash, value, trades, holdings."""
+    with Session(engine) as session:
+        days = session.exec(
+            select(ModelDay).where(ModelDay.status == ModelDayStatus.COMPLETED)
+        ).all()
+        trade = (Trade.model_day_id, Trade.seq, Trade.symbol, Trade.side, Trade.shares, Trade.price)
+        trades = session.exec(select(*trade)).all()
+        holdings = session.exec(
+            select(Holding.model_day_id, Holding.symbol, Holding.shares, Holding.value)
+        ).all()
+    trades_of: dict[int, list[tuple]] = {}
+    for model_day_id, *trade in sorted(trades):
+        trades_of.setdefault(model_day_id, []).append(tuple(trade))
+    holdings_of: dict[int, list[tuple]] = {}
+    for model_day_id, *holding in sorted(holdings):
+        holdings_of.setdefault(model_day_id, []).append(tuple(holding))
+    return {
+        (d.model, d.day.isoformat()): {
+            "portfolio": d.portfolio,
+            "cash_end": d.cash_end,
+            "value_end": d.value_end,
+            "trades": trades_of.get(d.id, []),
+            "holdings": holdings_of.get(d.id, []),
+        }
+        for d in days
+    }
+
+
+def test_a_killed_backtest_is_recovered_by_an_immediate_rerun(tmp_path: Path) -> None:
+    crashed_env = store_env(tmp_path / "crashed")
+    command = backtest_command(tmp_path / "reports")
+    engine = create_store_engine(crashed_env["DATABASE_URL"])  # the test only reads the store
+
+    # 1. Start the backtest; kill -9 its whole process group once it is well under way.
+    log = (tmp_path / "killed.log").open("w")
+    killed = subprocess.Popen(
+        command,
+        env=crashed_env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        killed_at = kill_mid_model_day(killed, engine)
+        killed.wait(timeout=30)  # reaped, as a shell would: its pid is gone at once
+    finally:
+        if killed.poll() is None:
+            os.killpg(killed.pid, signal.SIGKILL)
+            killed.wait()
+        log.close()
+    assert killed.returncode == -signal.SIGKILL
+    wait_for(lambda: not live_group_members(killed.pid), 10, "the killed process group to end")
+
+    with Session(engine) as session:
+        (killed_run,) = session.exec(select(Run)).all()
+        done_before = model_day_counts(engine)[ModelDayStatus.COMPLETED]
+        running_at_kill = {
+            (d.portfolio, d.day): d
+            for d in session.exec(select(ModelDay).where(ModelDay.status == ModelDayStatus.RUNNING))
+        }
+    assert killed_run.status == RunStatus.RUNNING  # nobody has looked yet
+    assert KILL_AFTER <= done_before < PLANNED, "the kill did not land mid-run"
+
+    # 2. Re-run at once, in the same store and Prefect home.
+    rerun = run_command(command, crashed_env, timeout=RECOVERY_S + 120)
+    recovered_s = time.monotonic() - killed_at
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "Completed:" in rerun.stdout, rerun.stdout
+    assert recovered_s <= RECOVERY_S, f"the re-run finished {recovered_s:.0f} s after the kill"
+
+    # 3. An uninterrupted run of the same command in a fresh store: the reference books.
+    reference_env = store_env(tmp_path / "reference")
+    reference = run_command(command, reference_env, timeout=300)
+    assert reference.returncode == 0, reference.stdout + reference.stderr
+    assert f"Completed: {TRADING_DAYS} day(s), {PLANNED} model-day(s)" in reference.stdout
+    reference_engine = create_store_engine(reference_env["DATABASE_URL"])
+    try:
+        expected = books(reference_engine)
+    finally:
+        reference_engine.dispose()
+
+    # 4. The books: every planned model-day completed exactly once, identical to the reference.
+    try:
+        with Session(engine) as session:
+            rows = session.exec(select(ModelDay.portfolio, ModelDay.day, ModelDay.status)).all()
+            runs = {run.id: run for run in session.exec(select(Run))}
+            taken_over = {
+                (d.portfolio, d.day): d
+                for d in session.exec(select(ModelDay))
+                if (d.portfolio, d.day) in running_at_kill
+            }
+        actual = books(engine)
+    finally:
+        engine.dispose()
+    assert Counter(status for _, _, status in rows) == {ModelDayStatus.COMPLETED: PLANNED}
+    twice = [key for key, n in Counter((p, d) for p, d, _ in rows).items() if n > 1]
+    assert twice == [], f"model-days completed twice: {twice}"
+    assert len(expected) == PLANNED
+    per_model = Counter(model for model, _ in expected)
+    assert len(per_model) == MODELS and set(per_model.values()) == {TRADING_DAYS}
+    assert actual.keys() == expected.keys()
+    differing = [key for key in sorted(expected) if actual[key] != expected[key]]
+    assert not differing, (
+        f"{len(differing)} model-day(s) differ from the uninterrupted run; the first, "
+        f"{differing[0]}: {actual[differing[0]]} != {expected[differing[0]]}"
+    )
+
+    # 5. The killed run is crashed, the re-run completed; the re-run took the running days over.
+    (rerun_id,) = set(runs) - {killed_run.id}
+    listed = run_command(
+        [sys.executable, "-m", "deployments", "results", "runs", "--format", "json"], crashed_env
+    )
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    statuses = {row["id"]: row["status"] for row in json.loads(listed.stdout)}
+    assert statuses == {killed_run.id: "crashed", rerun_id: "completed"}
+    assert runs[killed_run.id].message.startswith("crashed: its process"), runs[killed_run.id]
+    rerun_holder = runs[rerun_id].holder
+    assert rerun_holder and rerun_holder != killed_run.holder
+    for key, at_kill in running_at_kill.items():
+        model_day = taken_over[key]
+        assert at_kill.claimed_by == killed_run.holder, key
+        assert model_day.claimed_by == rerun_holder, key
+        assert model_day.attempts >= max(2, at_kill.attempts + 1), key
+
+    takeovers = ", ".join(
+        f"{d.model} {d.day} taken over "
+        f"{(d.lease_until - taken_over[key].started_at).total_seconds():.1f} s before its lease end"
+        for key, d in running_at_kill.items()
+    )
+    print(
+        f"\n{done_before}/{PLANNED} model-days done at the kill, {len(running_at_kill)} running"
+        f" ({takeovers or 'none'}); re-run finished {recovered_s:.1f} s after the kill;"
+        f" re-run said: {rerun.stdout.strip().splitlines()[0]}"
+    )
