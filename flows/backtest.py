@@ -17,12 +17,13 @@ from prefect.artifacts import (
     acreate_table_artifact,
     aupdate_progress_artifact,
 )
+from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed
+from prefect.states import Completed, Crashed, Failed
 from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from agent_tools.news import NewsArchive
 from agents.budget import RunBudget
@@ -46,7 +47,7 @@ from models.runs import (
     report_progress,
     start_run,
 )
-from models.tables import RunStatus
+from models.tables import Run, RunStatus
 from tasks.holders import FlowRunWatch
 from tasks.model_day import model_day_key, simulate_model_day
 from tasks.runtime import RunResources, lookup, register, release
@@ -118,6 +119,21 @@ async def trading_day(day: date, models: list[str], run_key: str) -> DayOutcome:
     return outcome
 
 
+async def _mark_flow_run_crashed(engine: Engine, run_id: int) -> None:
+    """Tell Prefect too, so its UI does not show the dead run as running forever."""
+    with Session(engine) as session:
+        flow_run_id = session.exec(select(Run.flow_run_id).where(Run.id == run_id)).first()
+    if flow_run_id is None:
+        return
+    with contextlib.suppress(Exception):  # another server's run, or already final: nothing to do
+        async with get_client() as client:
+            flow_run = await client.read_flow_run(uuid.UUID(flow_run_id))
+            if flow_run.state is not None and not flow_run.state.is_final():
+                await client.set_flow_run_state(
+                    flow_run.id, Crashed(message=f"run {run_id}: its process died"), force=True
+                )
+
+
 def run_status(failed_models: dict[str, str], models: list[str]) -> RunStatus:
     """Completed when no model failed, Failed when every model did, Partial in between."""
     if not failed_models:
@@ -154,6 +170,7 @@ async def backtest(
     engine = get_engine()
     for run_id in mark_crashed_runs(engine):
         logger.warning(f"run {run_id} had stopped without finishing: marked crashed")
+        await _mark_flow_run_crashed(engine, run_id)
     try:
         settings, plan = _resolve(engine, config, start, end, models)
     except AITraderError as exc:

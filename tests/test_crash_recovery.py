@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -237,6 +238,13 @@ def test_a_killed_backtest_is_recovered_by_an_immediate_rerun(tmp_path: Path) ->
     statuses = {row["id"]: row["status"] for row in json.loads(listed.stdout)}
     assert statuses == {killed_run.id: "crashed", rerun_id: "completed"}
     assert runs[killed_run.id].message.startswith("crashed: its process"), runs[killed_run.id]
+    # Prefect is told too: the killed flow run is Crashed in the server's database, not Running.
+    prefect_db = sqlite3.connect(Path(crashed_env["PREFECT_HOME"]) / "prefect.db")
+    (state,) = prefect_db.execute(
+        "select state_type from flow_run where id = ?", (killed_run.flow_run_id,)
+    ).fetchone()
+    prefect_db.close()
+    assert state == "CRASHED"
     rerun_holder = runs[rerun_id].holder
     assert rerun_holder and rerun_holder != killed_run.holder
     for key, at_kill in running_at_kill.items():
