@@ -52,6 +52,7 @@ RUN pip install --quiet --no-deps --no-build-isolation . \
 # server, which migrates its database first. The project store defaults to a SQLite file in
 # /opt/aitrader/data; set DATABASE_URL to keep results outside the container.
 ENV PREFECT_HOME=/home/aitrader/.prefect \
+    AITRADER_HOME=/opt/aitrader \
     PREFECT_SERVER_ANALYTICS_ENABLED=false \
     PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT=false \
     PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=180 \

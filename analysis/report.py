@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 
 import pandas as pd
 from sqlmodel import Session
 
 from analysis.curves import run_curves
-from analysis.leaderboard import LeaderboardRow
+from analysis.leaderboard import LeaderboardRow, leaderboard
 from models.errors import ResultsError
+from models.results import get_run
+from models.tables import Run
 
 
 def equity_curves(session: Session, run_id: int) -> pd.DataFrame:
@@ -109,6 +112,28 @@ def markdown_report(title: str, rows: list[LeaderboardRow], png: bytes | None) -
         encoded = base64.b64encode(png).decode()
         lines += ["", f"![equity curves](data:image/png;base64,{encoded})"]
     return "\n".join(lines) + "\n"
+
+
+def report_title(run: Run) -> str:
+    return f"Backtest run {run.id}: {run.name}, {run.start_date} to {run.end_date}"
+
+
+def write_report(session: Session, run_id: int, folder: Path) -> list[Path]:
+    """Write a run's report (markdown with the leaderboard, PNG and HTML charts) into `folder`.
+
+    Any run can be reported, whoever triggered it; ResultsError if nothing completed.
+    """
+    run = get_run(session, run_id)
+    board = leaderboard(session, run.id)
+    curves = equity_curves(session, run.id)
+    title = report_title(run)
+    folder.mkdir(parents=True, exist_ok=True)
+    png = equity_png(curves, title)
+    files = [folder / "report.md", folder / "equity.png", folder / "equity.html"]
+    files[0].write_text(markdown_report(title, board, png))
+    files[1].write_bytes(png)
+    files[2].write_text(equity_html(curves, title))
+    return files
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:

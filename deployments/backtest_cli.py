@@ -12,8 +12,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from analysis.leaderboard import leaderboard
-from analysis.report import equity_curves, equity_html, equity_png, markdown_report
+from analysis.report import report_title, write_report
 from deployments.api import BacktestResult, run_backtest
+from deployments.cli_options import announce_store
 from deployments.output import OutputFormat, compact, console, leaderboard_rows, render
 from flows.parameters import BacktestParameters
 from models.engine import get_engine
@@ -26,6 +27,7 @@ FINISHED = [ModelDayStatus.COMPLETED, ModelDayStatus.FAILED, ModelDayStatus.SKIP
 
 def run_with_progress(parameters: BacktestParameters, reports: Path) -> BacktestResult:
     """Run a backtest, show its progress, print its leaderboard and write its report files."""
+    announce_store()
     engine = get_engine()
     with Session(engine) as session:
         newest_before = session.exec(select(func.max(Run.id))).one() or 0
@@ -87,15 +89,6 @@ def _print_and_write(engine: Engine, run_id: int, reports: Path) -> None:
         except LookupError:
             console.print("[yellow]no completed model-day: no leaderboard")
             return
-        curves = equity_curves(session, run_id)
-    title = f"Backtest run {run_id}: {run.name}, {run.start_date} to {run.end_date}"
-    render(compact(leaderboard_rows(board)), OutputFormat.table, title=title)
-    folder = reports / f"run-{run_id}"
-    folder.mkdir(parents=True, exist_ok=True)
-    png = equity_png(curves, title)
-    (folder / "equity.png").write_bytes(png)
-    (folder / "equity.html").write_text(equity_html(curves, title))
-    (folder / "report.md").write_text(markdown_report(title, board, png))
-    console.print(
-        f"report: {folder / 'report.md'}, {folder / 'equity.png'}, {folder / 'equity.html'}"
-    )
+        render(compact(leaderboard_rows(board)), OutputFormat.table, title=report_title(run))
+        files = write_report(session, run_id, reports / f"run-{run_id}")
+    console.print(f"report: {', '.join(map(str, files))}")

@@ -10,7 +10,13 @@ import typer
 
 from configs.loader import DEFAULT_CONFIG, load_config
 from deployments.cli_data import data_app
-from deployments.cli_options import ConfigOption, day_option, split_commas, store_session
+from deployments.cli_options import (
+    ConfigOption,
+    day_option,
+    default_reports,
+    split_commas,
+    store_session,
+)
 from deployments.cli_results import results
 from deployments.output import (
     OneLineUsageErrors,
@@ -140,7 +146,10 @@ def backtest_command(
     replay: Annotated[bool, typer.Option(help=_about("replay"))] = False,
     budget_usd: Annotated[float | None, typer.Option(help=_about("budget_usd"))] = None,
     budget_tokens: Annotated[int | None, typer.Option(help=_about("budget_tokens"))] = None,
-    reports: Annotated[Path, typer.Option(help="Where the report files go.")] = Path("reports"),
+    reports: Annotated[
+        Path | None,
+        typer.Option(help="Where the report files go (default: reports/<store> under the home)."),
+    ] = None,
 ) -> None:
     """Run the backtest flow (an ephemeral Prefect server when PREFECT_API_URL is unset)."""
     from deployments.backtest_cli import run_with_progress
@@ -159,7 +168,7 @@ def backtest_command(
         label=lambda field: f"--{field.replace('_', '-')}",
     )
     preflight(parameters)  # refused before Prefect starts, the store untouched
-    run_with_progress(parameters, reports)
+    run_with_progress(parameters, reports or default_reports())
 
 
 @app.command("serve")

@@ -165,7 +165,7 @@ def data_coverage(
     """What the price store holds: first and last day and bar count per symbol."""
     from models.prices import coverage
 
-    with store_session() as session:
+    with store_session(announce=fmt is OutputFormat.table) as session:
         rows = coverage(session, interval, market)
     if summary:
         groups: dict[tuple[str, str], list[Any]] = {}

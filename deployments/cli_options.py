@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 from sqlmodel import Session
 
-from deployments.output import OutputFormat
-from models.engine import get_engine
+from deployments.output import OutputFormat, console
+from models.engine import aitrader_home, get_engine, shown_url, store_key
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="Config file (default: the offline default).")
@@ -48,6 +48,23 @@ def names_given(values: list[str] | None, option: str) -> list[str] | None:
     return names
 
 
-def store_session() -> Session:
-    """A session on the store of DATABASE_URL (or `--db`)."""
+def store_session(announce: bool = True) -> Session:
+    """A session on the store of DATABASE_URL (or `--db`); says which store, once per process."""
+    if announce:
+        announce_store()
     return Session(get_engine(), expire_on_commit=False)
+
+
+def announce_store() -> None:
+    """Print which store this command uses (once; never its password)."""
+    if not _announced:
+        console.print(f"[dim]store: {shown_url()}[/dim]", highlight=False)
+        _announced.append(True)
+
+
+_announced: list[bool] = []
+
+
+def default_reports() -> Path:
+    """Where reports go by default: one folder per store under the home, so stores never clash."""
+    return aitrader_home() / "reports" / store_key()

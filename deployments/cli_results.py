@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from sqlmodel import Session
 
-from deployments.cli_options import FormatOption, day_option, store_session
+from deployments.cli_options import FormatOption, day_option, default_reports, store_session
 from deployments.output import (
     OutputFormat,
     compact,
@@ -28,6 +28,7 @@ class ResultsView(StrEnum):
     leaderboard = "leaderboard"
     days = "days"
     runs = "runs"
+    report = "report"
 
 
 class Detail(StrEnum):
@@ -40,7 +41,8 @@ def results(
     view: Annotated[
         ResultsView | None,
         typer.Argument(
-            help="leaderboard, days or runs (default: leaderboard; days with --detail full).",
+            help="leaderboard, days, runs, or report (write the run's report files); default: "
+            "leaderboard (days with --detail full).",
             show_default=False,
         ),
     ] = None,
@@ -73,9 +75,11 @@ def results(
     first, last = (day, day) if day is not None else (start, end)
     if first and last and last < first:
         raise ValueError(f"--end {last} is before --start {first}")
-    with store_session() as session:
+    with store_session(announce=fmt is OutputFormat.table) as session:
         if detail is Detail.full:
             _print_details(session, run, model, first, last, fmt)
+        elif view is ResultsView.report:
+            _write_report(session, run)
         elif view is ResultsView.runs:
             mark_crashed_runs(session.get_bind())  # a killed run cannot say so itself
             render([_run_row(r) for r in list_runs(session)], fmt, title="runs")
@@ -86,6 +90,16 @@ def results(
             render(frame.to_dict("records"), fmt, title="model-days")
         else:
             _print_leaderboard(session, run, model, first, last, risk_free_rate, fmt)
+
+
+def _write_report(session: Session, run: int | None) -> None:
+    """Render a run's report files, whoever triggered it (a deployment, REST, Windmill)."""
+    from analysis.report import write_report
+    from models.results import get_run
+
+    selected = get_run(session, run)
+    files = write_report(session, selected.id, default_reports() / f"run-{selected.id}")
+    console.print(f"report of run {selected.id}: {', '.join(map(str, files))}")
 
 
 def _view_of(view: ResultsView | None, detail: Detail) -> ResultsView:

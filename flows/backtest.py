@@ -9,6 +9,7 @@ import contextlib
 import time
 import uuid
 from datetime import date
+from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import (
@@ -64,7 +65,8 @@ class DayOutcome(BaseModel):
 
     @property
     def completed(self) -> int:
-        return sum(r.status == "completed" for r in self.results)
+        """Model-days simulated and completed today (not those found already done)."""
+        return sum(r.status == "completed" and not r.already_done for r in self.results)
 
     @property
     def cached(self) -> int:
@@ -148,10 +150,13 @@ def _flow_run_id() -> str | None:
 
 
 def _run_name() -> str:
+    """`<config>: <first>-to-<last>`, or `<config>: catch-up`, for the Prefect UI's run list."""
     parameters = flow_run.parameters
+    config = Path(parameters["config"]).stem if parameters.get("config") else "default"
     if parameters.get("start") or parameters.get("end"):
-        return f"backtest-{parameters.get('start') or 'first'}-to-{parameters.get('end') or 'last'}"
-    return "catch-up"
+        span = f"{parameters.get('start') or 'first'}-to-{parameters.get('end') or 'last'}"
+        return f"{config}: backtest-{span}"
+    return f"{config}: catch-up"
 
 
 @flow(name="backtest", flow_run_name=_run_name, log_prints=False)

@@ -7,6 +7,7 @@ e.g. `postgresql+psycopg://postgres@127.0.0.1:5432/aitrader`.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import threading
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from sqlmodel import Session, create_engine
 from models.errors import StoreError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+HOME_VARIABLE = "AITRADER_HOME"
 DEFAULT_SQLITE_PATH = Path("data") / "aitrader.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATION_LOCK_KEY = 0x41495452  # "AITR": the Postgres advisory lock held while migrating
@@ -33,12 +35,45 @@ _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 
 
+def aitrader_home() -> Path:
+    """Where the default store and the reports live, whatever the working folder.
+
+    `AITRADER_HOME` if set; else the project folder this code runs from (a checkout, found by its
+    `pyproject.toml` and `prefect.yaml`); else the user's data folder (`~/.local/share/aitrader`).
+    """
+    configured = os.environ.get(HOME_VARIABLE, "").strip()
+    if configured:
+        return Path(configured).expanduser().resolve()
+    project = Path(__file__).resolve().parent.parent
+    if (project / "pyproject.toml").is_file() and (project / "prefect.yaml").is_file():
+        return project
+    data_home = os.environ.get("XDG_DATA_HOME", "").strip() or Path.home() / ".local" / "share"
+    return Path(data_home) / "aitrader"
+
+
 def database_url() -> str:
-    """The store URL: `DATABASE_URL`, else a SQLite file at `data/aitrader.db` under the cwd."""
+    """The store URL: `DATABASE_URL`, else the SQLite file `data/aitrader.db` under the home."""
     url = os.environ.get("DATABASE_URL", "").strip()
     if url:
         return url
-    return f"sqlite:///{DEFAULT_SQLITE_PATH.resolve()}"
+    return f"sqlite:///{aitrader_home() / DEFAULT_SQLITE_PATH}"
+
+
+def shown_url(url: str | None = None) -> str:
+    """The store's URL as it may be printed: never with a password."""
+    return make_url(url or database_url()).render_as_string(hide_password=True)
+
+
+def store_key(url: str | None = None) -> str:
+    """A short name of the store, unique per URL: report folders of two stores never collide."""
+    parsed = make_url(url or database_url())
+    name = (
+        Path(parsed.database or "store").stem
+        if parsed.get_backend_name() == "sqlite"
+        else (parsed.database or parsed.get_backend_name())
+    )
+    digest = hashlib.sha256(shown_url(url).encode()).hexdigest()[:8]
+    return f"{name}-{digest}"
 
 
 def _set_sqlite_pragmas(dbapi_connection, _record) -> None:

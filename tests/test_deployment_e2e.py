@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 
 from models.engine import create_store_engine
 from models.tables import ModelDay, Run
-from tests.conftest import ROOT, prefect_api, wait_for
+from tests.conftest import ROOT, prefect_api, run_command, wait_for
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
@@ -155,6 +155,17 @@ def test_served_deployment_runs_from_a_rest_trigger(prefect_server: str, tmp_pat
         run = session.exec(select(Run)).one()
         assert run.flow_run_id == run_id and run.status == "completed"
         assert len(session.exec(select(ModelDay)).all()) == 27  # 9 trading days x 3
+    engine.dispose()
+    # Served runs write no report files themselves; any of them can be rendered afterwards.
+    home = tmp_path / "home"
+    reported = run_command(
+        [sys.executable, "-m", "deployments", "results", "report", "--run", str(run.id)],
+        {**os.environ, "DATABASE_URL": store, "AITRADER_HOME": str(home)},
+    )
+    assert reported.returncode == 0, reported.stdout + reported.stderr
+    (folder,) = (home / "reports").iterdir()  # one folder for this store
+    assert (folder / f"run-{run.id}" / "equity.png").read_bytes().startswith(b"\x89PNG")
+    assert "| rank | model |" in (folder / f"run-{run.id}" / "report.md").read_text()
 
 
 def books(store: str) -> dict[tuple[str, str], tuple[float, float]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -21,6 +22,8 @@ from models.engine import (
     get_engine,
     head_revision,
     session_scope,
+    shown_url,
+    store_key,
     upgrade,
 )
 from models.tables import Holding, ModelDay, Run, Trade
@@ -48,10 +51,23 @@ def test_a_new_sqlite_store_is_migrated_on_first_use(tmp_path, monkeypatch) -> N
     } <= set(inspect(engine).get_table_names())
 
 
-def test_default_store_is_a_sqlite_file_under_data(monkeypatch, tmp_path) -> None:
+def test_default_store_is_one_file_whatever_the_working_folder(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.chdir(tmp_path)
-    assert database_url() == f"sqlite:///{tmp_path / 'data' / 'aitrader.db'}"
+    monkeypatch.delenv("AITRADER_HOME", raising=False)
+    project = Path(__file__).resolve().parent.parent  # this checkout
+    for folder in (tmp_path, project / "deployments" / "notebooks"):
+        monkeypatch.chdir(folder)
+        assert database_url() == f"sqlite:///{project / 'data' / 'aitrader.db'}"
+    monkeypatch.setenv("AITRADER_HOME", str(tmp_path / "home"))
+    assert database_url() == f"sqlite:///{tmp_path / 'home' / 'data' / 'aitrader.db'}"
+
+
+def test_two_stores_have_distinct_keys_and_no_password_is_shown() -> None:
+    first, second = "sqlite:////a/one/aitrader.db", "sqlite:////b/two/aitrader.db"
+    assert store_key(first) != store_key(second)
+    assert store_key(first).startswith("aitrader-") and store_key(first) == store_key(first)
+    url = "postgresql+psycopg://u:s3cret@db/aitrader"
+    assert "s3cret" not in shown_url(url) and "s3cret" not in store_key(url)
 
 
 def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(sqlite_url: str) -> None:
