@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -25,9 +33,41 @@ from models.tables import ModelDay, ModelDayStatus, Run
 FINISHED = [ModelDayStatus.COMPLETED, ModelDayStatus.FAILED, ModelDayStatus.SKIPPED]
 
 
-def run_with_progress(parameters: BacktestParameters, reports: Path) -> BacktestResult:
+class OneLinePerDay(logging.Filter):
+    """A backtest's log down to its own lines (one per day) and every warning: no INFO line per
+    model-day task or per day subflow (`--verbose` keeps them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linked = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        if record.name.startswith("prefect.task_runs"):
+            return False
+        if record.name == "prefect.engine" and "View at" in record.getMessage():
+            first, self.linked = not self.linked, True
+            return first  # the backtest's own link to the UI, not one per day subflow
+        return not str(getattr(record, "flow_run_name", "")).startswith("day-")
+
+
+def quiet_logs() -> None:
+    """Filter Prefect's run loggers; on the loggers, since Prefect re-creates its handlers."""
+    for name in ("prefect.task_runs", "prefect.flow_runs", "prefect.engine"):
+        logger = logging.getLogger(name)
+        for old in [f for f in logger.filters if isinstance(f, OneLinePerDay)]:
+            logger.removeFilter(old)
+        logger.addFilter(OneLinePerDay())
+
+
+def run_with_progress(
+    parameters: BacktestParameters, reports: Path, verbose: bool = False
+) -> BacktestResult:
     """Run a backtest, show its progress, print its leaderboard and write its report files."""
     announce_store()
+    if not verbose:
+        quiet_logs()
     engine = get_engine()
     with Session(engine) as session:
         newest_before = session.exec(select(func.max(Run.id))).one() or 0
@@ -46,6 +86,8 @@ def run_with_progress(parameters: BacktestParameters, reports: Path) -> Backtest
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task("starting Prefect", total=None)

@@ -150,6 +150,9 @@ def backtest_command(
         Path | None,
         typer.Option(help="Where the report files go (default: reports/<store> under the home)."),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Every task's and day subflow's log lines.")
+    ] = False,
 ) -> None:
     """Run the backtest flow (an ephemeral Prefect server when PREFECT_API_URL is unset)."""
     from deployments.backtest_cli import run_with_progress
@@ -167,8 +170,11 @@ def backtest_command(
         },
         label=lambda field: f"--{field.replace('_', '-')}",
     )
-    preflight(parameters)  # refused before Prefect starts, the store untouched
-    run_with_progress(parameters, reports or default_reports())
+    checked = preflight(parameters)  # refused before Prefect starts, the store untouched
+    if checked.plan is not None and not checked.plan.days:
+        console.print(f"[bold]UpToDate[/bold]: {checked.plan.up_to_date}")  # no Prefect needed
+        return
+    run_with_progress(parameters, reports or default_reports(), verbose)
 
 
 @app.command("serve")

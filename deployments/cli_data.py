@@ -163,8 +163,11 @@ def data_coverage(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """What the price store holds: first and last day and bar count per symbol."""
-    from models.prices import coverage
+    from models.prices import INTERVALS, coverage
 
+    if interval is not None and interval not in INTERVALS:
+        # An unknown interval would just show no rows, as if the store held none.
+        raise ValueError(f"--interval {interval!r} is not one of {', '.join(INTERVALS)}")
     with store_session(announce=fmt is OutputFormat.table) as session:
         rows = coverage(session, interval, market)
     if summary:

@@ -22,6 +22,8 @@ def resolve_universe(universe: str) -> Universe:
     if "," not in universe:
         return load_universe(universe.strip())
     symbols = [s.strip().upper() for s in universe.split(",") if s.strip()]
+    if not symbols:
+        raise ValueError(f"--universe {universe!r} names no symbol")
     return Universe(name="custom", symbols=list(dict.fromkeys(symbols)))
 
 

@@ -183,9 +183,8 @@ async def backtest(
         logger.error(str(exc))
         return Failed(message=str(exc))
     if not plan.days:
-        message = f"up to date: every model has simulated through {plan.last_simulated}"
-        logger.info(message)
-        return Completed(name="UpToDate", message=message)
+        logger.info(plan.up_to_date)
+        return Completed(name="UpToDate", message=plan.up_to_date)
     limits = settings.budget or BudgetConfig()
     budget = RunBudget(
         limit_usd=budget_usd if budget_usd is not None else limits.usd,

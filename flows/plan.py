@@ -71,6 +71,11 @@ class BacktestPlan(BaseModel):
         )
 
     @property
+    def up_to_date(self) -> str:
+        """What a catch-up with nothing to do says."""
+        return f"up to date: every model has simulated through {self.last_simulated}"
+
+    @property
     def last_simulated(self) -> date | None:
         """The last day every model of the plan has completed."""
         completed = [plan.last_completed for plan in self.models]
@@ -106,6 +111,9 @@ def config_hash(config: AppConfig) -> str:
 
 def select_models(config: AppConfig, names: list[str] | None) -> list[ModelConfig]:
     """The named models, or every enabled one; unknown names are a clear error."""
+    if names is not None and not [name for name in names if name.strip()]:
+        # An empty list (a REST trigger's `"models": []`) must not silently mean every model.
+        raise PlanError("models names no model; give at least one, or leave it out for every model")
     if names:
         try:
             return [config.model(name) for name in dict.fromkeys(names)]

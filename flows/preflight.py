@@ -9,6 +9,7 @@ costs a fraction of a second and leaves the store as it was.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -18,16 +19,26 @@ from agents.chat_models import api_key_for
 from agents.strategies import strategy_params
 from configs.loader import DEFAULT_CONFIG, AppConfig, ModelConfig, load_config
 from flows.parameters import BacktestParameters
-from flows.plan import plan_backtest, select_models
+from flows.plan import BacktestPlan, plan_backtest, select_models
 from market_data.calendar import trading_days
+from market_data.provision import synthetic_bars_held
 from models.engine import existing_store
 from models.errors import ConfigError, ModelSetupError, PlanError
 from models.prices import DAILY
 from models.tables import PriceBar
 
 
-def preflight(params: BacktestParameters, store_url: str | None = None) -> AppConfig:
-    """The trigger's config, once every check passed; the first problem raised otherwise."""
+@dataclass
+class Checked:
+    """A trigger that passed every check: its config, and its plan when the store can tell
+    already (its market is stored in full), so an up-to-date catch-up needs no Prefect at all."""
+
+    config: AppConfig
+    plan: BacktestPlan | None = None
+
+
+def preflight(params: BacktestParameters, store_url: str | None = None) -> Checked:
+    """The checked trigger; the first problem raised otherwise."""
     config = load_config(params.config)
     source = params.config or str(DEFAULT_CONFIG)
     check_models(config, params.models, source)
@@ -36,13 +47,12 @@ def preflight(params: BacktestParameters, store_url: str | None = None) -> AppCo
     engine = existing_store(store_url)
     if engine is None:
         check_market_provided(config, set())
-        return config
+        return Checked(config)
     try:
         with Session(engine) as session:
-            check_data(session, config, params)
+            return Checked(config, check_data(session, config, params))
     finally:
         engine.dispose()
-    return config
 
 
 def check_models(config: AppConfig, names: list[str] | None, source: str) -> None:
@@ -117,7 +127,9 @@ def check_market_provided(config: AppConfig, stored: set[str]) -> None:
     )
 
 
-def check_data(session: Session, config: AppConfig, params: BacktestParameters) -> None:
+def check_data(
+    session: Session, config: AppConfig, params: BacktestParameters
+) -> BacktestPlan | None:
     """With the market already in the store: its universe is priced and the range plannable."""
     market = config.market.name
     stored = set(
@@ -129,7 +141,7 @@ def check_data(session: Session, config: AppConfig, params: BacktestParameters) 
     )
     check_market_provided(config, stored)
     if not stored:
-        return  # the flow synthesizes or imports it first
+        return None  # the flow synthesizes or imports it first
     universe = config.resolve_universe()
     unknown = [s for s in universe.symbols if s not in stored]
     if unknown:
@@ -140,4 +152,7 @@ def check_data(session: Session, config: AppConfig, params: BacktestParameters) 
             f"universe {universe.name!r}: no prices in market {market!r} for {shown}; "
             "import or fetch them first (aitrader data import / data fetch)"
         )
-    plan_backtest(session, config, params.start, params.end, params.models)
+    plan = plan_backtest(session, config, params.start, params.end, params.models)
+    if config.market.source == "synthetic" and synthetic_bars_held(session, config) is None:
+        return None  # the flow adds the missing bars first: the plan may grow
+    return plan

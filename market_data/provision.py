@@ -16,19 +16,27 @@ from models.prices import DAILY
 from models.tables import PriceBar
 
 
+def synthetic_bars_held(session: Session, config: AppConfig) -> int | None:
+    """How many bars of the config's synthetic market the store holds, if it holds them all."""
+    market = config.market
+    universe = config.resolve_universe()
+    wanted = len(trading_days(market.start, market.end)) * (len(universe.symbols) + 1)
+    held = session.exec(
+        select(func.count())
+        .select_from(PriceBar)
+        .where(PriceBar.market == market.name, PriceBar.interval == DAILY)
+        .where(PriceBar.day >= market.start, PriceBar.day <= market.end)
+    ).one()
+    return held if held >= wanted else None
+
+
 def ensure_market(session: Session, config: AppConfig) -> str:
     """Provide the config's market offline where possible; say what was done. Commits."""
     market = config.market
     universe = config.resolve_universe()
     if market.source == "synthetic":
-        wanted = len(trading_days(market.start, market.end)) * (len(universe.symbols) + 1)
-        held = session.exec(
-            select(func.count())
-            .select_from(PriceBar)
-            .where(PriceBar.market == market.name, PriceBar.interval == DAILY)
-            .where(PriceBar.day >= market.start, PriceBar.day <= market.end)
-        ).one()
-        if held >= wanted:
+        held = synthetic_bars_held(session, config)
+        if held is not None:
             return f"market {market.name}: {held:,} bars already stored"
         added = synthesize_into(
             session, universe.symbols, market.start, market.end, market.seed, universe.benchmark

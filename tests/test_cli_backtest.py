@@ -14,8 +14,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from configs.loader import AppConfig
 from deployments.cli import app
 from flows.parameters import BacktestParameters
+from flows.preflight import Checked
 from tests.conftest import free_port, run_command
 from tests.openai_stub import OpenAIStub
 
@@ -58,6 +60,7 @@ def test_backtest_prints_the_leaderboard_and_writes_the_report(prefect_server, t
         "PREFECT_API_URL": prefect_server,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
         "COLUMNS": "200",
+        "PREFECT_LOGGING_LEVEL": "INFO",  # as a user sees it (the tests quiet Prefect otherwise)
     }
     reports = tmp_path / "reports"
     done = aitrader(
@@ -74,6 +77,11 @@ def test_backtest_prints_the_leaderboard_and_writes_the_report(prefect_server, t
     )
     assert done.returncode == 0, done.stderr
     assert "Completed: 20 day(s), 40 model-day(s)" in done.stdout
+    # The log is one line per day (and the run's own), not one per task and subflow.
+    assert "Task run" not in done.stderr and "Flow run 'day-" not in done.stderr
+    day_lines = [line for line in done.stderr.splitlines() if ": 2 completed, 0 failed" in line]
+    assert len(day_lines) == 20
+    assert len(done.stderr.splitlines()) < 40
     assert "Backtest run 1: cli, 2025-01-02 to 2025-01-31" in done.stdout
     assert "QQQ" in done.stdout and "equal-weight" in done.stdout
     folder = reports / "run-1"
@@ -125,10 +133,12 @@ def planned(monkeypatch: pytest.MonkeyPatch) -> list[BacktestParameters]:
     """
     seen: list[BacktestParameters] = []
     monkeypatch.delenv("AITRADER_DEBUG", raising=False)
-    monkeypatch.setattr("flows.preflight.preflight", lambda params: None)
-    monkeypatch.setattr(
-        "deployments.backtest_cli.run_with_progress", lambda params, reports: seen.append(params)
-    )
+    monkeypatch.setattr("flows.preflight.preflight", lambda params: Checked(config=AppConfig()))
+
+    def run_with_progress(params: BacktestParameters, reports: Path, verbose: bool) -> None:
+        seen.append(params)
+
+    monkeypatch.setattr("deployments.backtest_cli.run_with_progress", run_with_progress)
     return seen
 
 
