@@ -23,7 +23,7 @@ from analysis.leaderboard import leaderboard
 from analysis.report import report_title, write_report
 from deployments.api import BacktestResult, run_backtest
 from deployments.cli_options import announce_store
-from deployments.output import OutputFormat, compact, console, leaderboard_rows, render
+from deployments.output import OutputFormat, console, leaderboard_columns, leaderboard_rows, render
 from flows.parameters import BacktestParameters
 from models.engine import get_engine
 from models.errors import BacktestError
@@ -131,6 +131,7 @@ def _print_and_write(engine: Engine, run_id: int, reports: Path) -> None:
         except LookupError:
             console.print("[yellow]no completed model-day: no leaderboard")
             return
-        render(compact(leaderboard_rows(board)), OutputFormat.table, title=report_title(run))
+        rows = leaderboard_rows(board)
+        render(rows, OutputFormat.table, report_title(run), fit=leaderboard_columns(rows))
         files = write_report(session, run_id, reports / f"run-{run_id}")
     console.print(f"report: {', '.join(map(str, files))}")

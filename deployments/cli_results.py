@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -10,11 +11,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from sqlmodel import Session
 
-from deployments.cli_options import FormatOption, day_option, default_reports, store_session
+from deployments.cli_options import (
+    FormatOption,
+    day_option,
+    default_reports,
+    split_commas,
+    store_session,
+)
 from deployments.output import (
     OutputFormat,
-    compact,
     console,
+    leaderboard_columns,
     leaderboard_rows,
     one_line_errors,
     render,
@@ -29,6 +36,14 @@ class ResultsView(StrEnum):
     days = "days"
     runs = "runs"
     report = "report"
+
+
+@dataclass
+class ColumnChoice:
+    """The leaderboard columns asked for: every one (`--wide`), or a chosen few."""
+
+    wide: bool = False
+    chosen: list[str] | None = None
 
 
 class Detail(StrEnum):
@@ -66,6 +81,15 @@ def results(
         date | None, day_option(help="Only this day (same as --start D --end D).")
     ] = None,
     fmt: FormatOption = OutputFormat.table,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Every leaderboard column, however wide the table.")
+    ] = False,
+    columns: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--columns", help="Leaderboard columns to show after rank and model (repeatable)."
+        ),
+    ] = None,
 ) -> None:
     """Show runs, per model-day values, or the leaderboard with its metrics."""
     from models.results import list_runs, model_days_frame
@@ -89,7 +113,8 @@ def results(
                 frame = frame.drop(columns=["run", "traded_notional", "cached"])
             render(frame.to_dict("records"), fmt, title="model-days")
         else:
-            _print_leaderboard(session, run, model, first, last, risk_free_rate, fmt)
+            chosen = ColumnChoice(wide=wide, chosen=split_commas(columns))
+            _print_leaderboard(session, run, model, first, last, risk_free_rate, fmt, chosen)
 
 
 def _write_report(session: Session, run: int | None) -> None:
@@ -121,6 +146,7 @@ def _print_leaderboard(
     last: date | None,
     risk_free_rate: float,
     fmt: OutputFormat,
+    columns: ColumnChoice,
 ) -> None:
     from analysis.leaderboard import leaderboard
     from models.results import get_run
@@ -128,10 +154,9 @@ def _print_leaderboard(
     selected = get_run(session, run)
     board = leaderboard(session, selected.id, first, last, risk_free_rate, model=model)
     rows = leaderboard_rows(board)
-    if fmt is OutputFormat.table:
-        rows = compact(rows)
     window = f"{board[0].performance.start_date} to {board[0].performance.end_date}"
-    render(rows, fmt, title=f"leaderboard of run {selected.id}: {selected.name}, {window}")
+    title = f"leaderboard of run {selected.id}: {selected.name}, {window}"
+    render(rows, fmt, title, fit=leaderboard_columns(rows, columns.wide, columns.chosen))
 
 
 def _print_details(

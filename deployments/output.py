@@ -14,12 +14,14 @@ from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-# Piped output is not wrapped at 80 columns: wide tables stay readable in files and logs.
-console = Console(width=None if sys.stdout.isatty() else 220)
+# Piped output takes COLUMNS when set, else 220: a report piped to a file is not cut at 80.
+_PIPE_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 220
+console = Console(width=_PIPE_WIDTH)
 error_console = Console(stderr=True, width=None if sys.stderr.isatty() else 220)
 
 # Fractions shown as percentages in tables (JSON and CSV keep the raw fractions).
@@ -61,8 +63,17 @@ def _cell(value: Any, column: str = "") -> str:
     return str(_plain(value))
 
 
-def render(rows: Sequence[dict[str, Any]], fmt: OutputFormat, title: str | None = None) -> None:
-    """Print rows (dicts with the same keys) as a table, a JSON array or CSV."""
+def render(
+    rows: Sequence[dict[str, Any]],
+    fmt: OutputFormat,
+    title: str | None = None,
+    fit: Sequence[str] | None = None,
+) -> None:
+    """Print rows (dicts with the same keys) as a table, a JSON array or CSV.
+
+    JSON and CSV keep every field. A table with `fit` (its columns in order of importance) shows
+    as many of them as the terminal's width allows and says which it left out.
+    """
     if fmt is OutputFormat.json:
         typer.echo(json.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], indent=2))
         return
@@ -74,13 +85,42 @@ def render(rows: Sequence[dict[str, Any]], fmt: OutputFormat, title: str | None 
             writer.writerows({k: _plain(v) for k, v in r.items()} for r in rows)
         typer.echo(buffer.getvalue(), nl=False)
         return
-    table = Table(title=title, show_lines=False)
-    columns = list(rows[0]) if rows else []
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(_cell(row[c], c) for c in columns))
-    console.print(table if rows else f"[dim]{title or 'nothing'}: no rows[/dim]")
+    if not rows:
+        console.print(f"[dim]{title or 'nothing'}: no rows[/dim]")
+        return
+    columns = list(rows[0])
+    cells = [[_cell(row[c], c) for c in columns] for row in rows]
+    shown = _fitting(columns, cells, fit, console.width) if fit else columns
+    left_out = [c for c in fit or () if c in columns and c not in shown]
+    caption = f"too wide for this terminal: {', '.join(left_out)}" if left_out else None
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, show_edge=False)
+    for column in shown:
+        numeric = all(_is_number(row[column]) for row in rows)
+        # Fitted columns never wrap (no `equ/al-/wei/ght`); `--wide` lets rich fold them.
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=bool(fit))
+    for row_cells in cells:
+        table.add_row(*(row_cells[columns.index(c)] for c in shown))
+    console.print(table)
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _fitting(
+    columns: list[str], cells: list[list[str]], fit: Sequence[str], width: int
+) -> list[str]:
+    """The columns of `fit` (most important first) that fit in `width`, in table order."""
+    widths = {
+        c: max(len(c), *(len(row[i]) for row in cells)) + 2  # a space of padding either side
+        for i, c in enumerate(columns)
+    }
+    chosen: list[str] = []
+    for column in (c for c in fit if c in widths):
+        if sum(widths[c] + 1 for c in [*chosen, column]) > width:
+            break  # what is left out is always the least important
+        chosen.append(column)
+    return [c for c in columns if c in chosen]
 
 
 def fail(message: str) -> typer.Exit:
@@ -162,7 +202,22 @@ def leaderboard_rows(board: Sequence[Any]) -> list[dict[str, Any]]:
     return [leaderboard_row(row) for row in board]
 
 
-def compact(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Leaderboard rows for a terminal: the window and drawdown dates belong in the title."""
-    hidden = {"start", "end", "dd_peak", "dd_trough"}
-    return [{k: v for k, v in row.items() if k not in hidden} for row in rows]
+# The leaderboard a terminal shows by default, most important first: columns at the end are the
+# first left out when the terminal is narrow. `--wide` shows every field; JSON and CSV keep all.
+LEADERBOARD_COLUMNS = ("rank", "model", "return", "final_value", "sharpe", "max_drawdown", "trades")
+
+
+def leaderboard_columns(
+    rows: list[dict[str, Any]], wide: bool, chosen: Sequence[str] | None
+) -> list[str]:
+    """Which leaderboard columns a table shows, by importance: the compact set, every one, or
+    the `--columns` chosen (unknown names are an error naming the known ones)."""
+    known = list(rows[0]) if rows else list(LEADERBOARD_COLUMNS)
+    if chosen:
+        unknown = [c for c in chosen if c not in known]
+        if unknown:
+            raise ValueError(f"unknown column(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        return list(dict.fromkeys(["rank", "model", *chosen]))
+    if wide:
+        return None  # every column, however wide
+    return [c for c in LEADERBOARD_COLUMNS if c in known]

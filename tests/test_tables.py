@@ -1,0 +1,112 @@
+"""Tables that fit the terminal: the leaderboard's compact default at 100 and 80 columns, the
+columns left out said, `--wide` and `--columns` for the rest, JSON keeping every field."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session
+
+from market_data.calendar import trading_days
+from models.engine import create_store_engine, upgrade
+from models.prices import Bar, insert_bars
+from models.tables import ModelDay, Run
+from tests.conftest import run_command
+
+DAYS = trading_days(date(2025, 1, 2), date(2025, 1, 31))
+MODELS = ["equal-weight", "momentum-with-a-long-name", "random"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('tables') / 'store.db'}"
+    engine = create_store_engine(url)
+    upgrade(engine)
+    with Session(engine) as session:
+        before = DAYS[0] - timedelta(days=3)
+        insert_bars(
+            session,
+            [
+                Bar(
+                    symbol="QQQ",
+                    ts=datetime.combine(d, datetime.min.time()),
+                    open=500 + i,
+                    close=500 + i,
+                )
+                for i, d in enumerate([before, *DAYS])
+            ],
+        )
+        run = Run(name="tables", models=MODELS, start_date=DAYS[0], end_date=DAYS[-1])
+        run.portfolios = {m: f"tables/{m}@1" for m in MODELS}
+        session.add(run)
+        session.flush()
+        for k, model in enumerate(MODELS):
+            for i, day in enumerate(DAYS):
+                value = 10_000 * (1 + (k - 1) * 0.004 * i) + 37.5 * (i % 3)
+                session.add(
+                    ModelDay(
+                        run_id=run.id,
+                        model=model,
+                        portfolio=run.portfolios[model],
+                        day=day,
+                        status="completed",
+                        cash_end=value,
+                        value_end=value,
+                    )
+                )
+        session.commit()
+    engine.dispose()
+    return url
+
+
+def results(store: str, columns: int, *arguments: str) -> str:
+    env = {**os.environ, "DATABASE_URL": store, "COLUMNS": str(columns)}
+    done = run_command([sys.executable, "-m", "deployments", "results", *arguments], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize(
+    ("width", "shown"),
+    [
+        (100, ["return", "final_value", "sharpe", "max_drawdown", "trades"]),
+        (80, ["return", "final_value", "sharpe"]),  # the rest said to be too wide
+    ],
+)
+def test_the_default_leaderboard_fits_the_terminal(store: str, width: int, shown: list) -> None:
+    output = results(store, width)
+    lines = output.splitlines()
+    assert max(len(line) for line in lines) <= width
+    header = next(line for line in lines if line.split()[:2] == ["rank", "model"])
+    assert all(name in header.split() for name in shown)
+    for model in MODELS:  # names whole, never folded into three-letter cells
+        assert any(model in line.split() for line in lines), model
+    hidden = [c for c in ("max_drawdown", "trades") if c not in header.split()]
+    assert ("too wide for this terminal: " + ", ".join(hidden) in output) == bool(hidden)
+
+
+def test_a_narrow_terminal_leaves_out_the_least_important_columns_and_says_so(store: str) -> None:
+    output = results(store, 60)
+    assert max(len(line) for line in output.splitlines()) <= 60
+    header = next(line for line in output.splitlines() if line.split()[:2] == ["rank", "model"])
+    assert "return" in header and "trades" not in header
+    assert "too wide for this terminal:" in output and "trades" in output.split("too wide")[1]
+
+
+def test_wide_and_chosen_columns_and_json_keep_every_field(store: str) -> None:
+    wide = results(store, 400, "--wide")
+    assert "info_ratio" in wide and "turnover" in wide and "annualized" in wide
+    chosen = results(store, 100, "--columns", "beta", "--columns", "alpha")
+    header = next(line for line in chosen.splitlines() if line.split()[:2] == ["rank", "model"])
+    assert header.split() == ["rank", "model", "alpha", "beta"]
+    rows = json.loads(results(store, 80, "--format", "json"))
+    assert {"annualized", "sortino", "calmar", "info_ratio", "dd_peak"} <= set(rows[0])
+    env = {**os.environ, "DATABASE_URL": store}
+    bad = run_command([sys.executable, "-m", "deployments", "results", "--columns", "nope"], env)
+    assert bad.returncode == 1 and "unknown column(s) nope; known: rank, model" in bad.stderr
+    assert Path(store.removeprefix("sqlite:///")).exists()
