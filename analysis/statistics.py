@@ -1,0 +1,666 @@
+"""Uncertainty for the leaderboard: bootstrap intervals, the PSR, paired tests and tiers (pure).
+
+Everything here is a pure function of numpy arrays and pandas series (no store, no Prefect).
+Value series follow the conventions of :mod:`analysis.metrics` (one value per trading day, dates
+normalised, strictly positive; its validation is reused), and every metric is defined as there:
+daily simple returns ``r_t = V_t / V_{t-1} - 1``, ``P = 252`` periods a year, sample std
+(``ddof=1``), an annual risk-free rate ``rf`` taken as ``rf / P`` per period. Point estimates come
+from the same vectorised code as the resampled metrics (:func:`path_metrics`), which the tests hold
+equal to :mod:`analysis.metrics` to 1e-12.
+
+**Intervals on path-dependent metrics** (:func:`metric_intervals`). The daily returns of a value
+series are resampled with the *stationary bootstrap* of Politis & Romano (1994): a resample is a
+concatenation of blocks of consecutive sessions (wrapping around the end) whose starts are uniform
+and whose lengths are geometric with mean ``b``; it keeps the serial dependence of returns within
+blocks, which an iid bootstrap would destroy. Each resample is turned back into a path from the
+starting value (``V*_t = V_0 * prod(1 + r*)``) and every metric (cumulative and annualised return,
+Sharpe, Sortino, max drawdown, mean daily return, excess cumulative return over the benchmark) is
+recomputed on it, vectorised over the resamples. The excess return resamples the model's and
+the benchmark's returns of the same sessions together, with ``b`` chosen on the active return
+``r_p - r_b`` (the excess return's variance is that series'). The interval is the percentile
+interval: the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` empirical quantiles of the
+resampled metric (order statistics, no interpolation, so an infinite resample cannot smear into a
+bound). A resample where a metric is undefined (zero dispersion: NaN) is left out of its
+quantiles; a Sortino resample with no downside and a positive mean counts as +inf. A bound that is
+not finite, or any bound of a metric whose point estimate is undefined, is None.
+
+**Block length rule.** ``b`` is the automatic block length of Politis & White (2004, "Automatic
+block-length selection for the dependent bootstrap", Econometric Reviews 23(1):53-70) for the
+stationary bootstrap, with the correction of Patton, Politis & White (2009, Econometric Reviews
+28(4):372-375: ``D_SB = 2 * g(0)^2``)::
+
+    b = (2 G^2 / D_SB)^(1/3) * n^(1/3),   G = sum_{|k|<=M} h(k/M) |k| R(k),
+    D_SB = 2 (sum_{|k|<=M} h(k/M) R(k))^2,  h(x) = min(1, 2 (1 - |x|))  (flat-top kernel),
+
+with ``R(k)`` the sample autocovariances (divisor n) and ``M = min(2 * max(m_hat, 1), m_max)``,
+where ``m_hat`` is the first lag ``m`` at which the ``K_n = max(5, floor(log10 n))`` absolute
+autocorrelations of lags ``m .. m + K_n - 1`` all lie inside ``2 sqrt(log10(n) / n)``, and
+``m_max = ceil(sqrt n) + K_n`` (also ``M`` when no such ``m`` exists). The estimate is capped at
+``ceil(min(3 sqrt n, n / 3))`` as in Patton's reference code, and floored at 1 (a mean block
+shorter than one session is the iid bootstrap). :func:`optimal_block_length` reproduces
+``arch.bootstrap.optimal_block_length`` (arch 8, its column ``stationary``) number for number, and
+the tests check that it does. Series shorter than 10 returns get ``b = 1``: the rule needs more
+lags than they have.
+
+**Why the resampling is written here rather than taken from arch.** ``arch.bootstrap`` has the same
+stationary bootstrap (``StationaryBootstrap``) and block-length rule and installs beside the pinned
+set, but (1) it yields one resample per Python-level iteration: the leaderboard's workload (10
+models x 2,000 resamples for the metrics, as many for the excess return, 45 pairs x 2,000) is
+130,000 iterations, which ``benchmarks/ranking_statistics.py`` measured at 2.8-3.0 s of CPU with
+the metrics computed by numpy in the loop (over the 2 s budget), 3-5x the 0.6-0.9 s of the
+vectorised code here (one core of a busy 2-core machine); and (2) importing ``arch.bootstrap``
+imports ``arch.univariate``, statsmodels, scipy.stats and matplotlib, 3 s or more of start-up on
+this machine for every leaderboard call. Here all resamples of a series are drawn as one
+``(resamples, n)`` index matrix. The sampler is arch's algorithm (a new block starts where a
+uniform draw is ``<= 1/b``, else the previous index + 1, wrapping), and the tests feed both the
+same draws and check the indices are identical. arch is a development dependency only: the test
+oracle and the benchmark's baseline.
+
+**Probabilistic Sharpe ratio** (:func:`probabilistic_sharpe`), Bailey & López de Prado (2012,
+"The Sharpe ratio efficient frontier", Journal of Risk 15(2)): the probability that the true
+Sharpe exceeds a benchmark Sharpe ``SR*`` given the sample's length, skewness and kurtosis::
+
+    PSR = Phi( (SR - SR*) sqrt(n - 1) / sqrt(1 - g3 SR + (g4 - 1) / 4 SR^2) )
+
+with ``SR`` the per-period Sharpe of :func:`analysis.metrics.sharpe_ratio` (not annualised),
+``g3`` the sample skewness and ``g4`` the sample (non-excess) kurtosis, both moment estimators.
+
+**Paired tests between models** (:func:`pairwise_tests`). For two models over their common
+sessions, ``d_t = r_a,t - r_b,t``; resampling ``d`` with the stationary bootstrap resamples both
+return series with the same blocks. The statistic is the mean daily difference ``mean(d)``; under
+the null of equal mean daily returns the bootstrap distribution is centred at it, so the two-sided
+p-value is ``(1 + #{|mean(d*) - mean(d)| >= |mean(d)|}) / (1 + resamples)`` (1 exactly when the
+returns are identical). Each pair draws from a seed derived from ``seed`` and the two names, so
+its result does not depend on the other models or on their order. Holm's (1979) step-down
+correction (:func:`holm`) adjusts the p-values over all pairs, controlling the family-wise error
+rate; a pair is significant when its adjusted p-value is ``<= 1 - confidence``. The smallest raw
+p-value is ``1 / (1 + resamples)``, so with ``m`` pairs nothing can be significant unless
+``resamples >= m / (1 - confidence) - 1``: 900 for 10 models (45 pairs) at 95%, 3,800 for 20.
+
+**Tiers** (:func:`tiers`), from the caller's ranking (best first) and the adjusted tests: tier 1 is
+the best model and every model *not* significantly different from it; tier 2 is the best model not
+yet placed and every unplaced model not significantly different from *it*; and so on until every
+model is placed. A pair that was not tested (no common sessions, or missing from ``pairs``) counts
+as "cannot be told apart". Membership is decided only against each tier's leader, so a model can
+sit in a better tier than one ranked above it (when it is indistinguishable from a leader that
+model is distinguishable from); tiers are numbered 1, 2, ... without gaps.
+
+**Across trials** (:func:`trial_interval`): when a run repeats a model several times, the Student-t
+interval of the mean of a metric over the trials, ``mean +- t_{k-1} s / sqrt(k)``.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+from itertools import combinations
+from statistics import NormalDist
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from analysis.metrics import (
+    TRADING_DAYS_PER_YEAR,
+    ZERO_DISPERSION,
+    _clean,  # the metrics' own validation: the same series are accepted and rejected
+    sharpe_ratio,
+)
+
+PATH_METRICS = (
+    "cumulative_return",
+    "annualized_return",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "max_drawdown",
+    "mean_return",
+)
+"""The metrics of one value series, as :func:`path_metrics` computes them."""
+METRICS = (*PATH_METRICS, "excess_return")
+"""The metrics :func:`metric_intervals` returns (``excess_return`` only with a benchmark)."""
+
+MIN_RETURNS_FOR_RULE = 10
+"""Below this many returns the block-length rule is not applied and ``b = 1``."""
+
+
+class Interval(BaseModel):
+    """A point estimate and its interval; bounds None when undefined or not finite."""
+
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+
+    estimate: float | None
+    lower: float | None
+    upper: float | None
+    confidence: float
+    method: Literal["stationary-bootstrap", "student-t"]
+    samples: int
+    """Bootstrap resamples for ``stationary-bootstrap``, trials for ``student-t``."""
+    block_length: float | None = None
+    """The mean block length ``b`` of the stationary bootstrap (None for ``student-t``)."""
+
+
+class PairTest(BaseModel):
+    """A paired bootstrap test of equal mean daily return between two models."""
+
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+
+    model_a: str
+    model_b: str
+    sessions: int
+    """Number of daily returns over the two models' common dates."""
+    block_length: float
+    mean_difference: float
+    """``mean(r_a - r_b)`` over the common sessions (0.0 with none)."""
+    p_value_raw: float
+    p_value: float
+    """Holm-adjusted over every pair of the call."""
+    significant: bool
+
+
+class ModelStatistics(BaseModel):
+    """One model's intervals and probabilistic Sharpe ratios."""
+
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+
+    intervals: dict[str, Interval]
+    psr: float | None
+    """P(true Sharpe > 0)."""
+    psr_vs_benchmark: float | None
+    """P(true Sharpe > the benchmark's Sharpe); None without a benchmark or its Sharpe."""
+
+
+class RankingStatistics(BaseModel):
+    """Every model's statistics, every pairwise test, and the tiers."""
+
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+
+    models: dict[str, ModelStatistics]
+    pairs: list[PairTest]
+    tiers: dict[str, int]
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+
+
+def _check_resamples(resamples: int) -> None:
+    if isinstance(resamples, bool) or not isinstance(resamples, int | np.integer) or resamples < 1:
+        raise ValueError(f"resamples must be a positive integer, got {resamples!r}")
+
+
+def _finite(x: float | None) -> float | None:
+    if x is None or not math.isfinite(x):
+        return None
+    return float(x)
+
+
+def _returns(values: np.ndarray) -> np.ndarray:
+    return values[1:] / values[:-1] - 1.0
+
+
+def _percentile_bounds(samples: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
+    """Lower and upper percentile bounds over the defined (non-NaN) resamples."""
+    defined = samples[~np.isnan(samples)]
+    if len(defined) == 0:
+        return None, None
+    tail = (1.0 - confidence) / 2.0
+    # Order statistics (inverted_cdf) rather than interpolation: +inf resamples (a Sortino with
+    # no downside) then only reach a bound when more than the tail of resamples is infinite.
+    low, high = np.quantile(defined, [tail, 1.0 - tail], method="inverted_cdf")
+    return _finite(float(low)), _finite(float(high))
+
+
+# --------------------------------------------------------------------------------------------------
+# Block length and resampling
+
+
+def optimal_block_length(x: np.ndarray | pd.Series | Sequence[float]) -> float:
+    """Politis-White (2004, corrected 2009) mean block length for the stationary bootstrap, >= 1.
+
+    Same numbers as ``arch.bootstrap.optimal_block_length(x)["stationary"]``, floored at 1.
+    """
+    data = np.asarray(x, dtype=float)
+    n = len(data)
+    if n < MIN_RETURNS_FOR_RULE:
+        return 1.0
+    eps = data - data.mean()
+    b_max = math.ceil(min(3 * math.sqrt(n), n / 3))
+    kn = max(5, int(math.log10(n)))
+    m_max = math.ceil(math.sqrt(n)) + kn
+    critical = 2 * math.sqrt(math.log10(n) / n)
+    acv = np.zeros(m_max + 1)
+    abs_acorr = np.zeros(m_max + 1)
+    first_m: int | None = None
+    for i in range(m_max + 1):
+        # arch's normalisation, kept so that the two agree exactly.
+        v1 = eps[i + 1 :] @ eps[i + 1 :]
+        v2 = eps[: -(i + 1)] @ eps[: -(i + 1)]
+        cross = eps[i:] @ eps[: n - i]
+        acv[i] = cross / n
+        abs_acorr[i] = abs(cross) / math.sqrt(v1 * v2) if v1 * v2 > 0 else 0.0
+        if first_m is None and i >= kn and np.all(abs_acorr[i - kn : i] < critical):
+            first_m = i - kn
+    if math.sqrt(acv[0]) <= ZERO_DISPERSION:
+        return 1.0  # a constant series (up to rounding): nothing to preserve
+    m = min(2 * max(first_m, 1) if first_m is not None else m_max, m_max)
+    k = np.arange(1, m + 1)
+    weights = np.where(k / m <= 0.5, 1.0, 2.0 * (1.0 - k / m))
+    g = float(np.sum(2.0 * weights * k * acv[1 : m + 1]))
+    long_run = float(acv[0] + np.sum(2.0 * weights * acv[1 : m + 1]))
+    if long_run == 0.0:
+        return float(b_max)
+    b = ((2.0 * g**2) / (2.0 * long_run**2)) ** (1.0 / 3.0) * n ** (1.0 / 3.0)
+    return float(min(max(b, 1.0), b_max))
+
+
+def indices_from_draws(starts: np.ndarray, uniforms: np.ndarray, block_length: float) -> np.ndarray:
+    """Stationary-bootstrap indices from given draws (rows = resamples), as arch's sampler.
+
+    Position 0 and every position whose uniform is ``<= 1/b`` start a block at ``starts``; the
+    others continue the previous index + 1, wrapping to 0 after ``n - 1``.
+    """
+    resamples, n = starts.shape
+    # int32 where it fits: half the memory traffic of int64 on these (resamples, n) arrays.
+    kind = np.int32 if resamples * n < 2**31 else np.int64
+    positions = np.arange(n, dtype=kind)
+    new_block = uniforms <= 1.0 / block_length
+    new_block[:, 0] = True
+    # The position where the current block began, carried forward by a running maximum.
+    began = new_block * positions
+    np.maximum.accumulate(began, axis=1, out=began)
+    row_offsets = np.arange(resamples, dtype=kind)[:, None] * n
+    indices = starts.ravel()[began + row_offsets]  # a flat gather: faster than take_along_axis
+    indices += positions - began
+    # start < n and offset < n: one subtraction wraps (cheaper than a modulo).
+    np.subtract(indices, n, out=indices, where=indices >= n)
+    return indices
+
+
+def stationary_indices(
+    n: int, resamples: int, block_length: float, rng: np.random.Generator
+) -> np.ndarray:
+    """A ``(resamples, n)`` matrix of stationary-bootstrap indices with mean block length ``b``."""
+    starts = rng.integers(0, n, size=(resamples, n), dtype=np.int32)
+    uniforms = rng.random((resamples, n))
+    return indices_from_draws(starts, uniforms, block_length)
+
+
+# --------------------------------------------------------------------------------------------------
+# Metrics on resampled returns
+
+
+def path_metrics(
+    returns: np.ndarray,
+    risk_free_rate: float = 0.0,
+    periods_per_year: float = TRADING_DAYS_PER_YEAR,
+) -> dict[str, np.ndarray]:
+    """Every metric of each row of a ``(resamples, n)`` matrix of daily returns, NaN if undefined.
+
+    The definitions of :mod:`analysis.metrics`, on the path ``V_0 * cumprod(1 + r)``.
+    """
+    n = returns.shape[1]
+    growth = np.cumprod(1.0 + returns, axis=1)  # V_t / V_0: the path, rebuilt from the start value
+    cumulative = growth[:, -1] - 1.0
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        annualized = growth[:, -1] ** (periods_per_year / n) - 1.0
+    annualized[~np.isfinite(annualized)] = np.nan
+
+    excess = returns - risk_free_rate / periods_per_year
+    mean_excess = excess.mean(axis=1)
+    std = returns.std(axis=1, ddof=1) if n >= 2 else np.full(len(returns), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sharpe = np.where(std > ZERO_DISPERSION, mean_excess / std, np.nan)
+        downside = np.sqrt(np.mean(np.minimum(excess, 0.0) ** 2, axis=1))
+        # No downside: +inf with a positive mean (the resample is all gain), NaN otherwise.
+        sortino = np.where(
+            downside > ZERO_DISPERSION,
+            mean_excess / downside,
+            np.where(mean_excess > 0, np.inf, np.nan),
+        )
+    root = math.sqrt(periods_per_year)
+    # The starting value (growth 1) is a point of the path: the running maximum starts there.
+    peaks = np.maximum(np.maximum.accumulate(growth, axis=1), 1.0)
+    drawdown = np.minimum((growth / peaks - 1.0).min(axis=1), 0.0)
+    return {
+        "cumulative_return": cumulative,
+        "annualized_return": annualized,
+        "sharpe_ratio": sharpe * root,
+        "sortino_ratio": sortino * root,
+        "max_drawdown": drawdown,
+        "mean_return": returns.mean(axis=1),
+    }
+
+
+def _bootstrap_interval(
+    estimate: float | None, samples: np.ndarray, confidence: float, block: float | None
+) -> Interval:
+    """The percentile interval of ``samples`` around ``estimate`` (no bounds without estimate)."""
+    lower, upper = _percentile_bounds(samples, confidence) if estimate is not None else (None, None)
+    return Interval(
+        estimate=_finite(estimate),
+        lower=lower,
+        upper=upper,
+        confidence=confidence,
+        method="stationary-bootstrap",
+        samples=len(samples),
+        block_length=block,
+    )
+
+
+def _excess_interval(
+    values: pd.Series,
+    benchmark: pd.Series,
+    confidence: float,
+    resamples: int,
+    rng: np.random.Generator,
+) -> Interval:
+    """Cumulative return minus the benchmark's over their common dates, resampled jointly."""
+    bench = _clean(benchmark, "benchmark")
+    common = values.index.intersection(bench.index)
+    if len(common) < 2:
+        return _bootstrap_interval(None, np.full(resamples, np.nan), confidence, None)
+    rp = _returns(values.loc[common].to_numpy())
+    rb = _returns(bench.loc[common].to_numpy())
+    estimate = float(np.prod(1.0 + rp) - np.prod(1.0 + rb))
+    if len(rp) < 2:
+        return _bootstrap_interval(estimate, np.full(resamples, np.nan), confidence, None)
+    # The statistic moves with the active return r_p - r_b: its dependence sets the blocks.
+    block = optimal_block_length(rp - rb)
+    idx = stationary_indices(len(rp), resamples, block, rng)
+    samples = np.prod(1.0 + rp[idx], axis=1) - np.prod(1.0 + rb[idx], axis=1)
+    return _bootstrap_interval(estimate, samples, confidence, block)
+
+
+def _point_estimates(
+    r: np.ndarray, risk_free_rate: float, periods_per_year: float
+) -> dict[str, float | None]:
+    """The metrics of the observed returns, by the code that computes the resampled ones."""
+    if len(r) == 0:  # a single value: no return, no drawdown
+        return {
+            name: 0.0 if name in {"cumulative_return", "max_drawdown"} else None
+            for name in PATH_METRICS
+        }
+    observed = path_metrics(r[None, :], risk_free_rate, periods_per_year)
+    return {name: _finite(float(column[0])) for name, column in observed.items()}
+
+
+def metric_intervals(
+    values: pd.Series,
+    benchmark: pd.Series | None = None,
+    *,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+    risk_free_rate: float = 0.0,
+    periods_per_year: float = TRADING_DAYS_PER_YEAR,
+) -> dict[str, Interval]:
+    """Stationary-bootstrap percentile intervals of every metric in :data:`METRICS` of ``values``.
+
+    ``excess_return`` (cumulative return minus the benchmark's, over common dates) only with
+    ``benchmark``. Bounds are None with fewer than 2 returns. Same seed, same intervals.
+    """
+    _check_confidence(confidence)
+    _check_resamples(resamples)
+    clean = _clean(values, "values")
+    if clean.empty:
+        raise ValueError("values is empty; need at least one portfolio value")
+    r = _returns(clean.to_numpy())
+    estimates = _point_estimates(r, risk_free_rate, periods_per_year)
+    rng = np.random.default_rng(seed)
+    block = optimal_block_length(r)
+    if len(r) >= 2:
+        samples = path_metrics(
+            r[stationary_indices(len(r), resamples, block, rng)], risk_free_rate, periods_per_year
+        )
+    else:
+        samples = {name: np.full(resamples, np.nan) for name in estimates}
+    intervals = {
+        name: _bootstrap_interval(estimate, samples[name], confidence, block)
+        for name, estimate in estimates.items()
+    }
+    if benchmark is not None:
+        intervals["excess_return"] = _excess_interval(clean, benchmark, confidence, resamples, rng)
+    return intervals
+
+
+# --------------------------------------------------------------------------------------------------
+# Probabilistic Sharpe ratio
+
+
+def probabilistic_sharpe(
+    returns: np.ndarray | pd.Series | Sequence[float],
+    benchmark_sharpe: float = 0.0,
+    *,
+    risk_free_rate: float = 0.0,
+    periods_per_year: float = TRADING_DAYS_PER_YEAR,
+) -> float | None:
+    """P(true Sharpe > ``benchmark_sharpe``) from daily returns (Bailey & López de Prado, 2012).
+
+    ``benchmark_sharpe`` is annualised like :func:`analysis.metrics.sharpe_ratio`; None when the
+    returns have fewer than 3 values or no dispersion.
+    """
+    r = np.asarray(returns, dtype=float)
+    if r.ndim != 1 or not np.isfinite(r).all():
+        raise ValueError("returns must be a one-dimensional array of finite numbers")
+    if not math.isfinite(benchmark_sharpe):
+        raise ValueError(f"benchmark_sharpe must be finite, got {benchmark_sharpe!r}")
+    n = len(r)
+    if n < 3 or float(np.std(r, ddof=1)) <= ZERO_DISPERSION:
+        return None
+    sr = float(np.mean(r - risk_free_rate / periods_per_year) / np.std(r, ddof=1))
+    target = benchmark_sharpe / math.sqrt(periods_per_year)  # per period, like sr
+    centred = r - r.mean()
+    m2 = float(np.mean(centred**2))
+    skew = float(np.mean(centred**3)) / m2**1.5
+    kurtosis = float(np.mean(centred**4)) / m2**2
+    variance = 1.0 - skew * sr + (kurtosis - 1.0) / 4.0 * sr**2
+    if variance <= 0.0:
+        return None
+    return NormalDist().cdf((sr - target) * math.sqrt(n - 1) / math.sqrt(variance))
+
+
+def model_statistics(
+    values: pd.Series,
+    benchmark: pd.Series | None = None,
+    *,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+    risk_free_rate: float = 0.0,
+    periods_per_year: float = TRADING_DAYS_PER_YEAR,
+) -> ModelStatistics:
+    """:func:`metric_intervals` plus the PSR against 0 and against the benchmark's Sharpe.
+
+    The benchmark's Sharpe is taken over the model's window (its first to last date).
+    """
+    intervals = metric_intervals(
+        values,
+        benchmark,
+        confidence=confidence,
+        resamples=resamples,
+        seed=seed,
+        risk_free_rate=risk_free_rate,
+        periods_per_year=periods_per_year,
+    )
+    clean = _clean(values, "values")
+    r = _returns(clean.to_numpy())
+    settings = {"risk_free_rate": risk_free_rate, "periods_per_year": periods_per_year}
+    psr = probabilistic_sharpe(r, 0.0, **settings)
+    psr_bench = None
+    if benchmark is not None:
+        bench = _clean(benchmark, "benchmark")
+        window = bench[(bench.index >= clean.index[0]) & (bench.index <= clean.index[-1])]
+        bench_sharpe = sharpe_ratio(window, **settings) if len(window) else None
+        if bench_sharpe is not None:
+            psr_bench = probabilistic_sharpe(r, bench_sharpe, **settings)
+    return ModelStatistics(intervals=intervals, psr=psr, psr_vs_benchmark=psr_bench)
+
+
+# --------------------------------------------------------------------------------------------------
+# Pairwise tests, Holm, tiers
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm (1979) step-down adjusted p-values, in the input order."""
+    p = np.asarray(p_values, dtype=float)
+    if p.ndim != 1 or ((p < 0) | (p > 1) | np.isnan(p)).any():
+        raise ValueError("p_values must be a flat sequence of numbers in [0, 1]")
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    # p_(i) * (m - i + 1), made monotone by a running maximum, capped at 1.
+    stepped = np.maximum.accumulate(p[order] * (m - np.arange(m)))
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return adjusted.tolist()
+
+
+def _pair_rng(seed: int, a: str, b: str) -> np.random.Generator:
+    """A generator keyed by ``seed`` and the unordered pair of names (stable across runs)."""
+    first, second = sorted((a, b))
+    keys = (zlib.crc32(first.encode()), zlib.crc32(second.encode()))
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=keys))
+
+
+def _pair_test(
+    a: pd.Series, b: pd.Series, resamples: int, rng: np.random.Generator
+) -> tuple[int, float, float, float]:
+    """(sessions, block length, mean difference, raw two-sided p-value) of one pair."""
+    common = a.index.intersection(b.index)
+    if len(common) < 2:
+        return 0, 1.0, 0.0, 1.0
+    d = _returns(a.loc[common].to_numpy()) - _returns(b.loc[common].to_numpy())
+    observed = float(d.mean())
+    if np.all(np.abs(d) <= ZERO_DISPERSION):
+        return len(d), 1.0, observed, 1.0  # the same returns: nothing to test
+    block = optimal_block_length(d)
+    means = d[stationary_indices(len(d), resamples, block, rng)].mean(axis=1)
+    # mean(d*) - mean(d) mimics mean(d) - E[d]: shifted to E[d] = 0, the null's distribution.
+    extreme = int(np.count_nonzero(np.abs(means - observed) >= abs(observed)))
+    return len(d), block, observed, (1 + extreme) / (1 + resamples)
+
+
+def pairwise_tests(
+    values_by_model: Mapping[str, pd.Series],
+    *,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> list[PairTest]:
+    """Paired stationary-bootstrap tests of equal mean daily return for every pair, Holm-adjusted.
+
+    Pairs come in the order of ``combinations(values_by_model)``; significant at ``1-confidence``.
+    """
+    _check_confidence(confidence)
+    _check_resamples(resamples)
+    clean = {
+        name: _clean(series, f"values of {name!r}") for name, series in values_by_model.items()
+    }
+    raw: list[tuple[str, str, int, float, float, float]] = []
+    for a, b in combinations(clean, 2):
+        raw.append((a, b, *_pair_test(clean[a], clean[b], resamples, _pair_rng(seed, a, b))))
+    adjusted = holm([row[5] for row in raw]) if raw else []
+    alpha = 1.0 - confidence
+    return [
+        PairTest(
+            model_a=a,
+            model_b=b,
+            sessions=sessions,
+            block_length=block,
+            mean_difference=diff,
+            p_value_raw=p_raw,
+            p_value=p_adj,
+            significant=p_adj <= alpha,
+        )
+        for (a, b, sessions, block, diff, p_raw), p_adj in zip(raw, adjusted, strict=True)
+    ]
+
+
+def tiers(ranked_models: Sequence[str], pairs: Sequence[PairTest]) -> dict[str, int]:
+    """Tier of each model (1 = best): each tier is its leader plus the unplaced models like it.
+
+    ``ranked_models`` is best first; see the module docstring for the exact rule.
+    """
+    if len(set(ranked_models)) != len(ranked_models):
+        raise ValueError("ranked_models has duplicates")
+    different = {frozenset((p.model_a, p.model_b)) for p in pairs if p.significant}
+    unplaced = list(ranked_models)
+    result: dict[str, int] = {}
+    tier = 0
+    while unplaced:
+        tier += 1
+        leader = unplaced[0]
+        members = [m for m in unplaced if frozenset((leader, m)) not in different]
+        for member in members:
+            result[member] = tier
+        unplaced = [m for m in unplaced if m not in result]
+    return result
+
+
+def ranking_statistics(
+    values_by_model: Mapping[str, pd.Series],
+    ranked_models: Sequence[str],
+    benchmark: pd.Series | None = None,
+    *,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+    risk_free_rate: float = 0.0,
+    periods_per_year: float = TRADING_DAYS_PER_YEAR,
+) -> RankingStatistics:
+    """Every model's :func:`model_statistics`, every :func:`pairwise_tests` pair, the tiers."""
+    models = {
+        name: model_statistics(
+            values,
+            benchmark,
+            confidence=confidence,
+            resamples=resamples,
+            seed=seed,
+            risk_free_rate=risk_free_rate,
+            periods_per_year=periods_per_year,
+        )
+        for name, values in values_by_model.items()
+    }
+    pairs = pairwise_tests(values_by_model, confidence=confidence, resamples=resamples, seed=seed)
+    return RankingStatistics(models=models, pairs=pairs, tiers=tiers(ranked_models, pairs))
+
+
+# --------------------------------------------------------------------------------------------------
+# Repeated trials
+
+
+def trial_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
+    """Student-t interval of the mean of one metric over repeated trials (bounds None if < 2)."""
+    _check_confidence(confidence)
+    x = np.asarray(values, dtype=float)
+    if x.ndim != 1 or len(x) == 0 or not np.isfinite(x).all():
+        raise ValueError("values must be a non-empty flat sequence of finite numbers")
+    k = len(x)
+    mean = float(x.mean())
+    if k < 2:
+        return Interval(
+            estimate=mean,
+            lower=None,
+            upper=None,
+            confidence=confidence,
+            method="student-t",
+            samples=k,
+        )
+    # Imported here: scipy.special costs ~0.3 s to import and only this function needs it.
+    from scipy.special import stdtrit
+
+    half = float(stdtrit(k - 1, (1.0 + confidence) / 2.0)) * float(x.std(ddof=1)) / math.sqrt(k)
+    return Interval(
+        estimate=mean,
+        lower=mean - half,
+        upper=mean + half,
+        confidence=confidence,
+        method="student-t",
+        samples=k,
+    )
