@@ -51,6 +51,7 @@ class Detail(StrEnum):
     full = "full"
 
 
+# long: typer reads a command's options from its signature; most of these lines declare them.
 @one_line_errors
 def results(
     view: Annotated[
