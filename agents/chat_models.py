@@ -24,15 +24,31 @@ def api_key_for(config: ModelConfig, environ: Mapping[str, str] | None = None) -
     return SecretStr(value)
 
 
+def trial_seed(config: ModelConfig, trial: int) -> int | None:
+    """The sampling seed an endpoint gets in trial `trial` of a repeated backtest.
+
+    None for trial 1: its requests stay exactly what they are without trials, whatever the run's
+    trial count, so trial 1's portfolio (shared by runs with and without trials) never mixes
+    seeded and unseeded days. Trials 2 and on send a seed derived from the model and the trial
+    (31 bits: any endpoint that takes a seed takes that); an endpoint that ignores `seed` still
+    gives independent samples, one that refuses it fails those trials with its own message.
+    """
+    if trial == 1:
+        return None
+    from agents.strategies import stable_seed
+
+    return stable_seed("trial", trial, config.name) % 2**31
+
+
 def build_chat_model(
-    config: ModelConfig, environ: Mapping[str, str] | None = None
+    config: ModelConfig, environ: Mapping[str, str] | None = None, trial: int = 1
 ) -> BaseChatModel:
-    """The LangChain chat model a config describes."""
+    """The LangChain chat model a config describes, for trial `trial` of a repeated backtest."""
     if config.kind == "strategy":
         from agents.strategies import build_strategy
 
         try:
-            return build_strategy(config.strategy or "", config.name, config.params)
+            return build_strategy(config.strategy or "", config.name, config.params, trial=trial)
         except ValueError as exc:
             raise ModelSetupError(f"model {config.name!r}: {exc}") from None
 
@@ -50,4 +66,5 @@ def build_chat_model(
         max_retries=config.max_retries,
         default_headers=config.headers or None,
         stream_usage=True,
+        seed=trial_seed(config, trial),
     )

@@ -68,7 +68,7 @@ async def run_model_day(
             return model_day_result(model_day)
         book = starting_book(session, request.portfolio, request.day, request.initial_cash)
         replay_book = (
-            ReplayBook.load(session, request.model.name) if request.mode == "replay" else None
+            ReplayBook.load(session, request.recorded_model) if request.mode == "replay" else None
         )
 
     context = SessionContext.create(
@@ -84,8 +84,8 @@ async def run_model_day(
         news=news,
     )
     recorder = RecordingChatModel(
-        model_name=request.model.name,
-        inner=None if request.mode == "replay" else (chat_model or build_chat_model(request.model)),
+        model_name=request.recorded_model,  # each trial is recorded and replayed on its own
+        inner=_live_model(request, chat_model),
         mode=request.mode,
         replay_book=replay_book,
         price=request.model.price,
@@ -100,6 +100,14 @@ async def run_model_day(
     result = persist_conversation(engine, request, model_day.id, context, prices, conversation)
     result.transient = is_transient(conversation.error)
     return result
+
+
+def _live_model(request: ModelDayRequest, chat_model: BaseChatModel | None) -> BaseChatModel | None:
+    """What a live session talks to: `chat_model`, or the config's model for the request's trial;
+    None when replaying."""
+    if request.mode == "replay":
+        return None
+    return chat_model or build_chat_model(request.model, trial=request.trial)
 
 
 def is_transient(error: BaseException | None) -> bool:

@@ -30,6 +30,13 @@ class ModelDayRequest(BaseModel):
     mode: Literal["live", "replay"] = "live"
     claimant: str = Field(default_factory=lambda: uuid.uuid4().hex)
     lease_seconds: float = Field(default=DEFAULT_LEASE_S, gt=0)
+    trial: int = Field(default=1, ge=1, description="which trial of a repeated backtest")
+
+    @property
+    def recorded_model(self) -> str:
+        """The name its LLM calls are recorded and replayed under: the model's name for trial 1
+        (as without trials), `<name>#t<trial>` after it, so each trial has its own record."""
+        return recorded_model_name(self.model.name, self.trial)
 
     @property
     def claim(self) -> Claim:
@@ -41,7 +48,13 @@ class ModelDayRequest(BaseModel):
             day=self.day,
             claimant=self.claimant,
             lease_seconds=self.lease_seconds,
+            trial=self.trial,
         )
+
+
+def recorded_model_name(model: str, trial: int = 1) -> str:
+    """A model's name in the LLM-call record of one trial: `model`, or `model#t<trial>` for 2+."""
+    return model if trial == 1 else f"{model}#t{trial}"
 
 
 class ModelDayResult(BaseModel):

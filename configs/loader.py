@@ -15,6 +15,8 @@ from models.errors import ConfigError
 CONFIG_DIR = Path(__file__).parent
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 UNIVERSES_FILE = CONFIG_DIR / "universes.yaml"
+# The most independent trials of every model one backtest runs.
+MAX_TRIALS = 100
 
 
 class Universe(BaseModel):
@@ -144,6 +146,13 @@ class AppConfig(BaseModel):
     models: list[ModelConfig] = Field(default_factory=list)
     agent: AgentConfig = AgentConfig()
     budget: BudgetConfig | None = None
+    # A run setting, not a model's behaviour: no portfolio's fingerprint includes it.
+    trials: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_TRIALS,
+        description="independent trials of every model over the range, each its own portfolio",
+    )
 
     @model_validator(mode="before")
     @classmethod

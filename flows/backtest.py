@@ -1,4 +1,5 @@
-"""The backtest flow: trading days in order, each a subflow fanning out one task per model.
+"""The backtest flow: trading days in order, each a subflow fanning out one task per model (per
+model and trial, when a backtest repeats each model in several independent trials).
 
 No `from __future__ import annotations` here: Prefect validates flow parameters from the
 annotations, and a served flow is rebuilt in another process.
@@ -29,9 +30,9 @@ from sqlmodel import Session, select
 from agent_tools.news import NewsArchive
 from agents.budget import RunBudget
 from agents.types import ModelDayResult
-from analysis.leaderboard import leaderboard
-from analysis.report import equity_curves, equity_png, leaderboard_table, markdown_report
+from analysis.report import leaderboard_table, render_report
 from configs.loader import DEFAULT_CONFIG, AppConfig, BudgetConfig, load_config
+from flows.parameters import BacktestParameters
 from flows.plan import BacktestPlan, plan_backtest
 from flows.preflight import check_models
 from market_data.provision import ensure_market
@@ -57,7 +58,7 @@ PROGRESS_INTERVAL_S = 1.0
 
 
 class DayOutcome(BaseModel):
-    """What one trading day ended as, per model."""
+    """What one trading day ended as, per model (`failed` by label: `name`, or `name#trial`)."""
 
     day: date
     results: list[ModelDayResult]
@@ -86,7 +87,11 @@ class BacktestSummary(BaseModel):
 
 @flow(name="trading-day", flow_run_name="day-{day}", log_prints=False)
 async def trading_day(day: date, models: list[str], run_key: str) -> DayOutcome:
-    """One trading day: every model's day concurrently, each from its last completed book."""
+    """One trading day: every model's day concurrently, each from its last completed book.
+
+    `models` are the labels of the model trials active today (`ModelPlan.label`: the model's name,
+    `name#trial` after trial 1); one task each, at most `max_concurrent_models` at once.
+    """
     resources = lookup(run_key)
     plan = resources.plan
     limit = asyncio.Semaphore(plan.config.agent.max_concurrent_models)
@@ -97,22 +102,22 @@ async def trading_day(day: date, models: list[str], run_key: str) -> DayOutcome:
         timeout_seconds=agent.day_timeout_s + 60,  # a backstop: the session times itself out
     )
 
-    async def one(model_name: str):
-        request = resources.request(model_name, day)
+    async def one(label: str):
+        request = resources.request(label, day)
         key = model_day_key(resources.engine, request.portfolio, day, request.initial_cash)
         async with limit:
-            return await task(model_name, *key.task_inputs(), run_key, return_state=True)
+            return await task(label, *key.task_inputs(), run_key, return_state=True)
 
-    states = await asyncio.gather(*(one(name) for name in models))
+    states = await asyncio.gather(*(one(label) for label in models))
     results, failed = [], {}
-    for name, state in zip(models, states, strict=True):
+    for label, state in zip(models, states, strict=True):
         if state.is_completed():
             result: ModelDayResult = await state.aresult()
             results.append(result)
             if result.status == "failed":  # a budget skip is not the model's failure
-                failed[name] = result.error or result.status
+                failed[label] = result.error or result.status
         else:
-            failed[name] = state.message or state.name
+            failed[label] = state.message or state.name
     outcome = DayOutcome(day=day, results=results, failed=failed)
     if failed and results:
         return Completed(name="Partial", message=f"{len(failed)} model(s) failed", data=outcome)
@@ -137,7 +142,8 @@ async def _mark_flow_run_crashed(engine: Engine, run_id: int) -> None:
 
 
 def run_status(failed_models: dict[str, str], models: list[str]) -> RunStatus:
-    """Completed when no model failed, Failed when every model did, Partial in between."""
+    """Completed when no model failed, Failed when every model did, Partial in between; each
+    trial of a model counts as a model (`models` and `failed_models` hold labels)."""
     if not failed_models:
         return RunStatus.COMPLETED
     if set(models) <= set(failed_models):
@@ -159,7 +165,9 @@ def _run_name() -> str:
     return f"{config}: catch-up"
 
 
-@flow(name="backtest", flow_run_name=_run_name, log_prints=False)
+# The parameters are checked by BacktestParameters, not by Prefect, so a bad REST trigger fails
+# with the same one-line reason as a bad CLI or notebook call.
+@flow(name="backtest", flow_run_name=_run_name, log_prints=False, validate_parameters=False)
 async def backtest(
     start: date | None = None,
     end: date | None = None,
@@ -168,16 +176,31 @@ async def backtest(
     replay: bool = False,
     budget_usd: float | None = None,
     budget_tokens: int | None = None,
+    trials: int | None = None,
 ):
-    """Simulate `models` over trading days; with no dates, catch every model up to the last
-    trading day with prices."""
+    """Simulate `models` over trading days, in `trials` independent trials each (default: the
+    config's); with no dates, catch every model's trials up to the last trading day with prices."""
     logger = get_run_logger()
     engine = get_engine()
     for run_id in mark_crashed_runs(engine):
         logger.warning(f"run {run_id} had stopped without finishing: marked crashed")
         await _mark_flow_run_crashed(engine, run_id)
     try:
-        settings, plan = _resolve(engine, config, start, end, models)
+        asked = BacktestParameters.checked(
+            {
+                "start": start,
+                "end": end,
+                "models": models,
+                "config": config,
+                "replay": replay,
+                "budget_usd": budget_usd,
+                "budget_tokens": budget_tokens,
+                "trials": trials,
+            }
+        )
+        start, end, models, trials = asked.start, asked.end, asked.models, asked.trials
+        budget_usd, budget_tokens, replay = asked.budget_usd, asked.budget_tokens, asked.replay
+        settings, plan = _resolve(engine, asked.config, start, end, models, trials)
     except AITraderError as exc:
         # A bad trigger: fail at once with the reason, no traceback to dig through.
         logger.error(str(exc))
@@ -205,7 +228,12 @@ async def backtest(
 
 
 def _resolve(
-    engine: Engine, config: str | None, start: date | None, end: date | None, models
+    engine: Engine,
+    config: str | None,
+    start: date | None,
+    end: date | None,
+    models: list[str] | None,
+    trials: int | None,
 ) -> tuple[AppConfig, BacktestPlan]:
     """The config, its market provided, and the plan of model-days to simulate."""
     logger = get_run_logger()
@@ -213,7 +241,7 @@ def _resolve(
     check_models(settings, models, config or str(DEFAULT_CONFIG))
     with Session(engine, expire_on_commit=False) as session:
         logger.info(ensure_market(session, settings))
-        return settings, plan_backtest(session, settings, start, end, models)
+        return settings, plan_backtest(session, settings, start, end, models, trials)
 
 
 def _start(engine: Engine, plan: BacktestPlan, replay: bool, budget: RunBudget) -> RunResources:
@@ -241,7 +269,8 @@ def _start(engine: Engine, plan: BacktestPlan, replay: bool, budget: RunBudget) 
 async def _simulate_days(
     plan: BacktestPlan, resources: RunResources, run_key: str
 ) -> list[DayOutcome]:
-    """The trading-day subflows, strictly in date order; a model that fails sits out the rest."""
+    """The trading-day subflows, strictly in date order; a model (a trial of one, when repeated)
+    that fails sits out the rest, alone."""
     logger = get_run_logger()
     days = plan.days
     progress = await acreate_progress_artifact(progress=0.0, description="trading days simulated")
@@ -252,14 +281,14 @@ async def _simulate_days(
         for model_plan in plan.models:
             if day not in model_plan.days:
                 continue
-            name = model_plan.model.name
-            if name in resources.failed_models:
-                reason = f"model failed on {resources.failed_models[name]}"
+            label = model_plan.label
+            if label in resources.failed_models:
+                reason = f"model failed on {resources.failed_models[label]}"
                 skip_model_day(
-                    resources.engine, resources.request(name, day).claim, "model-failed", reason
+                    resources.engine, resources.request(label, day).claim, "model-failed", reason
                 )
             else:
-                active.append(name)
+                active.append(label)
         if active:
             state = await trading_day(day, active, run_key, return_state=True)
             outcome: DayOutcome = await state.aresult(raise_on_failure=False)
@@ -267,8 +296,8 @@ async def _simulate_days(
                 outcome = DayOutcome(
                     day=day, results=[], failed=dict.fromkeys(active, str(outcome))
                 )
-            for name in outcome.failed:
-                resources.failed_models.setdefault(name, str(day))
+            for label in outcome.failed:
+                resources.failed_models.setdefault(label, str(day))
             outcomes.append(outcome)
             logger.info(
                 f"{day}: {outcome.completed} completed, "
@@ -286,28 +315,30 @@ async def _finish(engine, run_id: int, plan: BacktestPlan, outcomes, failed_mode
     """Leaderboard and report artifacts, the run's final status, and the flow's final state."""
     model_days = sum(len(o.results) for o in outcomes)
     with Session(engine) as session:
-        board = []
+        report = None
         with contextlib.suppress(LookupError):  # nothing completed: no leaderboard to show
-            board = leaderboard(session, run_id)
+            report = render_report(session, run_id)
         frame = model_days_frame(session, run_id)
-        curves = equity_curves(session, run_id)
     title = f"Backtest run {run_id}: {plan.config.name}, {plan.start} to {plan.end}"
-    if board:
+    if report is not None:
         await acreate_table_artifact(
-            key="leaderboard", table=leaderboard_table(board), description=title
+            key="leaderboard",
+            table=leaderboard_table(report.ranking.rows),
+            description=f"{title}: every model with its 95% interval and tier",
+        )
+        await acreate_markdown_artifact(
+            key="backtest-report",
+            markdown=report.markdown,
+            description=f"{title}: leaderboard, intervals and equity curves",
         )
     if not frame.empty:
-        values = frame[["day", "model", "status", "cash", "value", "trades"]].copy()
+        values = frame[["day", "model", "trial", "status", "cash", "value", "trades"]].copy()
         values["day"] = values["day"].astype(str)
         await acreate_table_artifact(
             key="daily-values", table=values.to_dict("records"), description=title
         )
-    png = equity_png(curves, title) if not curves.empty else None
-    await acreate_markdown_artifact(
-        key="backtest-report", markdown=markdown_report(title, board, png)
-    )
 
-    status = run_status(failed_models, [p.model.name for p in plan.models])
+    status = run_status(failed_models, [p.label for p in plan.models])
     state = Failed if status == RunStatus.FAILED else Completed
     failed_text = ", ".join(f"{m} (on {d})" for m, d in failed_models.items())
     message = f"{len(plan.days)} day(s), {model_days} model-day(s)" + (

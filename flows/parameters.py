@@ -10,6 +10,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from configs.loader import MAX_TRIALS
 from models.errors import PlanError
 
 
@@ -30,6 +31,13 @@ class BacktestParameters(BaseModel):
     )
     budget_tokens: int | None = Field(
         None, ge=0, description="Stop LLM calls past this many tokens (default: the config's)."
+    )
+    trials: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_TRIALS,
+        description="Independent trials of every model, each its own portfolio "
+        "(default: the config's, else 1).",
     )
 
     @field_validator("models")

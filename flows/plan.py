@@ -14,8 +14,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from agents.prompt import SYSTEM_PROMPT
-from configs.loader import AppConfig, ModelConfig, Universe
-from market_data.calendar import next_trading_day, trading_days
+from configs.loader import MAX_TRIALS, AppConfig, ModelConfig, Universe
+from market_data.calendar import trading_days
 from models.errors import ConfigError, PlanError
 from models.prices import DAILY, bar_days
 from models.tables import ModelDay, ModelDayStatus, RunCreate
@@ -28,12 +28,23 @@ OPERATIONAL_AGENT_SETTINGS = {"max_concurrent_models", "lease_seconds"}
 
 
 class ModelPlan(BaseModel):
-    """One model's part of a backtest."""
+    """One model's part of a backtest: one trial of it, in its own portfolio."""
 
     model: ModelConfig
     portfolio: str
     days: list[date]
     last_completed: date | None
+    trial: int = 1
+
+    @property
+    def label(self) -> str:
+        """What the run calls this trial of the model: its name, or `name#trial` after trial 1."""
+        return trial_label(self.model.name, self.trial)
+
+
+def trial_label(model: str, trial: int) -> str:
+    """`model` for trial 1, `model#<trial>` for the others (`#` is in no model name)."""
+    return model if trial == 1 else f"{model}#{trial}"
 
 
 class BacktestPlan(BaseModel):
@@ -46,7 +57,8 @@ class BacktestPlan(BaseModel):
     catch_up: bool
     start: date | None
     end: date | None
-    models: list[ModelPlan]
+    models: list[ModelPlan]  # one per model and trial, trials of a model together
+    trials: int = 1
 
     @property
     def days(self) -> list[date]:
@@ -60,14 +72,15 @@ class BacktestPlan(BaseModel):
             kind="backtest-replay" if replay else "backtest",
             config=self.config.model_dump(mode="json"),
             config_hash=self.config_hash,
-            models=[p.model.name for p in self.models],
-            portfolios={p.model.name: p.portfolio for p in self.models},
+            models=list(dict.fromkeys(p.model.name for p in self.models)),
+            portfolios={p.label: p.portfolio for p in self.models},
             start_date=min(self.days),
             end_date=max(self.days),
             market=self.market,
             initial_cash=self.config.initial_cash,
             benchmark=self.universe.benchmark,
             flow_run_id=flow_run_id,
+            trials=self.trials,
         )
 
     @property
@@ -100,9 +113,11 @@ def model_fingerprint(config: AppConfig, model: ModelConfig) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def portfolio_key(config: AppConfig, model: ModelConfig) -> str:
-    """The portfolio a model's days chain in: a new one whenever its behaviour changes."""
-    return f"{config.name}/{model.name}@{model_fingerprint(config, model)[:10]}"
+def portfolio_key(config: AppConfig, model: ModelConfig, trial: int = 1) -> str:
+    """The portfolio a model's days chain in: a new one whenever its behaviour changes, and one
+    per trial of a repeated backtest (trial 1's is the portfolio of a backtest without trials)."""
+    key = f"{config.name}/{model.name}@{model_fingerprint(config, model)[:10]}"
+    return key if trial == 1 else f"{key}#t{trial}"
 
 
 def config_hash(config: AppConfig) -> str:
@@ -132,16 +147,37 @@ def last_completed_day(session: Session, portfolio: str) -> date | None:
     return session.exec(query).one()
 
 
+def _trial_plan(
+    session: Session,
+    config: AppConfig,
+    model: ModelConfig,
+    trial: int,
+    days: list[date],
+    catch_up: bool,
+) -> ModelPlan:
+    """One trial of a model over `days`; a catch-up only past its portfolio's last completed day."""
+    portfolio = portfolio_key(config, model, trial)
+    last = last_completed_day(session, portfolio)
+    if catch_up and last is not None:
+        days = [day for day in days if day > last]
+    return ModelPlan(model=model, trial=trial, portfolio=portfolio, days=days, last_completed=last)
+
+
 def plan_backtest(
     session: Session,
     config: AppConfig,
     start: date | None = None,
     end: date | None = None,
     models: list[str] | None = None,
+    trials: int | None = None,
 ) -> BacktestPlan:
-    """Resolve a trigger. With no dates, each model catches up from its last completed day."""
+    """Resolve a trigger: each of `trials` trials of each model (the config's `trials` when
+    None). With no dates, each trial catches up from its own portfolio's last completed day."""
     if start and end and end < start:
         raise PlanError(f"end {end} is before start {start}")
+    trials = config.trials if trials is None else trials
+    if not 1 <= trials <= MAX_TRIALS:  # a REST trigger's parameters are checked by type only
+        raise PlanError(f"trials must be between 1 and {MAX_TRIALS} (got {trials})")
     chosen = select_models(config, models)
     market = config.market.name
     available = bar_days(session, DAILY, market)
@@ -156,17 +192,13 @@ def plan_backtest(
             f"it covers {available[0]} to {available[-1]}"
         )
     priced = set(available)
-    plans = []
-    for model in chosen:
-        portfolio = portfolio_key(config, model)
-        last = last_completed_day(session, portfolio)
-        begin = first_day
-        if catch_up and last is not None:
-            begin = max(first_day, next_trading_day(last))
-        days = (
-            [d for d in trading_days(begin, last_day) if d in priced] if begin <= last_day else []
-        )
-        plans.append(ModelPlan(model=model, portfolio=portfolio, days=days, last_completed=last))
+    in_range = trading_days(first_day, last_day) if first_day <= last_day else []
+    days = [day for day in in_range if day in priced]
+    plans = [
+        _trial_plan(session, config, model, trial, days, catch_up)
+        for model in chosen
+        for trial in range(1, trials + 1)
+    ]
     if not catch_up and not any(plan.days for plan in plans):
         raise PlanError(
             f"no trading day with prices between {first_day} and {last_day} in market {market!r}"
@@ -180,4 +212,5 @@ def plan_backtest(
         start=first_day,
         end=last_day,
         models=plans,
+        trials=trials,
     )

@@ -152,7 +152,7 @@ def check_data(
             f"universe {universe.name!r}: no prices in market {market!r} for {shown}; "
             "import or fetch them first (aitrader data import / data fetch)"
         )
-    plan = plan_backtest(session, config, params.start, params.end, params.models)
+    plan = plan_backtest(session, config, params.start, params.end, params.models, params.trials)
     if config.market.source == "synthetic" and synthetic_bars_held(session, config) is None:
         return None  # the flow adds the missing bars first: the plan may grow
     return plan

@@ -42,7 +42,10 @@ def news_item_from_feed(item: dict[str, Any]) -> NewsItem:
         title, url, published = item["title"], item["url"], item["time_published"]
     except KeyError as exc:
         raise NewsFormatError(f"news item without {exc.args[0]!r}") from None
-    tickers = [t.get("ticker", "").upper() for t in item.get("ticker_sentiment", [])]
+    sentiments = item.get("ticker_sentiment") or []
+    if not isinstance(sentiments, list) or not all(isinstance(t, dict) for t in sentiments):
+        raise NewsFormatError(f"ticker_sentiment is not a list of objects (got {sentiments!r:.80})")
+    tickers = [str(t.get("ticker") or "").upper() for t in sentiments]
     return NewsItem(
         url=url,
         title=title,

@@ -43,6 +43,7 @@ class Claim(BaseModel):
     portfolio: str
     day: date
     claimant: str
+    trial: int = Field(default=1, ge=1)
     lease_seconds: float = Field(default=DEFAULT_LEASE_S, gt=0)
 
 
@@ -94,6 +95,7 @@ def _insert_claimed(session: Session, claim: Claim, now: datetime) -> bool:
     session.add(
         ModelDay(
             model=claim.model,
+            trial=claim.trial,
             portfolio=claim.portfolio,
             day=claim.day,
             attempts=1,

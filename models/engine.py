@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import os
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +22,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, create_engine, select
 
 from models.errors import StoreError
 
@@ -192,6 +193,19 @@ def existing_store(url: str | None = None) -> Engine | None:
         engine.dispose()
         return None
     return engine
+
+
+def store_identity(session: Session) -> str:
+    """The id the store was given when it was created (see `StoreIdentity`); a store whose row
+    was removed (its tables emptied) is given a new one, as a new store."""
+    from models.tables import StoreIdentity
+
+    row = session.exec(select(StoreIdentity)).first()
+    if row is None:
+        row = StoreIdentity(id=uuid.uuid4().hex)
+        session.add(row)
+        session.commit()
+    return row.id
 
 
 def get_engine(url: str | None = None) -> Engine:

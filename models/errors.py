@@ -27,7 +27,8 @@ derives from the built-in error it has always been, so `except ValueError` keeps
     ├── BudgetExhausted (RuntimeError): the run's LLM budget is spent
     ├── PortfolioDayTaken (RuntimeError): another simulator holds a live claim on the day
     ├── TransientModelDayError (RuntimeError): the endpoint was busy; another attempt may work
-    └── BacktestError (RuntimeError): the backtest flow failed
+    ├── BacktestError (RuntimeError): the backtest flow failed
+    └── ServeConflict (RuntimeError): serving would take over a work pool's deployments
 
 The tools' `RejectedCall` is not here: it must be fastmcp's `ToolError` for the protocol.
 """
@@ -129,3 +130,7 @@ class TransientModelDayError(AITraderError, RuntimeError):
 
 class BacktestError(AITraderError, RuntimeError):
     """The backtest flow failed (bad parameters, or every model failed)."""
+
+
+class ServeConflict(AITraderError, RuntimeError):
+    """Deployments of the same names are deployed to a work pool; serving would take them over."""

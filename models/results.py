@@ -61,6 +61,7 @@ DAY_COLUMNS = [
     "run_id",
     "run",
     "model",
+    "trial",
     "portfolio",
     "day",
     "status",
@@ -108,7 +109,7 @@ def model_days_frame(
         select(ModelDay, Run.name, trades.c.n, trades.c.notional)
         .join(Run, Run.id == ModelDay.run_id)
         .outerjoin(trades, trades.c.model_day_id == ModelDay.id)
-        .order_by(ModelDay.model, ModelDay.day, ModelDay.run_id)
+        .order_by(ModelDay.model, ModelDay.trial, ModelDay.day, ModelDay.run_id)
     )
     if run_id is not None:
         query = query.where(*run_scope(session, run_id))
@@ -117,6 +118,7 @@ def model_days_frame(
             "run_id": md.run_id,
             "run": run_name,
             "model": md.model,
+            "trial": md.trial,
             "portfolio": md.portfolio,
             "day": md.day,
             "status": md.status,

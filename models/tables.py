@@ -1,9 +1,10 @@
 """The results store: SQLModel tables for runs, model-days, books, conversations and market data.
 
 A *run* is one trigger of a simulation (or one legacy import). A *portfolio* names one model's
-book through time (`<prefix>/<model>@<config hash>`): its model-days chain, each starting from
-the previous completed one, and a portfolio never has two model-days on one day, whichever run
-asked for them. A run's results are its portfolios over its date range.
+book through time (`<prefix>/<model>@<config hash>`, plus `#t<n>` for trial n >= 2 of a repeated
+backtest): its model-days chain, each starting from the previous completed one, and a portfolio
+never has two model-days on one day, whichever run asked for them. A run's results are its
+portfolios over its date range.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class RunBase(SQLModel):
     portfolios: dict[str, str] = Field(
         default_factory=dict,
         sa_column=Column(JSON, nullable=False),
-        description="model name -> portfolio key",
+        description="model name (`name#trial` for trials after the first) -> portfolio key",
     )
     start_date: date | None = None
     end_date: date | None = None
@@ -58,6 +59,11 @@ class RunBase(SQLModel):
     initial_cash: float = 10_000.0
     benchmark: str = "QQQ"
     flow_run_id: str | None = Field(default=None, index=True)
+    trials: int = Field(
+        default=1,
+        sa_column_kwargs={"server_default": "1"},
+        description="independent trials of every model; `portfolios` holds one per trial",
+    )
 
 
 class Run(RunBase, table=True):
@@ -88,6 +94,11 @@ class ModelDay(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="run.id", index=True, ondelete="CASCADE")
     model: str = Field(index=True)
+    trial: int = Field(
+        default=1,
+        sa_column_kwargs={"server_default": "1"},
+        description="which trial of a repeated backtest (1 without trials); its own portfolio",
+    )
     portfolio: str = Field(index=True)
     day: date = Field(index=True)
     session: str | None = Field(default=None, description="session timestamps for hourly runs")
@@ -224,3 +235,11 @@ class NewsItem(SQLModel, table=True):
     tickers: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     sentiment: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     fetched_at: datetime = Field(default_factory=utcnow)
+
+
+class StoreIdentity(SQLModel, table=True):
+    """The store's own id, made once when it is created (one row): a store deleted and made
+    again at the same URL is another store to every cache keyed by it."""
+
+    id: str = Field(primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from agents.session import run_model_day
 from agents.types import ModelDayResult
+from models.engine import store_identity
 from models.errors import TransientModelDayError
 from models.ledger import starting_book
 from tasks.runtime import lookup
@@ -32,8 +33,9 @@ class ModelDayKey(BaseModel):
     """What decides a model-day's outcome, so a cached result is reused only for the same inputs.
 
     The portfolio key carries the model's config, the prompt and the agent code version; the
-    starting book's hash makes a day re-run from another book a new task; the store's hash keeps
-    two stores' caches apart.
+    starting book's hash makes a day re-run from another book a new task; the store's identity
+    (made when the store is created, not its URL) keeps two stores' caches apart, also a store
+    deleted and made again at the same path.
     """
 
     portfolio: str
@@ -54,11 +56,12 @@ def model_day_key(engine: Engine, portfolio: str, day: date, initial_cash: float
     """The cache inputs of a portfolio's day, from the book it would start from."""
     with Session(engine) as session:
         book = starting_book(session, portfolio, day, initial_cash)
+        store = store_identity(session)
     return ModelDayKey(
         portfolio=portfolio,
         day=day,
         start_state=hashlib.sha256(book.model_dump_json().encode()).hexdigest(),
-        store=hashlib.sha256(str(engine.url).encode()).hexdigest()[:16],
+        store=store,
     )
 
 
@@ -83,7 +86,9 @@ async def simulate_model_day(
 ) -> ModelDayResult:
     """Run the model-day (or return it if already completed); transient failures raise to retry.
 
-    The parameters are small on purpose: Prefect walks every task input on every call.
+    `model` is the model trial's label (its name, or `name#trial` after trial 1), so task runs
+    read `random#2@2025-01-02`. The parameters are small on purpose: Prefect walks every task
+    input on every call.
     """
     resources = lookup(run_key)
     request = resources.request(model, day)

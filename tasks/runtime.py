@@ -36,12 +36,13 @@ class RunResources:
     claimant: str = ""
     lease_seconds: float = DEFAULT_LEASE_S
     holder_stopped: HolderCheck | None = None  # asks Prefect whether another holder stopped
-    failed_models: dict[str, str] = field(default_factory=dict)
+    failed_models: dict[str, str] = field(default_factory=dict)  # label -> the day it failed
 
-    def request(self, model_name: str, day: date) -> ModelDayRequest:
-        """The request for one model's day in this run."""
+    def request(self, label: str, day: date) -> ModelDayRequest:
+        """The request for one model's day in this run; `label` names the model and its trial
+        (`ModelPlan.label`: the model's name, or `name#trial` after trial 1)."""
         plan = self.plan
-        model_plan = next(p for p in plan.models if p.model.name == model_name)
+        model_plan = next(p for p in plan.models if p.label == label)
         return ModelDayRequest(
             run_id=self.run_id,
             model=model_plan.model,
@@ -54,6 +55,7 @@ class RunResources:
             mode=self.mode,
             claimant=self.claimant,
             lease_seconds=self.lease_seconds,
+            trial=model_plan.trial,
         )
 
 

@@ -168,6 +168,7 @@ def test_backtest_options_become_the_parameters(planned: list[BacktestParameters
         (["-m", " ", "--model", ""], "--models: names no model"),
         (["--budget-usd", "-1"], "--budget-usd: Input should be greater than or equal to 0"),
         (["--budget-tokens", "-1"], "--budget-tokens: Input should be greater than or equal"),
+        (["--trials", "0"], "--trials: Input should be greater than or equal to 1"),
         (["--start", "2025-02-01", "--end", "2025-01-01"], "end 2025-01-01 is before start"),
     ],
 )
@@ -212,6 +213,7 @@ def test_budget_tokens_reaches_the_flow(
             "replay": False,
             "budget_usd": None,
             "budget_tokens": 5000,
+            "trials": None,
             "return_state": True,
         }
     ]

@@ -244,3 +244,18 @@ def test_cache_key_of_task_parameters_is_that_of_the_key() -> None:
     assert model_day_cache_key(None, {**parameters, "run_key": "run-2"}) == key.cache_key()
     for field, value in [("day", date(2025, 1, 8)), ("start_state", "t"), ("store", "db2")]:
         assert model_day_cache_key(None, {**parameters, field: value}) != key.cache_key()
+
+
+def test_a_store_made_again_at_the_same_path_is_another_store_to_the_cache(tmp_path) -> None:
+    # Deleting the store file and running again must not take cached days for stored ones.
+    url = f"sqlite:///{tmp_path / 'again.db'}"
+    keys = []
+    for _ in range(2):
+        engine = create_store_engine(url)
+        upgrade(engine)
+        keys.append(model_day_key(engine, "p/m@1", date(2025, 1, 2), 10_000.0))
+        assert keys[-1] == model_day_key(engine, "p/m@1", date(2025, 1, 2), 10_000.0)
+        engine.dispose()
+        (tmp_path / "again.db").unlink()
+    assert keys[0].start_state == keys[1].start_state  # the same first day, the same book
+    assert keys[0].store != keys[1].store and keys[0].cache_key() != keys[1].cache_key()

@@ -18,7 +18,8 @@ from flows.parameters import BacktestParameters
 from models.errors import PlanError
 
 FIELDS = BacktestParameters.model_fields
-CLI_ONLY = {"reports"}  # where `aitrader backtest` writes its report files: not the flow's
+# Where `aitrader backtest` writes its report files, and how much it logs: not the flow's.
+CLI_ONLY = {"reports", "verbose"}
 
 
 def _members(annotation: Any) -> set[Any]:
@@ -73,6 +74,7 @@ def test_valid_parameters_are_normalized() -> None:
         "replay": False,
         "budget_usd": None,
         "budget_tokens": None,
+        "trials": None,
     }
     assert BacktestParameters().models is None  # not given: every enabled model
 
@@ -85,6 +87,8 @@ def test_valid_parameters_are_normalized() -> None:
         ({"models": ["", " "]}, "models: names no model"),
         ({"budget_usd": -1}, "budget_usd: Input should be greater than or equal to 0"),
         ({"budget_tokens": -1}, "budget_tokens: Input should be greater than or equal to 0"),
+        ({"trials": 0}, "trials: Input should be greater than or equal to 1"),
+        ({"trials": 101}, "trials: Input should be less than or equal to 100"),
         ({"start": "2025-02-30"}, "start: Input should be a valid date"),
         ({"universe": "dow30"}, "universe: Extra inputs are not permitted"),
     ],

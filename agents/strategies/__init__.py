@@ -6,7 +6,8 @@
   once, then holds forever.
 * `momentum` (`Momentum`): holds the `top_k` names by trailing return, rebalanced on the first
   trading day of every block of `rebalance_every` weekdays.
-* `random` (`RandomTrader`): seeded, reproducible random orders; a baseline to beat.
+* `random` (`RandomTrader`): seeded, reproducible random orders; a baseline to beat. Each trial
+  of a repeated backtest draws its own orders; the others trade the same in every trial.
 """
 
 from __future__ import annotations
@@ -81,9 +82,10 @@ def strategy_params(name: str) -> type[StrategyParams]:
 
 
 def build_strategy(
-    name: str, model_name: str, params: dict[str, Any] | None = None
+    name: str, model_name: str, params: dict[str, Any] | None = None, trial: int = 1
 ) -> BaseChatModel:
-    """The strategy model `name` trading as `model_name` with `params` (validated)."""
+    """The strategy model `name` trading as `model_name` with `params` (validated), in trial
+    `trial` of a repeated backtest (only the random strategy's orders depend on it)."""
     params_model = strategy_params(name)
     try:
         validated = params_model.model_validate(params or {})
@@ -93,4 +95,4 @@ def build_strategy(
             for err in exc.errors()
         )
         raise ValueError(f"invalid params for strategy {name!r}: {problems}") from None
-    return STRATEGIES[name](model_name=model_name, params=validated)
+    return STRATEGIES[name](model_name=model_name, params=validated, trial=trial)

@@ -210,7 +210,8 @@ def stable_seed(*parts: object) -> int:
 class RandomTrader(StrategyChatModel):
     """Random but reproducible orders: a baseline any real strategy should beat.
 
-    A `random.Random` seeded by `stable_seed(seed, date, model name)` trades with probability
+    A `random.Random` seeded by `stable_seed(seed, date, model name)` (in trial n >= 2 of a
+    repeated backtest, `stable_seed(seed, "trial-<n>", date, model name)`) trades with probability
     `trade_probability`, placing 1 to `max_orders` orders on distinct random symbols: sells of a
     random part of a random holding, buys of a random number of shares costing at most
     `max_cash_fraction` of the cash left.
@@ -219,9 +220,15 @@ class RandomTrader(StrategyChatModel):
     strategy: ClassVar[str] = "random"
     params: RandomParams = Field(default_factory=RandomParams)
 
+    def day_seed(self, day: str) -> int:
+        """The day's seed: trial 1's is the one a backtest without trials uses."""
+        if self.trial == 1:
+            return stable_seed(self.params.seed, day, self.model_name)
+        return stable_seed(self.params.seed, f"trial-{self.trial}", day, self.model_name)
+
     def plan(self, view: DayView) -> Plan:
         p = self.params
-        rng = random.Random(stable_seed(p.seed, view.day, self.model_name))
+        rng = random.Random(self.day_seed(view.day))
         if rng.random() >= p.trade_probability:
             return Plan(
                 note=f"the dice said no trade today (trade probability {p.trade_probability})"

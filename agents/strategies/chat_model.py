@@ -82,6 +82,7 @@ class StrategyChatModel(BaseChatModel):
     observe_tools: ClassVar[tuple[str, ...]] = (GET_PORTFOLIO, GET_SNAPSHOT)
 
     model_name: str = Field(default="strategy", min_length=1)
+    trial: int = Field(default=1, ge=1, description="trial of a repeated backtest; see `plan`")
     tool_names: tuple[str, ...] | None = None  # None until bind_tools: assume every tool exists
     params: StrategyParams
 
