@@ -3,7 +3,8 @@
 Each model's curve starts from the book it began the window with (the close before its first day:
 the previous completed day's value, or the initial cash), so a first day's trading counts; the
 benchmark is scaled to the initial cash on the earliest of those starting points. Every curve's
-last point is the final value the leaderboard shows.
+last point is the final value the leaderboard shows. A model run in several trials has one curve
+per trial, and a mean curve (the average value across trials, day by day).
 """
 
 from __future__ import annotations
@@ -21,34 +22,62 @@ from models.tables import ModelDayStatus, Run
 
 @dataclass
 class ModelCurve:
-    """One model's end-of-day values over the window, from its starting point."""
+    """One trial of one model: end-of-day values over the window, from its starting point, and
+    what it traded and spent on the way."""
 
+    model: str
+    trial: int
     values: pd.Series
     trade_notional: pd.Series
     trades: int
+    model_days: int
+    tokens: int
+    cost_usd: float
 
 
 @dataclass
 class RunCurves:
-    """Every model's curve of a run's window, and the benchmark's over the same span."""
+    """Every trial of every model of a run's window, and the benchmark's over the same span."""
 
     run: Run
-    models: dict[str, ModelCurve]
+    curves: list[ModelCurve]
     benchmark: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
 
     @property
+    def models(self) -> dict[str, list[ModelCurve]]:
+        """Each model's trials, in trial order."""
+        by_model: dict[str, list[ModelCurve]] = {}
+        for curve in sorted(self.curves, key=lambda c: (c.model, c.trial)):
+            by_model.setdefault(curve.model, []).append(curve)
+        return by_model
+
+    @property
     def start(self) -> date:
-        return min(curve.values.index[0] for curve in self.models.values()).date()
+        return min(curve.values.index[0] for curve in self.curves).date()
 
     @property
     def end(self) -> date:
-        return max(curve.values.index[-1] for curve in self.models.values()).date()
+        return max(curve.values.index[-1] for curve in self.curves).date()
+
+    def mean_values(self, model: str) -> pd.Series:
+        """The model's value averaged across its trials, on the days every trial has."""
+        trials = [curve.values for curve in self.models[model]]
+        return (
+            pd.concat(trials, axis=1, join="inner").mean(axis=1) if len(trials) > 1 else trials[0]
+        )
 
     def frame(self) -> pd.DataFrame:
-        """One column per model and the benchmark's last, indexed by day (for charts)."""
-        columns = {name: curve.values for name, curve in self.models.items()}
+        """One column per model (its mean over trials) and the benchmark's last, by day."""
+        columns = {name: self.mean_values(name) for name in self.models}
         if len(self.benchmark):
             columns[self.run.benchmark] = self.benchmark
+        return pd.DataFrame(columns).sort_index()
+
+    def trial_frame(self) -> pd.DataFrame:
+        """One column per trial of a model run in several (`model#trial`), for faint lines."""
+        columns = {
+            f"{c.model}#{c.trial}": c.values for c in self.curves if len(self.models[c.model]) > 1
+        }
         return pd.DataFrame(columns).sort_index()
 
 
@@ -68,9 +97,11 @@ def run_curves(
         raise ResultsError(
             f"run {run.id} ({run.name}) has no completed model-days{of_model} in that range"
         )
+    if "trial" not in done:
+        done = done.assign(trial=1)
     curves = RunCurves(
         run=run,
-        models={str(name): _model_curve(session, run, g) for name, g in done.groupby("model")},
+        curves=[_curve(session, run, group) for _, group in done.groupby(["model", "trial"])],
     )
     closes = benchmark_closes(session, run.benchmark, curves.start, curves.end, market=run.market)
     if len(closes):
@@ -78,7 +109,7 @@ def run_curves(
     return curves
 
 
-def _model_curve(session: Session, run: Run, group: pd.DataFrame) -> ModelCurve:
+def _curve(session: Session, run: Run, group: pd.DataFrame) -> ModelCurve:
     values = pd.Series(group["value"].to_numpy(), index=pd.to_datetime(group["day"]))
     notional = pd.Series(group["traded_notional"].to_numpy(), index=values.index)
     start_point = starting_value(session, run, group["portfolio"].iloc[0], values.index[0])
@@ -86,4 +117,13 @@ def _model_curve(session: Session, run: Run, group: pd.DataFrame) -> ModelCurve:
         day, value = start_point
         values = pd.concat([pd.Series([value], index=[day]), values])
         notional = pd.concat([pd.Series([0.0], index=[day]), notional])
-    return ModelCurve(values=values, trade_notional=notional, trades=int(group["trades"].sum()))
+    return ModelCurve(
+        model=str(group["model"].iloc[0]),
+        trial=int(group["trial"].iloc[0]),
+        values=values,
+        trade_notional=notional,
+        trades=int(group["trades"].sum()),
+        model_days=len(group),
+        tokens=int(group["tokens_in"].sum() + group["tokens_out"].sum()),
+        cost_usd=float(group["cost_usd"].sum()),
+    )

@@ -1,23 +1,112 @@
-"""The leaderboard: every model of a run ranked over a window, beside the benchmark."""
+"""The leaderboard: every model of a run ranked over a window beside the benchmark, and how sure
+the ranking is: bootstrap intervals, significance tiers, repeated trials and LLM cost.
+
+A model run in several trials is ranked on its mean curve (the value averaged across trials);
+its row also lists each trial's return and an interval across trials. Tiers come from paired
+tests of the models' daily returns (see `analysis.statistics`): models that cannot be told apart
+from the best share tier 1, and so on down.
+"""
 
 from __future__ import annotations
 
 from datetime import date
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from analysis.curves import run_curves
+from analysis.curves import ModelCurve, RunCurves, run_curves
 from analysis.metrics import PerformanceSummary, summarize
+from analysis.statistics import (
+    Interval,
+    ModelStatistics,
+    PairTest,
+    ranking_statistics,
+    trial_interval,
+)
+
+
+class RankingOptions(BaseModel):
+    """How sure the statistics are asked to be, and how they are drawn (seeded: reproducible)."""
+
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    resamples: int = Field(2000, ge=100, le=100_000)
+    seed: int = 0
+    risk_free_rate: float = 0.0
+
+
+class Trials(BaseModel):
+    """A model's repeated trials: each one's return and final value, and an interval across them."""
+
+    count: int
+    returns: list[float]
+    final_values: list[float]
+    return_interval: Interval
+
+
+class Cost(BaseModel):
+    """What a model's LLM calls cost over the window (built-in strategies cost nothing)."""
+
+    model_days: int
+    tokens: int
+    cost_usd: float
+    tokens_per_day: float
+    usd_per_day: float
+    return_per_usd: float | None  # the cumulative return per dollar spent; None if nothing spent
+    net_return: float  # the cumulative return after paying for the LLM calls out of the book
 
 
 class LeaderboardRow(BaseModel):
-    """One model's (or the benchmark's) performance over a run's window."""
+    """One model's (or the benchmark's) performance over a run's window, with its uncertainty."""
 
     rank: int | None
     model: str
     is_benchmark: bool = False
+    tier: int | None = None
     performance: PerformanceSummary
+    intervals: dict[str, Interval] = Field(default_factory=dict)
+    psr: float | None = None  # probability that the true Sharpe ratio is above 0
+    psr_vs_benchmark: float | None = None  # ... above the benchmark's Sharpe ratio
+    trials: Trials | None = None
+    cost: Cost | None = None
+
+
+class Ranking(BaseModel):
+    """A run's leaderboard and the pairwise tests its tiers come from."""
+
+    rows: list[LeaderboardRow]
+    pairs: list[PairTest]
+    options: RankingOptions
+
+
+def rank_run(
+    session: Session,
+    run_id: int | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    model: str | None = None,
+    options: RankingOptions | None = None,
+) -> Ranking:
+    """Every model of a run ranked by cumulative return, with intervals, tiers and cost."""
+    options = options or RankingOptions()
+    curves = run_curves(session, run_id, start, end, model)
+    rows = [_model_row(curves, name, trials, options) for name, trials in curves.models.items()]
+    rows.sort(key=lambda r: r.performance.cumulative_return, reverse=True)
+    for rank, row in enumerate(rows, start=1):
+        row.rank = rank
+    stats = ranking_statistics(
+        {row.model: curves.mean_values(row.model) for row in rows},
+        [row.model for row in rows],
+        curves.benchmark if len(curves.benchmark) else None,
+        confidence=options.confidence,
+        resamples=options.resamples,
+        seed=options.seed,
+        risk_free_rate=options.risk_free_rate,
+    )
+    for row in rows:
+        _add_statistics(row, stats.models[row.model], stats.tiers[row.model])
+    if len(curves.benchmark):
+        rows.append(_benchmark_row(curves, options))
+    return Ranking(rows=rows, pairs=stats.pairs, options=options)
 
 
 def leaderboard(
@@ -28,29 +117,71 @@ def leaderboard(
     risk_free_rate: float = 0.0,
     model: str | None = None,
 ) -> list[LeaderboardRow]:
-    """Every model of a run ranked by cumulative return, plus the benchmark over the same window."""
-    curves = run_curves(session, run_id, start, end, model)
-    rows = []
-    for name, curve in curves.models.items():
-        window = curves.benchmark.loc[curve.values.index[0] : curve.values.index[-1]]
-        performance = summarize(
-            curve.values,
-            benchmark=window if len(window) else None,
-            trades=curve.trades,
-            trade_notional=curve.trade_notional,
-            risk_free_rate=risk_free_rate,
-        )
-        rows.append(LeaderboardRow(rank=None, model=name, performance=performance))
-    rows.sort(key=lambda r: r.performance.cumulative_return, reverse=True)
-    for rank, row in enumerate(rows, start=1):
-        row.rank = rank
-    if len(curves.benchmark):
-        performance = summarize(
-            curves.benchmark, benchmark=curves.benchmark, risk_free_rate=risk_free_rate
-        )
-        rows.append(
-            LeaderboardRow(
-                rank=None, model=curves.run.benchmark, is_benchmark=True, performance=performance
-            )
-        )
-    return rows
+    """The rows of `rank_run` with the default statistics options."""
+    options = RankingOptions(risk_free_rate=risk_free_rate)
+    return rank_run(session, run_id, start, end, model, options).rows
+
+
+def _model_row(
+    curves: RunCurves, name: str, trials: list[ModelCurve], options: RankingOptions
+) -> LeaderboardRow:
+    values = curves.mean_values(name)
+    window = curves.benchmark.loc[values.index[0] : values.index[-1]]
+    notional = sum(c.trade_notional for c in trials) / len(trials)
+    performance = summarize(
+        values,
+        benchmark=window if len(window) else None,
+        trades=round(sum(c.trades for c in trials) / len(trials)),
+        trade_notional=notional.dropna(),
+        risk_free_rate=options.risk_free_rate,
+    )
+    return LeaderboardRow(
+        rank=None,
+        model=name,
+        performance=performance,
+        trials=_trials(trials, options) if len(trials) > 1 else None,
+        cost=_cost(trials, performance),
+    )
+
+
+def _trials(trials: list[ModelCurve], options: RankingOptions) -> Trials:
+    returns = [float(c.values.iloc[-1] / c.values.iloc[0] - 1) for c in trials]
+    return Trials(
+        count=len(trials),
+        returns=returns,
+        final_values=[float(c.values.iloc[-1]) for c in trials],
+        return_interval=trial_interval(returns, options.confidence),
+    )
+
+
+def _cost(trials: list[ModelCurve], performance: PerformanceSummary) -> Cost:
+    """Per model-day figures over every trial; return figures for the mean trial."""
+    days = sum(c.model_days for c in trials)
+    tokens = sum(c.tokens for c in trials)
+    usd = sum(c.cost_usd for c in trials)
+    per_trial_usd = usd / len(trials)
+    gained = performance.cumulative_return
+    return Cost(
+        model_days=days,
+        tokens=tokens,
+        cost_usd=usd,
+        tokens_per_day=tokens / days if days else 0.0,
+        usd_per_day=usd / days if days else 0.0,
+        return_per_usd=gained / per_trial_usd if per_trial_usd > 0 else None,
+        net_return=(performance.end_value - per_trial_usd) / performance.start_value - 1,
+    )
+
+
+def _add_statistics(row: LeaderboardRow, stats: ModelStatistics, tier: int) -> None:
+    row.intervals = stats.intervals
+    row.psr = stats.psr
+    row.psr_vs_benchmark = stats.psr_vs_benchmark
+    row.tier = tier
+
+
+def _benchmark_row(curves: RunCurves, options: RankingOptions) -> LeaderboardRow:
+    bench = curves.benchmark
+    performance = summarize(bench, benchmark=bench, risk_free_rate=options.risk_free_rate)
+    return LeaderboardRow(
+        rank=None, model=curves.run.benchmark, is_benchmark=True, performance=performance
+    )

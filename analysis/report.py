@@ -1,16 +1,18 @@
-"""The backtest report: every model's equity curve against the benchmark (PNG, HTML, markdown)."""
+"""The backtest report: the leaderboard, how sure it is, and the equity curves (PNG, HTML, md)."""
 
 from __future__ import annotations
 
 import base64
 import io
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from sqlmodel import Session
 
 from analysis.curves import run_curves
-from analysis.leaderboard import LeaderboardRow, leaderboard
+from analysis.leaderboard import LeaderboardRow, Ranking, rank_run
 from models.errors import ResultsError
 from models.results import get_run
 from models.tables import Run
@@ -25,26 +27,42 @@ def equity_curves(session: Session, run_id: int) -> pd.DataFrame:
         return pd.DataFrame()
 
 
-def equity_png(curves: pd.DataFrame, title: str) -> bytes:
-    """A line chart of the curves (matplotlib, no display needed)."""
+def _pyplot() -> Any:
     import matplotlib
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    matplotlib.use("Agg")  # no display needed
+    from matplotlib import pyplot
 
-    figure, axes = plt.subplots(figsize=(10, 5), dpi=100)
+    return pyplot
+
+
+def _png(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    _pyplot().close(figure)
+    return buffer.getvalue()
+
+
+def equity_png(curves: pd.DataFrame, title: str, trials: pd.DataFrame | None = None) -> bytes:
+    """A line chart of the curves, the benchmark dashed; each trial of a model run in several
+    trials faintly under its mean (matplotlib)."""
+    figure, axes = _pyplot().subplots(figsize=(10, 5), dpi=100)
+    colours: dict[str, Any] = {}
     for column in curves.columns:
         dashed = column == curves.columns[-1] and len(curves.columns) > 1
-        axes.plot(curves.index, curves[column], label=str(column), ls="--" if dashed else "-")
+        (line,) = axes.plot(
+            curves.index, curves[column], label=str(column), ls="--" if dashed else "-", lw=2
+        )
+        colours[str(column)] = line.get_color()
+    for column in trials.columns if trials is not None else []:
+        model = str(column).rsplit("#", 1)[0]
+        axes.plot(trials.index, trials[column], color=colours.get(model), alpha=0.25, lw=1)
     axes.set_title(title)
-    axes.set_ylabel("portfolio value ($)")
+    axes.set_ylabel("portfolio value")
     axes.grid(alpha=0.3)
     axes.legend(loc="best", fontsize="small")
     figure.autofmt_xdate()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
-    plt.close(figure)
-    return buffer.getvalue()
+    return _png(figure)
 
 
 def equity_html(curves: pd.DataFrame, title: str) -> str:
@@ -59,81 +77,170 @@ def equity_html(curves: pd.DataFrame, title: str) -> str:
 
 
 def leaderboard_table(rows: list[LeaderboardRow]) -> list[dict]:
-    """Leaderboard rows as plain dicts (for artifacts, JSON and notebooks)."""
-    table = []
-    for row in rows:
-        p = row.performance
-        table.append(
-            {
-                "rank": row.rank,
-                "model": row.model,
-                "final_value": round(p.end_value, 2),
-                "return_pct": round(100 * p.cumulative_return, 3),
-                "annualized_pct": _pct(p.annualized_return),
-                "volatility_pct": _pct(p.annualized_volatility),
-                "sharpe": _round(p.sharpe_ratio),
-                "sortino": _round(p.sortino_ratio),
-                "max_drawdown_pct": round(100 * p.max_drawdown, 3),
-                "calmar": _round(p.calmar_ratio),
-                "win_rate_pct": _pct(p.win_rate),
-                "trades": p.trades,
-                "turnover": _round(p.turnover),
-                "alpha": _round(p.alpha),
-                "beta": _round(p.beta),
-                "information_ratio": _round(p.information_ratio),
-            }
-        )
-    return table
+    """Leaderboard rows as plain dicts, percentages rounded (artifacts, notebooks, Windmill).
+
+    Every row has every key, the benchmark's rank is "benchmark", intervals are `_low`/`_high`.
+    """
+    return [_table_row(row) for row in rows]
 
 
-def markdown_report(title: str, rows: list[LeaderboardRow], png: bytes | None) -> str:
-    """The run's report: the leaderboard and the equity curves (embedded as a PNG)."""
+def _table_row(row: LeaderboardRow) -> dict:
+    p = row.performance
+    ci = row.intervals.get("cumulative_return")
+    cost = row.cost
+    trials = row.trials
+    return {
+        "rank": "benchmark" if row.is_benchmark else row.rank,
+        "model": row.model,
+        "tier": row.tier,
+        "final_value": round(p.end_value, 2),
+        "return_pct": round(100 * p.cumulative_return, 3),
+        "return_ci_low_pct": _pct(ci.lower if ci else None),
+        "return_ci_high_pct": _pct(ci.upper if ci else None),
+        "annualized_pct": _pct(p.annualized_return),
+        "volatility_pct": _pct(p.annualized_volatility),
+        "sharpe": _round(p.sharpe_ratio),
+        "psr": _round(row.psr),
+        "sortino": _round(p.sortino_ratio),
+        "max_drawdown_pct": round(100 * p.max_drawdown, 3),
+        "calmar": _round(p.calmar_ratio),
+        "win_rate_pct": _pct(p.win_rate),
+        "trades": p.trades,
+        "turnover": _round(p.turnover),
+        "alpha": _round(p.alpha),
+        "beta": _round(p.beta),
+        "information_ratio": _round(p.information_ratio),
+        "trials": trials.count if trials else 1,
+        "trial_return_ci_low_pct": _pct(trials.return_interval.lower if trials else None),
+        "trial_return_ci_high_pct": _pct(trials.return_interval.upper if trials else None),
+        "usd_per_day": _round(cost.usd_per_day if cost else None),
+        "tokens_per_day": _round(cost.tokens_per_day if cost else None, 1),
+        "net_return_pct": _pct(cost.net_return if cost else None),
+    }
+
+
+MARKDOWN_COLUMNS = [
+    "rank",
+    "model",
+    "tier",
+    "final_value",
+    "return_pct",
+    "return_ci_low_pct",
+    "return_ci_high_pct",
+    "sharpe",
+    "max_drawdown_pct",
+    "trades",
+    "usd_per_day",
+]
+
+
+def markdown_report(
+    title: str, rows: list[LeaderboardRow], png: bytes | None, intervals_png: bytes | None = None
+) -> str:
+    """The run's report: the leaderboard, how sure it is, and the equity curves (PNGs inline)."""
     table = leaderboard_table(rows)
     lines = [f"# {title}", ""]
     if table:
-        columns = [
-            "rank",
-            "model",
-            "final_value",
-            "return_pct",
-            "sharpe",
-            "max_drawdown_pct",
-            "trades",
-            "alpha",
-            "beta",
-        ]
-        lines.append("| " + " | ".join(columns) + " |")
-        lines.append("|" + "---|" * len(columns))
+        lines.append("| " + " | ".join(MARKDOWN_COLUMNS) + " |")
+        lines.append("|" + "---|" * len(MARKDOWN_COLUMNS))
         for row in table:
-            lines.append(
-                "| " + " | ".join("-" if row[c] is None else str(row[c]) for c in columns) + " |"
-            )
-    if png:
-        encoded = base64.b64encode(png).decode()
-        lines += ["", f"![equity curves](data:image/png;base64,{encoded})"]
+            cells = ("-" if row[c] is None else str(row[c]) for c in MARKDOWN_COLUMNS)
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", TIERS_NOTE]
+    for name, image in (("return intervals", intervals_png), ("equity curves", png)):
+        if image:
+            encoded = base64.b64encode(image).decode()
+            lines += ["", f"![{name}](data:image/png;base64,{encoded})"]
     return "\n".join(lines) + "\n"
+
+
+TIERS_NOTE = (
+    "The interval is where the cumulative return would fall in 95 of 100 replays of the same "
+    "market with its luck reshuffled (a stationary block bootstrap over sessions). Models in tier "
+    "1 cannot be told apart from the best by a paired test of their daily returns (Holm-corrected "
+    "over all pairs); a longer window or more trials narrows the intervals."
+)
+
+
+def intervals_png(rows: list[LeaderboardRow], title: str) -> bytes | None:
+    """Each model's cumulative return with its interval as an error bar, best first."""
+    ranked = [r for r in rows if not r.is_benchmark and "cumulative_return" in r.intervals]
+    if not ranked:
+        return None
+    figure, axes = _pyplot().subplots(figsize=(8, 0.6 * len(ranked) + 1.5), dpi=100)
+    for y, row in enumerate(reversed(ranked)):
+        interval = row.intervals["cumulative_return"]
+        point = 100 * row.performance.cumulative_return
+        low = point if interval.lower is None else 100 * interval.lower
+        high = point if interval.upper is None else 100 * interval.upper
+        axes.errorbar(point, y, xerr=[[point - low], [high - point]], fmt="o", capsize=4)
+        axes.annotate(f"tier {row.tier}", (high, y), xytext=(6, -3), textcoords="offset points")
+    benchmark = next((r for r in rows if r.is_benchmark), None)
+    if benchmark is not None:
+        benchmark_return = 100 * benchmark.performance.cumulative_return
+        axes.axvline(benchmark_return, ls="--", c="grey", label=benchmark.model)
+        axes.legend(loc="best", fontsize="small")
+    axes.set_yticks(range(len(ranked)), [r.model for r in reversed(ranked)])
+    axes.set_xlabel("cumulative return (%), with its interval")
+    axes.set_title(title)
+    axes.grid(alpha=0.3, axis="x")
+    return _png(figure)
 
 
 def report_title(run: Run) -> str:
     return f"Backtest run {run.id}: {run.name}, {run.start_date} to {run.end_date}"
 
 
-def write_report(session: Session, run_id: int, folder: Path) -> list[Path]:
-    """Write a run's report (markdown with the leaderboard, PNG and HTML charts) into `folder`.
+@dataclass
+class Report:
+    """A run's report, rendered: the ranking it shows and each file's content."""
 
-    Any run can be reported, whoever triggered it; ResultsError if nothing completed.
-    """
+    title: str
+    ranking: Ranking
+    markdown: str
+    equity_png: bytes
+    intervals_png: bytes | None
+    equity_html: str
+
+
+def render_report(session: Session, run_id: int) -> Report:
+    """A run's report, whoever triggered it; ResultsError if nothing completed."""
     run = get_run(session, run_id)
-    board = leaderboard(session, run.id)
-    curves = equity_curves(session, run.id)
+    ranking = rank_run(session, run.id)
+    curves = run_curves(session, run.id)
     title = report_title(run)
+    png = equity_png(curves.frame(), title, curves.trial_frame())
+    bars = intervals_png(ranking.rows, f"{title}: how sure is this ranking?")
+    return Report(
+        title=title,
+        ranking=ranking,
+        markdown=markdown_report(title, ranking.rows, png, bars),
+        equity_png=png,
+        intervals_png=bars,
+        equity_html=equity_html(curves.frame(), title),
+    )
+
+
+def write_report(report: Report, folder: Path) -> list[Path]:
+    """Write a rendered report into `folder`: report.md, equity.png, intervals.png, equity.html."""
     folder.mkdir(parents=True, exist_ok=True)
-    png = equity_png(curves, title)
-    files = [folder / "report.md", folder / "equity.png", folder / "equity.html"]
-    files[0].write_text(markdown_report(title, board, png))
-    files[1].write_bytes(png)
-    files[2].write_text(equity_html(curves, title))
-    return files
+    files = {
+        "report.md": report.markdown,
+        "equity.png": report.equity_png,
+        "intervals.png": report.intervals_png,
+        "equity.html": report.equity_html,
+    }
+    written = []
+    for name, content in files.items():
+        if content is None:
+            continue
+        path = folder / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        written.append(path)
+    return written
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:

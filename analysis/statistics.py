@@ -528,6 +528,9 @@ def _pair_rng(seed: int, a: str, b: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=keys))
 
 
+MIN_TEST_SESSIONS = 5  # fewer common daily returns than this: p = 1, never significant
+
+
 def _pair_test(
     a: pd.Series, b: pd.Series, resamples: int, rng: np.random.Generator
 ) -> tuple[int, float, float, float]:
@@ -537,6 +540,9 @@ def _pair_test(
         return 0, 1.0, 0.0, 1.0
     d = _returns(a.loc[common].to_numpy()) - _returns(b.loc[common].to_numpy())
     observed = float(d.mean())
+    if len(d) < MIN_TEST_SESSIONS:
+        # Resampling a handful of differences only reshuffles them: no evidence either way.
+        return len(d), 1.0, observed, 1.0
     if np.all(np.abs(d) <= ZERO_DISPERSION):
         return len(d), 1.0, observed, 1.0  # the same returns: nothing to test
     block = optimal_block_length(d)

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 from sqlmodel import Session, select
 
-from analysis.leaderboard import leaderboard
+from analysis.leaderboard import RankingOptions, rank_run
 from analysis.report import leaderboard_table
 from flows.parameters import BacktestParameters
 from models.engine import get_engine
@@ -40,6 +40,7 @@ def run_backtest(
     replay: bool = False,
     budget_usd: float | None = None,
     budget_tokens: int | None = None,
+    trials: int | None = None,
 ) -> BacktestResult:
     """Run the backtest flow (catch-up without dates) in a script or in Jupyter; its results.
 
@@ -54,6 +55,7 @@ def run_backtest(
             "replay": replay,
             "budget_usd": budget_usd,
             "budget_tokens": budget_tokens,
+            "trials": trials,
         }
     )
     from flows.preflight import preflight
@@ -104,10 +106,19 @@ def results_frames(run_id: int | None = None) -> tuple[pd.DataFrame, pd.DataFram
         columns = ["model", "day", "seq", "side", "symbol", "shares", "price", "cash_after"]
         trades = pd.DataFrame(session.exec(query).all(), columns=columns)
         try:
-            metrics = pd.DataFrame(leaderboard_table(leaderboard(session, run.id)))
+            metrics = pd.DataFrame(leaderboard_table(rank_run(session, run.id).rows))
         except LookupError:
             metrics = pd.DataFrame()
     return daily, trades, metrics
+
+
+def pairs_frame(run_id: int | None = None, confidence: float = 0.95) -> pd.DataFrame:
+    """Which models of a run can be told apart: each pair's Holm-adjusted p-value (newest run
+    when `run_id` is None)."""
+    with Session(get_engine()) as session:
+        run = get_run(session, run_id)
+        ranking = rank_run(session, run.id, options=RankingOptions(confidence=confidence))
+    return pd.DataFrame([pair.model_dump() for pair in ranking.pairs])
 
 
 def _empty_frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

@@ -19,8 +19,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from analysis.leaderboard import leaderboard
-from analysis.report import report_title, write_report
+from analysis.report import render_report, write_report
 from deployments.api import BacktestResult, run_backtest
 from deployments.cli_options import announce_store
 from deployments.output import OutputFormat, console, leaderboard_columns, leaderboard_rows, render
@@ -118,20 +117,19 @@ def _progress(engine: Engine, newest_before: int) -> tuple[int, int, str]:
         ).all()
     finished = sum(status in FINISHED for _, status in days)
     span = (run.end_date - run.start_date).days + 1
-    total = max(len(days), round(span * 252 / 365) * len(run.models), finished)
+    total = max(len(days), round(span * 252 / 365) * len(run.models) * run.trials, finished)
     return finished, total, f"run {run.id}: model-days"
 
 
 def _print_and_write(engine: Engine, run_id: int, reports: Path) -> None:
     """Print a finished run's leaderboard and write its report files under `reports`."""
     with Session(engine) as session:
-        run = session.get(Run, run_id)
         try:
-            board = leaderboard(session, run_id)
+            report = render_report(session, run_id)
         except LookupError:
             console.print("[yellow]no completed model-day: no leaderboard")
             return
-        rows = leaderboard_rows(board)
-        render(rows, OutputFormat.table, report_title(run), fit=leaderboard_columns(rows))
-        files = write_report(session, run_id, reports / f"run-{run_id}")
+    rows = leaderboard_rows(report.ranking.rows)
+    render(rows, OutputFormat.table, report.title, fit=leaderboard_columns(rows))
+    files = write_report(report, reports / f"run-{run_id}")
     console.print(f"report: {', '.join(map(str, files))}")

@@ -85,7 +85,7 @@ def tools_serve(
     Orders change only this server's in-memory book; nothing is written to the store.
     """
     from agent_tools.servers import build_server
-    from deployments.tool_server import build_manual_context
+    from deployments.tool_server import build_manual_context, quiet_disconnects
 
     context = build_manual_context(
         get_engine(), day, model=model, cash=cash, universe=universe, market=market
@@ -94,6 +94,7 @@ def tools_serve(
         f"serving the tools of {context.day} ({len(context.universe)} symbols, market {market}) "
         f"for {model} at http://{host}:{port}/mcp"
     )
+    quiet_disconnects()
     build_server(context).run(transport="http", host=host, port=port, show_banner=False)
 
 
@@ -146,6 +147,7 @@ def backtest_command(
     replay: Annotated[bool, typer.Option(help=_about("replay"))] = False,
     budget_usd: Annotated[float | None, typer.Option(help=_about("budget_usd"))] = None,
     budget_tokens: Annotated[int | None, typer.Option(help=_about("budget_tokens"))] = None,
+    trials: Annotated[int | None, typer.Option(metavar="N", help=_about("trials"))] = None,
     reports: Annotated[
         Path | None,
         typer.Option(help="Where the report files go (default: reports/<store> under the home)."),
@@ -167,6 +169,7 @@ def backtest_command(
             "replay": replay,
             "budget_usd": budget_usd,
             "budget_tokens": budget_tokens,
+            "trials": trials,
         },
         label=lambda field: f"--{field.replace('_', '-')}",
     )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from sqlmodel import Session
 
+from analysis.leaderboard import RankingOptions, rank_run
 from deployments.cli_options import (
     FormatOption,
     day_option,
@@ -35,7 +36,18 @@ class ResultsView(StrEnum):
     leaderboard = "leaderboard"
     days = "days"
     runs = "runs"
+    pairs = "pairs"
     report = "report"
+
+
+@dataclass
+class Scope:
+    """Which run, model and days a view is about."""
+
+    run: int | None
+    model: str | None
+    start: date | None
+    end: date | None
 
 
 @dataclass
@@ -57,8 +69,8 @@ def results(
     view: Annotated[
         ResultsView | None,
         typer.Argument(
-            help="leaderboard, days, runs, or report (write the run's report files); default: "
-            "leaderboard (days with --detail full).",
+            help="leaderboard, days, runs, pairs (which models can be told apart), or report "
+            "(write the run's report files); default: leaderboard (days with --detail full).",
             show_default=False,
         ),
     ] = None,
@@ -91,6 +103,12 @@ def results(
             "--columns", help="Leaderboard columns to show after rank and model (repeatable)."
         ),
     ] = None,
+    confidence: Annotated[
+        float, typer.Option(help="Confidence of the intervals and the tests.", min=0.51, max=0.999)
+    ] = 0.95,
+    resamples: Annotated[
+        int, typer.Option(help="Bootstrap resamples (seeded: the same answer every time).", min=100)
+    ] = 2000,
 ) -> None:
     """Show runs, per model-day values, or the leaderboard with its metrics."""
     from models.results import list_runs, model_days_frame
@@ -114,17 +132,26 @@ def results(
                 frame = frame.drop(columns=["run", "traded_notional", "cached"])
             render(frame.to_dict("records"), fmt, title="model-days")
         else:
-            chosen = ColumnChoice(wide=wide, chosen=split_commas(columns))
-            _print_leaderboard(session, run, model, first, last, risk_free_rate, fmt, chosen)
+            scope = Scope(run=run, model=model, start=first, end=last)
+            options = RankingOptions(
+                confidence=confidence, resamples=resamples, risk_free_rate=risk_free_rate
+            )
+            ranking = rank_run(session, run, first, last, model, options)
+            if view is ResultsView.pairs:
+                _print_pairs(ranking, fmt)
+            else:
+                chosen = ColumnChoice(wide=wide, chosen=split_commas(columns))
+                _print_leaderboard(session, scope, ranking, fmt, chosen)
 
 
 def _write_report(session: Session, run: int | None) -> None:
     """Render a run's report files, whoever triggered it (a deployment, REST, Windmill)."""
-    from analysis.report import write_report
+    from analysis.report import render_report, write_report
     from models.results import get_run
 
     selected = get_run(session, run)
-    files = write_report(session, selected.id, default_reports() / f"run-{selected.id}")
+    report = render_report(session, selected.id)
+    files = write_report(report, default_reports() / f"run-{selected.id}")
     console.print(f"report of run {selected.id}: {', '.join(map(str, files))}")
 
 
@@ -140,24 +167,39 @@ def _view_of(view: ResultsView | None, detail: Detail) -> ResultsView:
 
 
 def _print_leaderboard(
-    session: Session,
-    run: int | None,
-    model: str | None,
-    first: date | None,
-    last: date | None,
-    risk_free_rate: float,
-    fmt: OutputFormat,
-    columns: ColumnChoice,
+    session: Session, scope: Scope, ranking: Any, fmt: OutputFormat, columns: ColumnChoice
 ) -> None:
-    from analysis.leaderboard import leaderboard
     from models.results import get_run
 
-    selected = get_run(session, run)
-    board = leaderboard(session, selected.id, first, last, risk_free_rate, model=model)
-    rows = leaderboard_rows(board)
-    window = f"{board[0].performance.start_date} to {board[0].performance.end_date}"
-    title = f"leaderboard of run {selected.id}: {selected.name}, {window}"
+    selected = get_run(session, scope.run)
+    rows = leaderboard_rows(ranking.rows)
+    first = ranking.rows[0].performance
+    title = (
+        f"leaderboard of run {selected.id}: {selected.name}, {first.start_date} to "
+        f"{first.end_date} ({ranking.options.confidence:.0%} intervals, tier 1 = "
+        "cannot be told apart from the best)"
+    )
     render(rows, fmt, title, fit=leaderboard_columns(rows, columns.wide, columns.chosen))
+
+
+def _print_pairs(ranking: Any, fmt: OutputFormat) -> None:
+    """Every pair's Holm-adjusted p-value: rows as JSON and CSV, a matrix as a table."""
+    if fmt is not OutputFormat.table:
+        render([pair.model_dump() for pair in ranking.pairs], fmt)
+        return
+    models = [row.model for row in ranking.rows if not row.is_benchmark]
+    p_values = {frozenset((p.model_a, p.model_b)): p for p in ranking.pairs}
+    matrix = []
+    for a in models:
+        cells: dict[str, Any] = {"model": a}
+        for b in models:
+            pair = p_values.get(frozenset((a, b)))
+            cells[b] = (
+                "" if pair is None else f"{pair.p_value:.3f}" + ("*" if pair.significant else "")
+            )
+        matrix.append(cells)
+    alpha = 1 - ranking.options.confidence
+    render(matrix, fmt, title=f"Holm-adjusted p-values of the paired tests (* below {alpha:.2f})")
 
 
 def _print_details(

@@ -33,6 +33,9 @@ PERCENT_COLUMNS = {
     "win_rate",
     "alpha",
     "benchmark_return",
+    "excess_return",
+    "net_return",
+    "trial_return",
 }
 
 P = ParamSpec("P")
@@ -43,6 +46,12 @@ class OutputFormat(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
+
+
+def _bound(value: float | None, percent: bool) -> str:
+    if value is None:
+        return "?"
+    return f"{value:+.1%}" if percent else f"{value:+.2f}"
 
 
 def _plain(value: Any) -> Any:
@@ -56,6 +65,10 @@ def _plain(value: Any) -> Any:
 def _cell(value: Any, column: str = "") -> str:
     if value is None:
         return "-"
+    if isinstance(value, list) and len(value) == 2 and column.endswith("_ci"):
+        percent = column.removesuffix("_ci") in PERCENT_COLUMNS
+        low, high = (_bound(v, percent) for v in value)
+        return f"{low}…{high}"
     if column in PERCENT_COLUMNS and isinstance(value, float):
         return f"{value:+.2%}"
     if isinstance(value, float):
@@ -88,18 +101,21 @@ def render(
     if not rows:
         console.print(f"[dim]{title or 'nothing'}: no rows[/dim]")
         return
-    columns = list(rows[0])
-    cells = [[_cell(row[c], c) for c in columns] for row in rows]
+    columns = list(dict.fromkeys(key for row in rows for key in row))  # the benchmark has fewer
+    cells = [[_cell(row.get(c), c) for c in columns] for row in rows]
     shown = _fitting(columns, cells, fit, console.width) if fit else columns
     left_out = [c for c in fit or () if c in columns and c not in shown]
     caption = f"too wide for this terminal: {', '.join(left_out)}" if left_out else None
-    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, show_edge=False)
+    # No padding and no borders, the box's one space between cells: the most columns that fit.
+    table = Table(caption=caption, box=box.SIMPLE_HEAD, show_edge=False, padding=0)
     for column in shown:
-        numeric = all(_is_number(row[column]) for row in rows)
+        numeric = all(_is_number(row.get(column)) for row in rows)
         # Fitted columns never wrap (no `equ/al-/wei/ght`); `--wide` lets rich fold them.
         table.add_column(column, justify="right" if numeric else "left", no_wrap=bool(fit))
     for row_cells in cells:
         table.add_row(*(row_cells[columns.index(c)] for c in shown))
+    if title:  # above the table, not its caption: a long title is not folded to the table's width
+        console.print(title, style="bold", highlight=False)
     console.print(table)
 
 
@@ -111,13 +127,10 @@ def _fitting(
     columns: list[str], cells: list[list[str]], fit: Sequence[str], width: int
 ) -> list[str]:
     """The columns of `fit` (most important first) that fit in `width`, in table order."""
-    widths = {
-        c: max(len(c), *(len(row[i]) for row in cells)) + 2  # a space of padding either side
-        for i, c in enumerate(columns)
-    }
+    widths = {c: max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)}
     chosen: list[str] = []
     for column in (c for c in fit if c in widths):
-        if sum(widths[c] + 1 for c in [*chosen, column]) > width:
+        if sum(widths[c] + 1 for c in [*chosen, column]) > width:  # a space after each cell
             break  # what is left out is always the least important
         chosen.append(column)
     return [c for c in columns if c in chosen]
@@ -171,20 +184,30 @@ def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def leaderboard_row(row: Any) -> dict[str, Any]:
-    """A leaderboard row as the CLI shows it (fractions, not percentages)."""
+    """A leaderboard row as the CLI shows it: fractions (not percentages), intervals as
+    `[low, high]`, and per-trial and cost figures where the run has them."""
     p = row.performance
-    return {
+    ci = row.intervals
+    fields: dict[str, Any] = {
         "rank": row.rank,
         "model": row.model,
+        "tier": row.tier,
         "start": p.start_date,
         "end": p.end_date,
         "final_value": p.end_value,
         "return": p.cumulative_return,
+        "return_ci": _bounds(ci.get("cumulative_return")),
         "annualized": p.annualized_return,
+        "annualized_ci": _bounds(ci.get("annualized_return")),
         "volatility": p.annualized_volatility,
         "sharpe": p.sharpe_ratio,
+        "sharpe_ci": _bounds(ci.get("sharpe_ratio")),
+        "psr": row.psr,
+        "psr_vs_benchmark": row.psr_vs_benchmark,
         "sortino": p.sortino_ratio,
+        "sortino_ci": _bounds(ci.get("sortino_ratio")),
         "max_drawdown": p.max_drawdown,
+        "max_drawdown_ci": _bounds(ci.get("max_drawdown")),
         "dd_peak": p.max_drawdown_peak,
         "dd_trough": p.max_drawdown_trough,
         "calmar": p.calmar_ratio,
@@ -195,7 +218,25 @@ def leaderboard_row(row: Any) -> dict[str, Any]:
         "beta": p.beta,
         "info_ratio": p.information_ratio,
         "benchmark_return": p.benchmark_cumulative_return,
+        "excess_return_ci": _bounds(ci.get("excess_return")),
     }
+    if row.trials is not None:
+        fields["trials"] = row.trials.count
+        fields["trial_returns"] = row.trials.returns
+        fields["trial_return_ci"] = _bounds(row.trials.return_interval)
+    if row.cost is not None:
+        fields.update(
+            tokens_per_day=row.cost.tokens_per_day,
+            usd_per_day=row.cost.usd_per_day,
+            cost_usd=row.cost.cost_usd,
+            return_per_usd=row.cost.return_per_usd,
+            net_return=row.cost.net_return,
+        )
+    return fields
+
+
+def _bounds(interval: Any) -> list[float | None] | None:
+    return None if interval is None else [interval.lower, interval.upper]
 
 
 def leaderboard_rows(board: Sequence[Any]) -> list[dict[str, Any]]:
@@ -204,15 +245,25 @@ def leaderboard_rows(board: Sequence[Any]) -> list[dict[str, Any]]:
 
 # The leaderboard a terminal shows by default, most important first: columns at the end are the
 # first left out when the terminal is narrow. `--wide` shows every field; JSON and CSV keep all.
-LEADERBOARD_COLUMNS = ("rank", "model", "return", "final_value", "sharpe", "max_drawdown", "trades")
+LEADERBOARD_COLUMNS = (
+    "rank",
+    "model",
+    "return",
+    "return_ci",
+    "tier",
+    "final_value",
+    "sharpe",
+    "max_drawdown",
+    "trades",
+)
 
 
 def leaderboard_columns(
-    rows: list[dict[str, Any]], wide: bool, chosen: Sequence[str] | None
-) -> list[str]:
+    rows: list[dict[str, Any]], wide: bool = False, chosen: Sequence[str] | None = None
+) -> list[str] | None:
     """Which leaderboard columns a table shows, by importance: the compact set, every one, or
     the `--columns` chosen (unknown names are an error naming the known ones)."""
-    known = list(rows[0]) if rows else list(LEADERBOARD_COLUMNS)
+    known = list(dict.fromkeys(k for row in rows for k in row)) or list(LEADERBOARD_COLUMNS)
     if chosen:
         unknown = [c for c in chosen if c not in known]
         if unknown:

@@ -4,6 +4,7 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from prefect.schedules import Cron
 
 from flows.backtest import backtest
+from models.errors import ServeConflict
 
 DAILY_CRON = "0 6 * * 1-5"  # 06:00 New York time on weekdays, before the open
 TIMEZONE = "America/New_York"
@@ -39,7 +40,35 @@ def deployments(config: str | None = None, paused_schedule: bool = False) -> lis
 
 
 def serve_deployments(config: str | None = None, paused_schedule: bool = False) -> None:
-    """Register both deployments and run their flow runs in this process until stopped."""
+    """Register both deployments and run their flow runs in this process until stopped.
+
+    Refused when a deployment of the same name is deployed to a work pool: serving would take it
+    over, so the pool's worker and this process would each pick up the other's runs.
+    """
     from prefect import serve
 
-    serve(*deployments(config, paused_schedule))
+    served = deployments(config, paused_schedule)
+    check_no_pool_deployment([f"{backtest.name}/{d.name}" for d in served])
+    serve(*served)
+
+
+def check_no_pool_deployment(names: list[str]) -> None:
+    """Raise ServeConflict if any of `names` is deployed to a work pool on the Prefect server."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    pooled = []
+    with get_client(sync_client=True) as client:
+        for name in names:
+            try:
+                deployment = client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                continue
+            if deployment.work_pool_name:
+                pooled.append(f"{name} (work pool {deployment.work_pool_name})")
+    if pooled:
+        raise ServeConflict(
+            f"{', '.join(pooled)} already deployed to a work pool: serving the same names would "
+            "make this process and the pool's worker take each other's runs. Trigger the pool "
+            "deployments instead, or remove them first (prefect deployment delete NAME)"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 from sqlalchemy.engine import Engine
@@ -62,3 +63,31 @@ def build_manual_context(
         benchmark=chosen.benchmark,
         news=NewsArchive(engine),
     )
+
+
+class ClientGone(logging.Filter):
+    """A client closing its event stream is how MCP sessions end, not an error: the SDK's
+    traceback for it becomes one quiet line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if type(error).__name__ in DISCONNECT_ERRORS:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                "a client disconnected",
+                (),
+                None,
+                None,
+            )
+        return True
+
+
+# anyio's names for a stream whose other end went away.
+DISCONNECT_ERRORS = {"ClosedResourceError", "BrokenResourceError", "EndOfStream"}
+
+
+def quiet_disconnects() -> None:
+    """Install `ClientGone` on the MCP SDK's streamable-HTTP logger (once)."""
+    logger = logging.getLogger("mcp.server.streamable_http")
+    if not any(isinstance(f, ClientGone) for f in logger.filters):
+        logger.addFilter(ClientGone())

@@ -275,6 +275,19 @@ def add_model_day(session: Session, day: date, portfolio: str = "p") -> ModelDay
     return model_day
 
 
+def completed_day(run: Run, model: str, day: date, value: float) -> ModelDay:
+    """A completed model-day of `run` whose end-of-day cash and value are both `value`."""
+    return ModelDay(
+        run_id=run.id,
+        model=model,
+        portfolio=run.portfolios[model],
+        day=day,
+        status="completed",
+        cash_end=value,
+        value_end=value,
+    )
+
+
 def run_command(argv: list[str], env: dict[str, str], timeout: float = 300):
     """Run a command from the project folder, capturing its text output."""
     import subprocess

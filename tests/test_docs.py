@@ -411,14 +411,20 @@ def test_the_quick_start_backtest_prints_the_documented_leaderboard(
     prefect_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = f"sqlite:///{tmp_path / 'aitrader.db'}"
-    env = {**os.environ, "PREFECT_API_URL": prefect_server, "DATABASE_URL": store}
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_server,
+        "DATABASE_URL": store,
+        "AITRADER_HOME": str(tmp_path),
+    }
     page = "docs/backtests.md"
     job = quickstart_job()
     assert documented(page, " ".join(job)) == job
 
     output = run_aitrader(job, env, tmp_path)
     assert_shows(quick_start_blocks()[1].lines, output)
-    assert (tmp_path / "reports" / "run-1" / "report.md").exists()
+    (report,) = (tmp_path / "reports").glob("*/run-1/report.md")  # one folder per store
+    assert "| rank | model | tier |" in report.read_text()
 
     up_to_date = "UpToDate: up to date: every model has simulated through 2025-03-31"
     assert up_to_date in (ROOT / page).read_text()

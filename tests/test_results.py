@@ -12,6 +12,7 @@ from analysis.report import equity_curves
 from models.prices import Bar, insert_bars
 from models.results import model_days_frame
 from models.tables import ModelDay, Run
+from tests.conftest import completed_day
 
 DAYS = [date(2025, 1, 2), date(2025, 1, 3), date(2025, 1, 6), date(2025, 1, 7)]
 VALUES = [10_100.0, 10_200.0, 10_050.0, 10_300.0]
@@ -88,17 +89,7 @@ def test_every_curve_ends_at_its_leaderboard_final_value(session: Session) -> No
     session.flush()
     for model, days, values in [("a", DAYS, VALUES), ("b", DAYS[1:], [9_900.0, 9_800.0, 10_400.0])]:
         for day, value in zip(days, values, strict=True):
-            session.add(
-                ModelDay(
-                    run_id=run.id,
-                    model=model,
-                    portfolio=run.portfolios[model],
-                    day=day,
-                    status="completed",
-                    cash_end=value,
-                    value_end=value,
-                )
-            )
+            session.add(completed_day(run, model, day, value))
     session.commit()
 
     curves = equity_curves(session, run.id)

@@ -25,6 +25,7 @@ from tests.conftest import (
     postgres_database,
     prefect_api,
     prefect_cli,
+    run_command,
     running_prefect_server,
     wait_for,
 )
@@ -75,6 +76,7 @@ def test_two_workers_run_overlapping_runs_and_no_day_twice(
         }
         prefect_cli("work-pool", "create", POOL, "--type", "process", env=env)
         prefect_cli("--no-prompt", "deploy", "--name", "manual", "--name", "daily", env=env)
+        assert_serve_refuses_the_pool_deployments(postgres_prefect_server, env)
 
         logs = {name: tmp_path / f"{name}.log" for name in ("worker-a", "worker-b")}
         workers = [
@@ -147,3 +149,18 @@ def test_two_workers_run_overlapping_runs_and_no_day_twice(
         assert set(run_ids) <= set(ids)
     server_db.dispose()
     assert not list((tmp_path / "prefect-home").glob("*.db"))
+
+
+def assert_serve_refuses_the_pool_deployments(api_url: str, env: dict[str, str]) -> None:
+    """`aitrader serve` beside the same names deployed to a pool: refused, the pool untouched."""
+    api = prefect_api(api_url)
+    before = api.get("/deployments/name/backtest/daily").json()
+    refused = run_command(
+        [sys.executable, "-m", "deployments", "serve", "--paused-schedule"], env, timeout=120
+    )
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    (line,) = [x for x in refused.stderr.splitlines() if x.startswith("error:")]
+    assert "backtest/manual (work pool aitrader-pool)" in line and "deployed to a work pool" in line
+    after = api.get("/deployments/name/backtest/daily").json()
+    assert after["work_pool_name"] == POOL and after["id"] == before["id"]
+    assert [s["active"] for s in after["schedules"]] == [s["active"] for s in before["schedules"]]

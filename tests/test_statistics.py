@@ -425,3 +425,12 @@ def test_ranking_statistics_puts_everything_together() -> None:
         assert stats.psr is not None and stats.psr_vs_benchmark is not None
         assert isinstance(stats.intervals["excess_return"], Interval)
     json.loads(result.model_dump_json())
+
+
+def test_a_handful_of_sessions_is_never_significant() -> None:
+    days = pd.bdate_range("2025-01-02", periods=4)
+    rising = pd.Series([100.0, 110.0, 121.0, 133.1], index=days)
+    falling = pd.Series([100.0, 90.0, 81.0, 72.9], index=days)
+    (pair,) = pairwise_tests({"up": rising, "down": falling}, resamples=500)
+    assert pair.p_value == 1.0 and not pair.significant
+    assert tiers(["up", "down"], [pair]) == {"up": 1, "down": 1}

@@ -15,8 +15,8 @@ from sqlmodel import Session
 from market_data.calendar import trading_days
 from models.engine import create_store_engine, upgrade
 from models.prices import Bar, insert_bars
-from models.tables import ModelDay, Run
-from tests.conftest import run_command
+from models.tables import Run
+from tests.conftest import completed_day, run_command
 
 DAYS = trading_days(date(2025, 1, 2), date(2025, 1, 31))
 MODELS = ["equal-weight", "momentum-with-a-long-name", "random"]
@@ -48,17 +48,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
         for k, model in enumerate(MODELS):
             for i, day in enumerate(DAYS):
                 value = 10_000 * (1 + (k - 1) * 0.004 * i) + 37.5 * (i % 3)
-                session.add(
-                    ModelDay(
-                        run_id=run.id,
-                        model=model,
-                        portfolio=run.portfolios[model],
-                        day=day,
-                        status="completed",
-                        cash_end=value,
-                        value_end=value,
-                    )
-                )
+                session.add(completed_day(run, model, day, value))
         session.commit()
     engine.dispose()
     return url

@@ -151,8 +151,13 @@ def _data(message: Any) -> Any:
     return json.loads(text)
 
 
-def test_tools_serve_answers_an_agent_over_http(served: int, shared_data: Path) -> None:
+def test_tools_serve_answers_an_agent_over_http(
+    served: int, shared_data: Path, tmp_path: Path
+) -> None:
     answers = asyncio.run(_session(served))
+    time.sleep(0.5)  # each session above ended with its client hanging up
+    log = (tmp_path / "serve.log").read_text()
+    assert "Traceback" not in log and "Error in standalone SSE writer" not in log, log
     bar = _daily_bar(shared_data, "AAPL", DAY)
 
     today = answers["today"]

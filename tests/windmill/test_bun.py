@@ -143,9 +143,18 @@ def test_flow_results_are_stored_and_shown(e2e, served_prefect: ServedPrefect, m
     assert saved["leaderboard_rows"] == 4 and saved["daily_value_rows"] == 5 * 3
     board, _ = _store_run(served_prefect.store, store_input["results"]["flow_run_id"])
     table = latest.main("table")
-    assert {(r["model"], r["final_value"], r["return_pct"]) for r in table} == {
-        (r["model"], r["final_value"], r["return_pct"]) for r in board
+    shown = (
+        "model",
+        "final_value",
+        "return_pct",
+        "tier",
+        "return_ci_low_pct",
+        "return_ci_high_pct",
+    )
+    assert {tuple(r[k] for k in shown) for r in table} == {
+        tuple(r[k] for k in shown) for r in board
     }
+    assert {r["tier"] for r in table if r["model"] != "QQQ"} >= {1}  # the dashboard shows tiers
     returns = [r["return_pct"] for r in table]
     assert returns == sorted(returns, reverse=True)
     chart = latest.main("chart")

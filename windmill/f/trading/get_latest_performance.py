@@ -1,7 +1,7 @@
 """Latest performance per model from the stored backtest results, for the dashboard.
 
 shape="table": one row per model (and benchmark), from the most recent stored run that has it,
-best return first: the AgGrid table's rows.
+best return first, with its tier and the 95% interval of its return: the AgGrid table's rows.
 shape="chart": portfolio value per model and trading day over the last `days` calendar days,
 as Chart.js line data `{labels, datasets: [{label, data}]}` for chartjscomponentv2.
 """
@@ -18,6 +18,9 @@ POSTGRESQL_KEYS = ("host", "port", "user", "password", "dbname", "sslmode")
 LATEST_ROWS = """
 SELECT DISTINCT ON (l.model)
     l.model, l.rank, l.final_value, l.return_pct, l.sharpe, l.max_drawdown_pct, l.trades,
+    (l.metrics->>'tier')::integer AS tier,
+    (l.metrics->>'return_ci_low_pct')::double precision AS return_ci_low_pct,
+    (l.metrics->>'return_ci_high_pct')::double precision AS return_ci_high_pct,
     r.flow_run_id, r.flow_run_name, r.end_time,
     (SELECT min(d.day) FROM simulation_daily_value d
       WHERE d.flow_run_id = l.flow_run_id AND d.model = l.model) AS window_start,

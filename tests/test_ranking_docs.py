@@ -1,0 +1,52 @@
+"""docs/ranking.md's worked example, run as written: the original's October run imported, every
+model in tier 1, the figures the page shows."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SHARED_DATA, run_command
+
+PAGE = ROOT / "docs" / "ranking.md"
+
+
+def aitrader(env: dict[str, str], *arguments: str) -> str:
+    done = run_command([sys.executable, "-m", "deployments", *arguments], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_the_october_run_is_ranked_as_the_page_says(tmp_path: Path) -> None:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"{SHARED_DATA} is missing: the worked example reads it")
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "AITRADER_HOME": str(tmp_path),
+        "COLUMNS": "100",
+    }
+    page = PAGE.read_text()
+    assert "aitrader import-aitrader ../shared/data/legacy_aitrader_daily_run" in page
+    aitrader(env, "data", "import", str(SHARED_DATA / "nasdaq100_daily"))
+    aitrader(env, "import-aitrader", str(SHARED_DATA / "legacy_aitrader_daily_run"))
+
+    table = aitrader(env, "results")
+    shown = page.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    for line in shown:
+        assert line in table, f"the page shows a row the command does not print:\n{line}"
+
+    rows = json.loads(aitrader(env, "results", "--format", "json"))
+    models = [r for r in rows if r["rank"] is not None]
+    assert len(models) == 6 and {r["tier"] for r in models} == {1}
+    pairs = json.loads(aitrader(env, "results", "pairs", "--format", "json"))
+    assert len(pairs) == 15 and not any(p["significant"] for p in pairs)
+    assert min(p["p_value"] for p in pairs) == pytest.approx(0.195, abs=0.0005)
+    deepseek = next(r for r in models if r["model"] == "deepseek-chat-v3.1")
+    low, high = deepseek["excess_return_ci"]
+    assert round(100 * low, 1) == 0.5 and round(100 * high, 1) == 22.2
