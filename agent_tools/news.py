@@ -1,9 +1,5 @@
-"""News items in the store, so every model of a run sees the same evidence, cut off at the open.
-
-Alpha Vantage's `time_published` carries no zone. We read it as US/Eastern: if it were UTC, that
-reading only hides an item for a few hours more, while the opposite mistake would show items
-published after the open.
-"""
+"""The news an agent may read: stored items published strictly before the session's open, so
+every model of a run sees the same evidence (`market_data.news_feed` stores them)."""
 
 from __future__ import annotations
 

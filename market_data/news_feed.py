@@ -2,6 +2,10 @@
 
 Every item is checked before anything is stored, so a malformed feed stores nothing and the error
 names the item. Items are stored once (by URL); the archive, not the download, applies the cutoff.
+
+Alpha Vantage's `time_published` carries no zone. We read it as US/Eastern: if it were UTC, that
+reading only hides an item for a few hours more, while the opposite mistake would show items
+published after the open.
 """
 
 from __future__ import annotations
