@@ -15,7 +15,7 @@ Conventions (they hold for every function here):
   as zero: it is rounding noise from recomputing returns as ratios of floats.
 
 How this differs from the original benchmark (HKUDS/AI-Trader@761ea56
-``tools/calculate_metrics.py``, see ``/work/shared/notes/ai-trader-semantics.md`` §5):
+``tools/calculate_metrics.py``, see ``../shared/notes/ai-trader-semantics.md`` §5):
 
 * The original takes one return per position *record* (every fill adds one); we take one per
   trading day, so the annualisation exponent ``P/n`` counts trading days.

@@ -46,18 +46,7 @@ def run_backtest(
 
     The arguments are BacktestParameters' (days may be ISO strings); bad ones raise PlanError.
     """
-    params = BacktestParameters.checked(
-        {
-            "start": start,
-            "end": end,
-            "models": models,
-            "config": config,
-            "replay": replay,
-            "budget_usd": budget_usd,
-            "budget_tokens": budget_tokens,
-            "trials": trials,
-        }
-    )
+    params = BacktestParameters.of_call(locals())
     from flows.preflight import preflight
 
     preflight(params)  # refused before Prefect starts, the store untouched

@@ -186,18 +186,7 @@ async def backtest(
         logger.warning(f"run {run_id} had stopped without finishing: marked crashed")
         await _mark_flow_run_crashed(engine, run_id)
     try:
-        asked = BacktestParameters.checked(
-            {
-                "start": start,
-                "end": end,
-                "models": models,
-                "config": config,
-                "replay": replay,
-                "budget_usd": budget_usd,
-                "budget_tokens": budget_tokens,
-                "trials": trials,
-            }
-        )
+        asked = BacktestParameters.of_call(locals())
         start, end, models, trials = asked.start, asked.end, asked.models, asked.trials
         budget_usd, budget_tokens, replay = asked.budget_usd, asked.budget_tokens, asked.replay
         settings, plan = _resolve(engine, asked.config, start, end, models, trials)

@@ -58,6 +58,11 @@ class BacktestParameters(BaseModel):
         return self
 
     @classmethod
+    def of_call(cls, arguments: Mapping[str, Any]) -> Self:
+        """`checked` on the arguments of a call with these parameters (its `locals()`)."""
+        return cls.checked({name: arguments[name] for name in cls.model_fields})
+
+    @classmethod
     def checked(cls, values: Mapping[str, Any], label: Callable[[str], str] = str) -> Self:
         """Validate `values`; a one-line PlanError names each bad field as `label(field)`."""
         try:
