@@ -138,6 +138,15 @@ def session(engine: Engine) -> Iterator[Session]:
 
 
 @pytest.fixture
+def flow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """An engine on a new SQLite store that DATABASE_URL names, for flows run in this process."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    yield create_store_engine(url)
+    dispose_engines()
+
+
+@pytest.fixture
 def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
     """An empty, migrated SQLite store only (for tests that are not about the database)."""
     path = tmp_path / "aitrader.db"

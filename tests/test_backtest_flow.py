@@ -15,7 +15,6 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlo
 from sqlmodel import Session, select
 
 from flows.backtest import backtest
-from models.engine import create_store_engine, dispose_engines
 from models.tables import ModelDay, Run
 from tests.openai_stub import OpenAIStub, Reply
 
@@ -31,11 +30,8 @@ def stub(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    yield create_store_engine(url)
-    dispose_engines()
+def store(flow_store):
+    return flow_store
 
 
 def write_config(path: Path, stub: OpenAIStub, **llm_overrides) -> str:

@@ -26,7 +26,7 @@ from agents.types import ModelDayRequest
 from configs.loader import AppConfig
 from flows.plan import plan_backtest, portfolio_key
 from market_data.synthetic import synthesize_into
-from models.engine import alembic_config, create_store_engine, dispose_engines, upgrade
+from models.engine import alembic_config, create_store_engine, upgrade
 from models.errors import PlanError
 from models.tables import LLMCall, ModelDay, ModelDayStatus, Run, utcnow
 from tests.conftest import ROOT, run_command, wait_for
@@ -193,11 +193,8 @@ def test_the_migration_makes_existing_rows_trial_one(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    yield create_store_engine(url)
-    dispose_engines()
+def store(flow_store):
+    return flow_store
 
 
 def flow_config(path: Path, **extra) -> str:
