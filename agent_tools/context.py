@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from agent_tools.market_view import MarketView
 from agent_tools.news import NewsArchive
 from agent_tools.trading_rules import TradingSession
-from models.book import Portfolio
+from models.book import Portfolio, TradingRules
 from models.prices import PriceBook
 
 EXCHANGE_TZ = ZoneInfo("America/New_York")
@@ -41,13 +41,26 @@ class SessionContext:
     benchmark: str = "QQQ"
     news: NewsArchive | None = None
     notes: dict[str, str] = field(default_factory=dict)
+    fill_time: datetime | None = None  # aware; None: the NASDAQ rule of `session_cutoff`
+    title: str = "NASDAQ-100 stocks"  # what the prompt says is traded
 
     @property
     def day(self) -> date:
         return self.at.date()
 
     @property
+    def hourly(self) -> bool:
+        return self.at.time() != time.min
+
+    @property
+    def rules(self) -> TradingRules:
+        return self.trading.rules
+
+    @property
     def cutoff(self) -> datetime:
+        """Evidence published from this instant (UTC) on is hidden: the session's fill time."""
+        if self.fill_time is not None:
+            return self.fill_time.astimezone(UTC)
         return session_cutoff(self.at)
 
     @classmethod
@@ -64,10 +77,22 @@ class SessionContext:
         is_session_day,
         benchmark: str = "QQQ",
         news: NewsArchive | None = None,
+        rules: TradingRules | None = None,
+        trading: TradingSession | None = None,
+        fill_time: datetime | None = None,
+        title: str = "NASDAQ-100 stocks",
     ) -> SessionContext:
-        """A context whose tools see `prices` up to the session and trade `book` under the rules."""
+        """A context whose tools see `prices` up to the session and trade `book` under the rules.
+
+        An hourly day's later sessions pass the day's `trading` on, so the book, its fills and
+        T+1's record of today's buys carry from bar to bar.
+        """
         at = day if isinstance(day, datetime) else datetime.combine(day, time.min)
         symbols = tuple(s.upper() for s in universe)
+        if trading is None:
+            trading = TradingSession(book, prices, at, symbols, is_session_day, rules)
+        elif trading.at != at:
+            trading.next_session(at)
         return cls(
             run_id=run_id,
             model=model,
@@ -75,7 +100,9 @@ class SessionContext:
             at=at,
             universe=symbols,
             market=MarketView(prices, at),
-            trading=TradingSession(book, prices, at, symbols, is_session_day),
+            trading=trading,
             benchmark=benchmark,
             news=news,
+            fill_time=fill_time,
+            title=title,
         )

@@ -1,8 +1,11 @@
 """The trading rules of the original benchmark, enforced on one model's book for one session.
 
-Market orders for whole shares fill completely at the open of the session's bar; no shorting, no
-margin, no fees. A rejected order raises `OrderRejected` with a message written for the agent to
-read, and leaves the book exactly as it was.
+Market orders fill completely at the open of the session's bar; no shorting, no margin, no fees.
+A market's `TradingRules` size the orders (whole shares, lots of 100, or coin fractions kept to a
+few decimals, cash included) and settle them (T+1: what was bought on a trading day cannot be
+sold until the next one, whichever hourly session of the day it was bought in). A rejected order
+raises `OrderRejected` with a message written for the agent to read, and leaves the book exactly
+as it was.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import math
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 
-from models.book import Fill, Portfolio, Side
+from models.book import Fill, Portfolio, Side, TradingRules, as_quantity
 from models.errors import OrderRejected
 from models.prices import PriceBook
 
@@ -19,6 +22,48 @@ from models.prices import PriceBook
 MAX_ORDER_SHARES = 10_000_000
 # Float arithmetic on cash must not turn "exactly affordable" into "insufficient".
 CASH_EPSILON = 1e-9
+
+
+def _number(shares: object) -> float:
+    if isinstance(shares, bool):
+        raise OrderRejected(f"the quantity must be a number, got {shares!r}")
+    if isinstance(shares, str):
+        try:
+            return float(shares.strip())
+        except ValueError:
+            raise OrderRejected(f"the quantity must be a number, got {shares!r}") from None
+    if not isinstance(shares, int | float):
+        raise OrderRejected(f"the quantity must be a number, got {shares!r}")
+    return float(shares)
+
+
+def parse_quantity(shares: object, rules: TradingRules) -> int | float:
+    """Validate an order quantity under a market's rules: whole shares, whole lots, or a
+    positive fraction rounded to the market's decimals."""
+    if rules.quantity == "whole":
+        return parse_shares(shares)
+    if rules.quantity == "lots":
+        quantity = parse_shares(shares)
+        if quantity % rules.lot:
+            lower = quantity // rules.lot * rules.lot
+            nearest = f"{lower} or {lower + rules.lot}" if lower else f"{rules.lot}"
+            raise OrderRejected(
+                f"quantity must be a multiple of {rules.lot} shares (one lot), got {quantity}; "
+                f"try {nearest}"
+            )
+        return quantity
+    amount = _number(shares)
+    if not math.isfinite(amount) or amount <= 0:
+        raise OrderRejected(f"the amount must be positive, got {shares!r}")
+    rounded = round(amount, rules.decimals)
+    if rounded <= 0:
+        raise OrderRejected(
+            f"the amount {amount} rounds to 0 at {rules.decimals} decimal places; "
+            f"the smallest order is {10**-rules.decimals:.{rules.decimals}f}"
+        )
+    if rounded > MAX_ORDER_SHARES:
+        raise OrderRejected(f"the amount must be at most {MAX_ORDER_SHARES:,}, got {amount:,}")
+    return as_quantity(rounded)
 
 
 def parse_shares(shares: object) -> int:
@@ -44,7 +89,8 @@ def parse_shares(shares: object) -> int:
 
 
 class TradingSession:
-    """One model's book during one session: validates and fills orders at the session's open."""
+    """One model's book through a trading day's sessions: validates and fills orders at the
+    current session's open, under the market's quantity and settlement rules."""
 
     def __init__(
         self,
@@ -53,19 +99,28 @@ class TradingSession:
         at: datetime | date,
         universe: Iterable[str],
         is_session_day: Callable[[date], bool],
+        rules: TradingRules | None = None,
     ) -> None:
         if not isinstance(at, datetime):
             at = datetime(at.year, at.month, at.day)
         self.at = at
         self.prices = prices
         self.universe = frozenset(s.upper() for s in universe)
+        self.rules = rules or TradingRules()
         self.portfolio = portfolio.model_copy(deep=True)
         self.fills: list[Fill] = []
+        self.bought_today: dict[str, int | float] = {}  # what T+1 keeps from being sold today
         self._is_session = is_session_day(at.date())
 
     @property
     def day(self) -> date:
         return self.at.date()
+
+    def next_session(self, at: datetime) -> None:
+        """Move to a later session of the same trading day (an hourly bar); the book carries."""
+        if at.date() != self.day or at <= self.at:
+            raise ValueError(f"{at} is not a later session of {self.day}")
+        self.at = at
 
     def open_price(self, symbol: str) -> float:
         """The fill price of `symbol` in this session; `OrderRejected` says why there is none."""
@@ -77,25 +132,32 @@ class TradingSession:
             raise OrderRejected(f"no price for {symbol} at {self._when()}; it cannot be traded")
         return price
 
+    def sellable(self, symbol: str) -> int | float:
+        """What of `symbol` may be sold now: all of it, less today's buys under T+1."""
+        held = self.portfolio.shares(symbol)
+        if self.rules.settlement == "T+1":
+            held = as_quantity(self._round(held - self.bought_today.get(symbol, 0)))
+        return max(held, 0)
+
     def buy(self, symbol: str, shares: object) -> Fill:
-        """Buy whole shares at the open; cash may not go below zero."""
-        quantity = parse_shares(shares)
+        """Buy at the open; cash may not go below zero."""
+        quantity = parse_quantity(shares, self.rules)
         symbol = self._check_symbol(symbol)
         price = self.open_price(symbol)
         cost = price * quantity
         cash = self.portfolio.cash
         if cost > cash + CASH_EPSILON:
-            affordable = int((cash + CASH_EPSILON) // price)
             raise OrderRejected(
                 f"insufficient cash: {quantity} {symbol} at {price:.4f} costs {cost:,.2f} "
-                f"but cash is {cash:,.2f} (at most {affordable} shares)"
+                f"but cash is {cash:,.2f} (at most {self._affordable(cash, price)})"
             )
-        new_cash = max(cash - cost, 0.0)
-        return self._fill("buy", symbol, quantity, price, new_cash)
+        fill = self._fill("buy", symbol, quantity, price, max(cash - cost, 0.0))
+        self.bought_today[symbol] = self._round(self.bought_today.get(symbol, 0) + quantity)
+        return fill
 
     def sell(self, symbol: str, shares: object) -> Fill:
-        """Sell whole shares held at the open; no short selling."""
-        quantity = parse_shares(shares)
+        """Sell what is held (and, under T+1, was not bought today) at the open; no shorting."""
+        quantity = parse_quantity(shares, self.rules)
         symbol = self._check_symbol(symbol)
         held = self.portfolio.shares(symbol)
         if held == 0:
@@ -104,12 +166,34 @@ class TradingSession:
             raise OrderRejected(
                 f"insufficient shares: holding {held} {symbol}, asked to sell {quantity}"
             )
+        if quantity > self.sellable(symbol):
+            raise OrderRejected(
+                f"T+1 settlement: of {held} {symbol} held, {self.bought_today[symbol]} were "
+                f"bought today and cannot be sold before the next trading day; at most "
+                f"{self.sellable(symbol)} can be sold now"
+            )
         price = self.open_price(symbol)
         return self._fill("sell", symbol, -quantity, price, self.portfolio.cash + price * quantity)
 
-    def _fill(self, side: Side, symbol: str, delta: int, price: float, new_cash: float) -> Fill:
+    def _affordable(self, cash: float, price: float) -> str:
+        if self.rules.quantity == "fractional":
+            scale = 10**self.rules.decimals
+            return f"{math.floor((cash + CASH_EPSILON) / price * scale) / scale} units"
+        step = self.rules.lot if self.rules.quantity == "lots" else 1
+        return f"{int((cash + CASH_EPSILON) // (price * step)) * step} shares"
+
+    def _round(self, value: float) -> float:
+        # Fractional books keep cash and holdings at the market's precision, as the original.
+        if self.rules.quantity != "fractional":
+            return value
+        return round(value, self.rules.decimals)
+
+    def _fill(
+        self, side: Side, symbol: str, delta: int | float, price: float, new_cash: float
+    ) -> Fill:
+        new_cash = self._round(new_cash)
         positions = dict(self.portfolio.positions)
-        positions[symbol] = positions.get(symbol, 0) + delta
+        positions[symbol] = self._round(positions.get(symbol, 0) + delta)
         if positions[symbol] == 0:
             del positions[symbol]
         self.portfolio = Portfolio(cash=new_cash, positions=positions)
@@ -120,6 +204,7 @@ class TradingSession:
             shares=abs(delta),
             price=price,
             cash_after=new_cash,
+            session_at=self.at,
         )
         self.fills.append(fill)
         return fill

@@ -37,7 +37,7 @@ async def converse(
     A timeout or an error ends the conversation with `error` set; what was said until then is
     kept, because a failed day's messages are what explain it.
     """
-    conversation = Conversation()
+    conversation = Conversation(system=system_prompt(context))
     try:
         async with asyncio.timeout(agent_config.day_timeout_s):
             conversation.finished = await _talk(context, agent_config, model, conversation)
@@ -60,7 +60,7 @@ async def _talk(
         tools = await load_mcp_tools(
             client.session, tool_interceptors=[_tool_timer(conversation.latencies)]
         )
-        agent = create_agent(model, tools, system_prompt=system_prompt(context))
+        agent = create_agent(model, tools, system_prompt=conversation.system)
         transcript.append(HumanMessage(first_message(context)))
         while len(model.records) < agent_config.max_steps:
             steps_left = agent_config.max_steps - len(model.records)

@@ -10,7 +10,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from agent_tools.context import SessionContext
-from agents.prompt import system_prompt
 from agents.recording import LLMCallRecord
 from agents.transcript import message_rows, tool_call_rows
 from agents.types import Conversation, ModelDayRequest, ModelDayResult
@@ -52,7 +51,7 @@ def _record_completed(
     prices: PriceBook,
     conversation: Conversation,
 ) -> ModelDayResult:
-    _store_transcript(session, model_day, system_prompt(context), conversation)
+    _store_transcript(session, model_day, conversation.system, conversation)
     if not conversation.finished:
         model_day.error = "stopped after max_steps without the finish signal"
     fills = context.trading.fills

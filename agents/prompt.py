@@ -6,15 +6,15 @@ from agent_tools.context import SessionContext
 
 FINISH_SIGNAL = "<FINISH_SIGNAL>"
 
-SYSTEM_PROMPT = """You are a stock trading agent managing a long-only portfolio of {universe_name}.
+SYSTEM_PROMPT = """You are a {asset} trading agent managing a long-only portfolio of \
+{universe_name}.
 Goal: maximise long-term return. Think with the tools: read prices, news and your portfolio,
 then act. You do not need permission; trades happen only through the buy and sell tools, never
 by writing them in text.
 
-Rules: orders are for whole shares and fill completely at today's open; no short selling, no
-margin, no fees; cash may not go below zero. You cannot see anything after today's open.
+Rules: {rules}
 
-Today is {date}.
+{now}.
 Cash: {cash:.2f}
 Holdings (shares): {holdings}
 Prices, one per symbol as previous close -> today's open (your fill price):
@@ -23,7 +23,29 @@ Prices, one per symbol as previous close -> today's open (your fill price):
 When you are done for today, answer with a short summary and {finish}."""
 
 
-def system_prompt(context: SessionContext, universe_name: str = "NASDAQ-100 stocks") -> str:
+# The NASDAQ-100 daily wording, kept as it was so recorded runs replay unchanged.
+WHOLE_SHARES_RULES = """orders are for whole shares and fill completely at today's open; \
+no short selling, no
+margin, no fees; cash may not go below zero. You cannot see anything after today's open."""
+
+
+def rules_text(context: SessionContext) -> str:
+    """The market's order rules in the words the agent reads."""
+    rules = context.rules
+    if rules.quantity == "whole" and rules.settlement == "T+0" and not context.hourly:
+        return WHOLE_SHARES_RULES
+    when = (
+        "this session's open (the open of the current hourly bar)"
+        if context.hourly
+        else ("today's open")
+    )
+    return (
+        f"orders fill completely at {when}; no short selling, no margin, no fees; cash may not "
+        f"go below zero. {rules.describe()} You cannot see anything after {when}."
+    )
+
+
+def system_prompt(context: SessionContext, universe_name: str | None = None) -> str:
     """The prompt for `context`'s session, with every price taken from its market view."""
     lines = []
     for symbol in context.universe:
@@ -35,8 +57,12 @@ def system_prompt(context: SessionContext, universe_name: str = "NASDAQ-100 stoc
     book = context.trading.portfolio
     holdings = ", ".join(f"{s} {n}" for s, n in sorted(book.positions.items())) or "none"
     return SYSTEM_PROMPT.format(
-        universe_name=universe_name,
-        date=context.day,
+        asset="crypto" if context.rules.quantity == "fractional" else "stock",
+        universe_name=universe_name or context.title,
+        rules=rules_text(context),
+        now=f"Now is {context.at:%Y-%m-%d %H:%M}, an hourly session"
+        if context.hourly
+        else (f"Today is {context.day}"),
         cash=book.cash,
         holdings=holdings,
         prices="; ".join(lines),
@@ -50,4 +76,6 @@ def _price(value: float) -> str:
 
 
 def first_message(context: SessionContext) -> str:
+    if context.hourly:
+        return f"Please analyse and update your positions for the {context.at:%H:%M} session."
     return f"Please analyse and update today's ({context.day}) positions."

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import httpx
@@ -25,8 +25,10 @@ from agents.chat_models import build_chat_model
 from agents.conversation import converse
 from agents.persistence import model_day_result, persist_conversation
 from agents.recording import RecordingChatModel, ReplayBook
-from agents.types import ModelDayRequest, ModelDayResult
-from market_data.calendar import is_trading_day
+from agents.types import Conversation, ModelDayRequest, ModelDayResult
+from configs.markets import Market
+from market_data.calendar import calendar
+from models.book import Portfolio
 from models.claims import HolderCheck, claim_when_free, keep_claim, mark_skipped
 from models.ledger import starting_book
 from models.prices import PriceBook
@@ -51,12 +53,13 @@ async def run_model_day(
     budget: RunBudget | None = None,
     chat_model: BaseChatModel | None = None,
     news: NewsArchive | None = None,
-    is_session_day: Callable[[date], bool] = is_trading_day,
+    is_session_day: Callable[[date], bool] | None = None,
     holder_stopped: HolderCheck | None = None,
 ) -> ModelDayResult:
     """Run one model-day end to end and persist it; a completed day is returned as it is."""
     if request.model.kind == "strategy":
         budget = None  # built-in strategies spend nothing
+    is_session_day = is_session_day or calendar(request.market.calendar).is_trading_day
     with Session(engine, expire_on_commit=False) as session:
         model_day = await claim_when_free(
             session, request.claim, request.agent.day_timeout_s, holder_stopped
@@ -71,35 +74,82 @@ async def run_model_day(
             ReplayBook.load(session, request.recorded_model) if request.mode == "replay" else None
         )
 
-    context = SessionContext.create(
-        run_id=request.run_id,
-        model=request.model.name,
-        portfolio=request.portfolio,
-        day=request.day,
-        universe=request.universe,
-        prices=prices,
-        book=book,
-        is_session_day=is_session_day,
-        benchmark=request.benchmark,
-        news=news,
-    )
-    recorder = RecordingChatModel(
-        model_name=request.recorded_model,  # each trial is recorded and replayed on its own
-        inner=_live_model(request, chat_model),
-        mode=request.mode,
-        replay_book=replay_book,
-        price=request.model.price,
-        budget=budget,
-    )
     # The claim is renewed while the model works, so a dead simulator's day is freed in a minute.
     heartbeat = asyncio.create_task(keep_claim(engine, request.claim, model_day.id))
     try:
-        conversation = await converse(context, request.agent, recorder)
+        context, conversation = await _trade_sessions(
+            request, prices, book, news, is_session_day, budget, replay_book, chat_model
+        )
     finally:
         heartbeat.cancel()
     result = persist_conversation(engine, request, model_day.id, context, prices, conversation)
     result.transient = is_transient(conversation.error)
     return result
+
+
+async def _trade_sessions(
+    request: ModelDayRequest,
+    prices: PriceBook,
+    book: Portfolio,
+    news: NewsArchive | None,
+    is_session_day: Callable[[date], bool],
+    budget: RunBudget | None,
+    replay_book: ReplayBook | None,
+    chat_model: BaseChatModel | None,
+) -> tuple[SessionContext, Conversation]:
+    """The day's sessions in order (one, or one per hourly bar), the book carried from each to
+    the next; the day stops at the first session that fails. Returns the last session's context
+    (its trading holds the whole day's fills) and the day's conversation."""
+    market = request.market
+    day_conversation: Conversation | None = None
+    context: SessionContext | None = None
+    live_model = _live_model(request, chat_model)
+    for at in session_times(market, prices, request.day, request.universe):
+        context = SessionContext.create(
+            run_id=request.run_id,
+            model=request.model.name,
+            portfolio=request.portfolio,
+            day=at,
+            universe=request.universe,
+            prices=prices,
+            book=book,
+            is_session_day=is_session_day,
+            benchmark=request.benchmark,
+            news=news,
+            rules=market.rules,
+            trading=context.trading if context else None,
+            fill_time=market.fill_time(at),
+            title=market.title,
+        )
+        recorder = RecordingChatModel(
+            model_name=request.recorded_model,  # each trial is recorded and replayed on its own
+            inner=live_model,
+            mode=request.mode,
+            replay_book=replay_book,
+            price=request.model.price,
+            budget=budget,
+        )
+        conversation = await converse(context, request.agent, recorder)
+        if day_conversation is None:
+            day_conversation = conversation
+        else:
+            day_conversation.extend(conversation)
+        if conversation.error is not None:
+            break
+    assert context is not None and day_conversation is not None  # a day has a session
+    return context, day_conversation
+
+
+def session_times(
+    market: Market, prices: PriceBook, day: date, universe: list[str]
+) -> list[datetime]:
+    """The sessions of `day`: the day itself, or the hourly bars any symbol of `universe` has
+    (a half day has fewer)."""
+    times = market.session_times(day)
+    if not market.hourly:
+        return times
+    priced = [at for at in times if any(prices.bar_at(s, at) for s in universe)]
+    return priced or times[:1]  # no bar at all: one session whose orders are refused
 
 
 def _live_model(request: ModelDayRequest, chat_model: BaseChatModel | None) -> BaseChatModel | None:

@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import BaseMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from agents.recording import LLMCallRecord
 from configs.loader import AgentConfig, ModelConfig
+from configs.markets import DEFAULT_MARKET, Market, load_market
 from models.claims import Claim
 from models.liveness import DEFAULT_LEASE_S
 
@@ -31,6 +32,7 @@ class ModelDayRequest(BaseModel):
     claimant: str = Field(default_factory=lambda: uuid.uuid4().hex)
     lease_seconds: float = Field(default=DEFAULT_LEASE_S, gt=0)
     trial: int = Field(default=1, ge=1, description="which trial of a repeated backtest")
+    market: Market = Field(default_factory=lambda: load_market(DEFAULT_MARKET))
 
     @property
     def recorded_model(self) -> str:
@@ -88,3 +90,14 @@ class Conversation:
     records: list[LLMCallRecord] = field(default_factory=list)
     finished: bool = False  # the model gave the finish signal
     error: Exception | None = None  # what cut the conversation short (a timeout included)
+    system: str | None = None  # the system prompt; None when the transcript carries its own
+
+    def extend(self, session: Conversation) -> None:
+        """Append a later session of the same day (an hourly bar), its system prompt inline."""
+        if session.system is not None:
+            self.transcript.append(SystemMessage(session.system))
+        self.transcript.extend(session.transcript)
+        self.latencies.update(session.latencies)
+        self.records.extend(session.records)
+        self.finished = session.finished
+        self.error = session.error

@@ -7,9 +7,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import AliasChoices, BaseModel, Field, ValidationError, model_validator
 
+from configs.markets import DEFAULT_MARKET, Market, load_market
+from configs.yaml_files import read_yaml
 from models.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parent
@@ -17,6 +18,14 @@ DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 UNIVERSES_FILE = CONFIG_DIR / "universes.yaml"
 # The most independent trials of every model one backtest runs.
 MAX_TRIALS = 100
+# An original AI-Trader config's agent class names the market it trades.
+AITRADER_AGENT_MARKETS = {
+    "BaseAgent": "nasdaq100",
+    "BaseAgent_Hour": "nasdaq100-hourly",
+    "BaseAgentAStock": "sse50",
+    "BaseAgentAStock_Hour": "sse50-hourly",
+    "BaseAgentCrypto": "crypto",
+}
 
 
 class Universe(BaseModel):
@@ -28,8 +37,12 @@ class Universe(BaseModel):
 
 
 class MarketConfig(BaseModel):
-    """Where prices come from; the synthetic market needs no network."""
+    """Which market is traded (`configs/markets.yaml`) and where its prices come from; the
+    synthetic market needs no network."""
 
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(default=DEFAULT_MARKET, description="a market of configs/markets.yaml")
     source: Literal["synthetic", "files", "alphavantage"] = "synthetic"
     seed: int = 7
     start: date = date(2024, 10, 1)
@@ -37,9 +50,27 @@ class MarketConfig(BaseModel):
     path: str | None = Field(default=None, description="folder or file for source=files")
 
     @property
-    def name(self) -> str:
-        """The store's market these prices live in: `real`, or `synthetic-<seed>`."""
+    def store_market(self) -> str:
+        """The store's partition these prices live in: `real`, or `synthetic-<seed>`."""
         return f"synthetic-{self.seed}" if self.source == "synthetic" else "real"
+
+    @property
+    def definition(self) -> Market:
+        """The market's universe, money, calendar, sessions and trading rules."""
+        return load_market(self.name)
+
+    @model_validator(mode="after")
+    def _known_market(self) -> MarketConfig:
+        try:
+            market = load_market(self.name)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        if self.source == "synthetic" and (market.calendar != "XNYS" or market.hourly):
+            raise ValueError(
+                f"the synthetic market follows the XNYS daily calendar; market {self.name!r} "
+                "needs real prices (source: files, after `aitrader data import`)"
+            )
+        return self
 
 
 class TokenPrice(BaseModel):
@@ -137,12 +168,13 @@ class AppConfig(BaseModel):
     model_config = {"extra": "forbid"}
 
     name: str = "default"
-    universe: str | list[str] = "nasdaq100"
-    benchmark: str = "QQQ"
-    initial_cash: float = Field(default=10_000.0, gt=0)
+    # Universe, benchmark and starting cash default to the market's (configs/markets.yaml).
+    universe: str | list[str] | None = None
+    benchmark: str | None = None
+    initial_cash: float | None = Field(default=None, gt=0)
     start_date: date | None = None
     end_date: date | None = None
-    market: MarketConfig = MarketConfig()
+    market: MarketConfig = Field(default_factory=MarketConfig)
     models: list[ModelConfig] = Field(default_factory=list)
     agent: AgentConfig = AgentConfig()
     budget: BudgetConfig | None = None
@@ -164,6 +196,10 @@ class AppConfig(BaseModel):
         dates = data.pop("date_range", None) or {}
         data.setdefault("start_date", dates.get("init_date"))
         data.setdefault("end_date", dates.get("end_date"))
+        if data.get("agent_type") in AITRADER_AGENT_MARKETS and not isinstance(
+            data.get("market"), dict
+        ):
+            data["market"] = {"name": AITRADER_AGENT_MARKETS[data["agent_type"]]}
         agent = data.pop("agent_config", None) or {}
         if "initial_cash" in agent:
             data.setdefault("initial_cash", agent["initial_cash"])
@@ -174,11 +210,23 @@ class AppConfig(BaseModel):
         if not isinstance(data.get("market"), dict):  # AI-Trader's "market": "us"
             data.pop("market", None)
         data.setdefault("name", "aitrader-config")
-        data.setdefault("market", {"source": "files"})
+        data.setdefault("market", {})
+        data["market"] = {"source": "files", **data["market"]}
         return data
 
     @model_validator(mode="after")
     def _consistent(self) -> AppConfig:
+        market = self.market.definition
+        if self.universe is None:
+            self.universe = market.universe
+        if self.initial_cash is None:
+            self.initial_cash = market.initial_cash
+        if self.benchmark is None:
+            try:
+                named = isinstance(self.universe, str)
+                self.benchmark = load_universe(self.universe).benchmark if named else "QQQ"
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
         if self.start_date and self.end_date and self.end_date < self.start_date:
             raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
         names = [m.name for m in self.models]
@@ -206,33 +254,10 @@ class AppConfig(BaseModel):
         return load_universe(self.universe)
 
 
-class _DatesAsText(yaml.SafeLoader):
-    """YAML without its own date parsing: `2025-02-30` reaches pydantic as text, so the error
-    names the field instead of being YAML's bare "day is out of range"."""
-
-
-_DatesAsText.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.load(path.read_text(), Loader=_DatesAsText)  # a SafeLoader: no objects
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file not found: {path}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level")
-    return data
-
-
 def load_config(path: str | Path | None = None) -> AppConfig:
     """Read and validate a config file (default: the shipped offline default)."""
     path = Path(path) if path else DEFAULT_CONFIG
-    data = _read_yaml(path)
+    data = read_yaml(path)
     try:
         return AppConfig.model_validate(data)
     except ValidationError as exc:
@@ -245,7 +270,7 @@ def load_config(path: str | Path | None = None) -> AppConfig:
 
 @cache
 def _universes() -> dict[str, Universe]:
-    data = _read_yaml(UNIVERSES_FILE)
+    data = read_yaml(UNIVERSES_FILE)
     return {name: Universe(name=name, **body) for name, body in data.items()}
 
 

@@ -50,7 +50,7 @@ def _store() -> Check:
 def _coverage(config: AppConfig) -> Check:
     from sqlmodel import Session
 
-    market = config.market.name
+    market = config.market.store_market
     with Session(get_engine()) as session:
         rows = coverage(session, "1d", market)
     if not rows:

@@ -239,7 +239,8 @@ def _start(engine: Engine, plan: BacktestPlan, replay: bool, budget: RunBudget) 
     holder = holder_name(key)
     run = start_run(engine, plan.run_record(replay, _flow_run_id()), holder)
     with Session(engine) as session:
-        prices = PriceBook.load(session, market=plan.market, until=plan.end)
+        interval = plan.config.market.definition.interval
+        prices = PriceBook.load(session, interval, market=plan.market, until=plan.end)
     return RunResources(
         run_id=run.id,
         key=key,

@@ -15,9 +15,10 @@ from sqlmodel import Session, select
 
 from agents.prompt import SYSTEM_PROMPT
 from configs.loader import MAX_TRIALS, AppConfig, ModelConfig, Universe
-from market_data.calendar import trading_days
+from configs.markets import DEFAULT_MARKET
+from market_data.calendar import calendar
 from models.errors import ConfigError, PlanError
-from models.prices import DAILY, bar_days
+from models.prices import bar_days
 from models.tables import ModelDay, ModelDayStatus, RunCreate
 
 # Bump when a change to the session loop or the strategies changes what a model-day does, so
@@ -108,8 +109,10 @@ def model_fingerprint(config: AppConfig, model: ModelConfig) -> str:
         "universe": config.resolve_universe().symbols,
         "initial_cash": config.initial_cash,
         "agent": config.agent.model_dump(mode="json", exclude=OPERATIONAL_AGENT_SETTINGS),
-        "market": config.market.name,
+        "market": config.market.store_market,
     }
+    if config.market.name != DEFAULT_MARKET:  # the default market's portfolios keep their keys
+        payload["rules"] = config.market.definition.model_dump(mode="json")
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -179,10 +182,15 @@ def plan_backtest(
     if not 1 <= trials <= MAX_TRIALS:  # a REST trigger's parameters are checked by type only
         raise PlanError(f"trials must be between 1 and {MAX_TRIALS} (got {trials})")
     chosen = select_models(config, models)
-    market = config.market.name
-    available = bar_days(session, DAILY, market)
+    market = config.market.store_market
+    definition = config.market.definition
+    universe = config.resolve_universe()
+    available = bar_days(session, definition.interval, market, universe.symbols)
     if not available:
-        raise PlanError(f"the store holds no daily prices of market {market!r}")
+        raise PlanError(
+            f"the store holds no {definition.interval} prices of {definition.title} "
+            f"({universe.name}) in market {market!r}; import or fetch them first"
+        )
     catch_up = start is None and end is None
     first_day = start or config.start_date or available[0]
     last_day = min(end or config.end_date or available[-1], available[-1])
@@ -192,7 +200,8 @@ def plan_backtest(
             f"it covers {available[0]} to {available[-1]}"
         )
     priced = set(available)
-    in_range = trading_days(first_day, last_day) if first_day <= last_day else []
+    sessions = calendar(definition.calendar)
+    in_range = sessions.trading_days(first_day, last_day) if first_day <= last_day else []
     days = [day for day in in_range if day in priced]
     plans = [
         _trial_plan(session, config, model, trial, days, catch_up)
@@ -207,7 +216,7 @@ def plan_backtest(
         config=config,
         config_hash=config_hash(config),
         market=market,
-        universe=config.resolve_universe(),
+        universe=universe,
         catch_up=catch_up,
         start=first_day,
         end=last_day,

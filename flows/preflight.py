@@ -20,11 +20,10 @@ from agents.strategies import strategy_params
 from configs.loader import DEFAULT_CONFIG, AppConfig, ModelConfig, load_config
 from flows.parameters import BacktestParameters
 from flows.plan import BacktestPlan, plan_backtest, select_models
-from market_data.calendar import trading_days
+from market_data.calendar import calendar
 from market_data.provision import synthetic_bars_held
 from models.engine import existing_store
 from models.errors import ConfigError, ModelSetupError, PlanError
-from models.prices import DAILY
 from models.tables import PriceBar
 
 
@@ -102,9 +101,10 @@ def check_dates(config: AppConfig, params: BacktestParameters) -> None:
     """The range lies in the exchange calendar, and inside a synthetic market's span."""
     first = params.start or config.start_date
     last = params.end or config.end_date
+    sessions = calendar(config.market.definition.calendar)
     for day in (first, last):
         if day is not None:
-            trading_days(day, day)  # CalendarError names the calendar's span
+            sessions.trading_days(day, day)  # CalendarError names the calendar's span
     market = config.market
     if market.source != "synthetic":
         return
@@ -122,7 +122,8 @@ def check_market_provided(config: AppConfig, stored: set[str]) -> None:
     if stored or market.source == "synthetic" or (market.source == "files" and market.path):
         return
     raise PlanError(
-        f"the store holds no daily prices of market {market.name!r}; import or fetch them first "
+        f"the store holds no {market.definition.interval} prices of {market.definition.title}; "
+        "import or fetch them first "
         "(aitrader data import PATH, or aitrader data fetch)"
     )
 
@@ -131,11 +132,12 @@ def check_data(
     session: Session, config: AppConfig, params: BacktestParameters
 ) -> BacktestPlan | None:
     """With the market already in the store: its universe is priced and the range plannable."""
-    market = config.market.name
+    market = config.market.store_market
+    interval = config.market.definition.interval
     stored = set(
         session.exec(
             select(PriceBar.symbol)
-            .where(PriceBar.market == market, PriceBar.interval == DAILY)
+            .where(PriceBar.market == market, PriceBar.interval == interval)
             .distinct()
         )
     )

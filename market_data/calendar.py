@@ -1,9 +1,13 @@
-"""The NYSE (XNYS) trading calendar: which days are sessions, and the sessions around a day."""
+"""Trading calendars: which days are sessions, and the sessions around a day.
+
+`XNYS` and `XSHG` come from exchange-calendars; `ALWAYS` (crypto) has a session every UTC
+calendar day. The module-level functions answer for XNYS, the NASDAQ-100's calendar.
+"""
 
 from __future__ import annotations
 
 import bisect
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 
 import exchange_calendars as xcals
@@ -12,6 +16,7 @@ import pandas as pd
 from models.errors import CalendarError
 
 EXCHANGE = "XNYS"
+ALWAYS = "ALWAYS"
 FIRST_DAY = date(2000, 1, 1)
 
 
@@ -20,70 +25,111 @@ def _last_day() -> date:
     return date(date.today().year + 1, 12, 31)
 
 
-@cache
-def _calendar() -> xcals.ExchangeCalendar:
-    return xcals.get_calendar(EXCHANGE, start=FIRST_DAY.isoformat(), end=_last_day().isoformat())
+class TradingCalendar:
+    """The sessions of one calendar, with constant-time membership and bisect neighbours."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        if name == ALWAYS:
+            count = (_last_day() - FIRST_DAY).days + 1
+            self.sessions = [FIRST_DAY + timedelta(days=n) for n in range(count)]
+            self._exchange = None
+        else:
+            try:
+                self._exchange = xcals.get_calendar(
+                    name, start=FIRST_DAY.isoformat(), end=_last_day().isoformat()
+                )
+            except ValueError:  # holidays known only to an earlier year (XSHG): go as far
+                self._exchange = xcals.get_calendar(name, start=FIRST_DAY.isoformat())
+            self.sessions = [ts.date() for ts in self._exchange.sessions]
+        self._set = frozenset(self.sessions)
+
+    def _check_bounds(self, day: date) -> None:
+        if not FIRST_DAY <= day <= self.sessions[-1]:
+            raise CalendarError(
+                f"{day} is outside the {self.name} calendar, which covers {FIRST_DAY} "
+                f"to {self.sessions[-1]}"
+            )
+
+    def trading_days(self, start: date, end: date) -> list[date]:
+        """The sessions from `start` to `end`, both included, ascending."""
+        self._check_bounds(start)
+        self._check_bounds(end)
+        sessions = self.sessions
+        return sessions[bisect.bisect_left(sessions, start) : bisect.bisect_right(sessions, end)]
+
+    def is_trading_day(self, day: date) -> bool:
+        """Whether `day` is a session (early-close days are)."""
+        self._check_bounds(day)
+        return day in self._set
+
+    def previous_trading_day(self, day: date) -> date:
+        """The last session strictly before `day`."""
+        self._check_bounds(day)
+        index = bisect.bisect_left(self.sessions, day) - 1
+        if index < 0:
+            raise CalendarError(f"the {self.name} calendar has no session before {day}")
+        return self.sessions[index]
+
+    def next_trading_day(self, day: date) -> date:
+        """The first session strictly after `day`."""
+        self._check_bounds(day)
+        index = bisect.bisect_right(self.sessions, day)
+        if index >= len(self.sessions):
+            raise CalendarError(f"the {self.name} calendar has no session after {day}")
+        return self.sessions[index]
+
+    def trading_day_on_or_before(self, day: date) -> date:
+        """`day` itself if it is a session, else the session before it."""
+        return day if self.is_trading_day(day) else self.previous_trading_day(day)
+
+    def last_closed_trading_day(self, now: datetime | None = None) -> date:
+        """The latest session whose close (early closes included) is at or before `now`."""
+        now = now or datetime.now(UTC)
+        if now.tzinfo is None:
+            raise CalendarError("`now` must be timezone-aware")
+        day = self.trading_day_on_or_before(now.astimezone(UTC).date())
+        if self._exchange is None:  # a UTC day closes at the next midnight
+            close = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
+        else:
+            close = self._exchange.session_close(pd.Timestamp(day)).to_pydatetime()
+        return day if close <= now else self.previous_trading_day(day)
 
 
 @cache
-def _sessions() -> list[date]:
-    return [ts.date() for ts in _calendar().sessions]
-
-
-def _check_bounds(day: date) -> None:
-    sessions = _sessions()
-    if not FIRST_DAY <= day <= sessions[-1]:
-        raise CalendarError(
-            f"{day} is outside the {EXCHANGE} calendar, which covers {FIRST_DAY} to {sessions[-1]}"
-        )
+def calendar(name: str = EXCHANGE) -> TradingCalendar:
+    """The calendar called `name` (XNYS, XSHG or ALWAYS), built once."""
+    try:
+        return TradingCalendar(name)
+    except xcals.errors.InvalidCalendarName:
+        raise CalendarError(f"unknown trading calendar {name!r}") from None
 
 
 def trading_days(start: date, end: date) -> list[date]:
     """The XNYS sessions from `start` to `end`, both included, ascending."""
-    _check_bounds(start)
-    _check_bounds(end)
-    sessions = _sessions()
-    return sessions[bisect.bisect_left(sessions, start) : bisect.bisect_right(sessions, end)]
+    return calendar().trading_days(start, end)
 
 
 def is_trading_day(day: date) -> bool:
     """Whether `day` is an XNYS session (early-close days are)."""
-    _check_bounds(day)
-    sessions = _sessions()
-    index = bisect.bisect_left(sessions, day)
-    return index < len(sessions) and sessions[index] == day
+    return calendar().is_trading_day(day)
 
 
 def previous_trading_day(day: date) -> date:
     """The last XNYS session strictly before `day`."""
-    _check_bounds(day)
-    sessions = _sessions()
-    index = bisect.bisect_left(sessions, day) - 1
-    if index < 0:
-        raise CalendarError(f"the {EXCHANGE} calendar has no session before {day}")
-    return sessions[index]
+    return calendar().previous_trading_day(day)
 
 
 def next_trading_day(day: date) -> date:
     """The first XNYS session strictly after `day`."""
-    _check_bounds(day)
-    sessions = _sessions()
-    index = bisect.bisect_right(sessions, day)
-    if index >= len(sessions):
-        raise CalendarError(f"the {EXCHANGE} calendar has no session after {day}")
-    return sessions[index]
+    return calendar().next_trading_day(day)
 
 
 def trading_day_on_or_before(day: date) -> date:
     """`day` itself if it is an XNYS session, else the session before it."""
-    return day if is_trading_day(day) else previous_trading_day(day)
+    return calendar().trading_day_on_or_before(day)
 
 
 def last_closed_trading_day(now: datetime | None = None) -> date:
     """The latest XNYS session whose close (early closes included) is at or before `now`."""
-    now = now or datetime.now(UTC)
-    if now.tzinfo is None:
-        raise CalendarError("`now` must be timezone-aware")
-    day = trading_day_on_or_before(now.astimezone(UTC).date())
-    close = _calendar().session_close(pd.Timestamp(day)).to_pydatetime()
-    return day if close <= now else previous_trading_day(day)
+    return calendar().last_closed_trading_day(now)

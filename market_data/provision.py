@@ -24,7 +24,7 @@ def synthetic_bars_held(session: Session, config: AppConfig) -> int | None:
     held = session.exec(
         select(func.count())
         .select_from(PriceBar)
-        .where(PriceBar.market == market.name, PriceBar.interval == DAILY)
+        .where(PriceBar.market == market.store_market, PriceBar.interval == DAILY)
         .where(PriceBar.day >= market.start, PriceBar.day <= market.end)
     ).one()
     return held if held >= wanted else None
@@ -37,12 +37,12 @@ def ensure_market(session: Session, config: AppConfig) -> str:
     if market.source == "synthetic":
         held = synthetic_bars_held(session, config)
         if held is not None:
-            return f"market {market.name}: {held:,} bars already stored"
+            return f"market {market.store_market}: {held:,} bars already stored"
         added = synthesize_into(
             session, universe.symbols, market.start, market.end, market.seed, universe.benchmark
         )
         session.commit()
-        return f"market {market.name}: synthesized {added:,} bars"
+        return f"market {market.store_market}: synthesized {added:,} bars"
     if market.source == "files":
         if not market.path:
             return "market real: using the prices already stored"

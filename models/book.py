@@ -1,21 +1,34 @@
-"""A book's shapes: the cash and positions a portfolio holds, and the fills that change them."""
+"""A book's shapes: the cash and positions a portfolio holds, and the fills that change them.
+
+Quantities are whole numbers of shares on stock markets and fractions of a coin on crypto
+markets; a whole quantity is kept as an `int` so a stock book never shows `5.0` shares.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 Side = Literal["buy", "sell"]
 
 
+def as_quantity(value: float) -> int | float:
+    """`value` as an int when it is whole (stock shares), else the float (a coin fraction)."""
+    return int(value) if float(value).is_integer() else float(value)
+
+
+Quantity = Annotated[int | float, AfterValidator(as_quantity)]
+
+
 class Portfolio(BaseModel):
-    """Cash and whole-share positions (symbols with zero shares are dropped)."""
+    """Cash and positions (symbols with zero quantity are dropped)."""
 
     cash: float = Field(ge=0)
-    positions: dict[str, int] = Field(default_factory=dict)
+    positions: dict[str, Quantity] = Field(default_factory=dict)
 
-    def shares(self, symbol: str) -> int:
+    def shares(self, symbol: str) -> int | float:
         return self.positions.get(symbol, 0)
 
 
@@ -25,10 +38,37 @@ class Fill(BaseModel):
     seq: int
     side: Side
     symbol: str
-    shares: int
+    shares: Quantity
     price: float
     cash_after: float
+    session_at: datetime | None = None  # the session it filled in, exchange local time
 
     @property
     def notional(self) -> float:
         return self.shares * self.price
+
+
+class TradingRules(BaseModel):
+    """How a market sizes and settles orders: whole shares, lots or coin fractions; T+0 or T+1."""
+
+    model_config = {"extra": "forbid"}
+
+    quantity: Literal["whole", "lots", "fractional"] = "whole"
+    lot: int = Field(default=100, ge=1, description="shares per lot, for quantity=lots")
+    decimals: int = Field(default=4, ge=0, le=8, description="for quantity=fractional")
+    settlement: Literal["T+0", "T+1"] = "T+0"
+    currency: str = "USD"
+
+    def describe(self) -> str:
+        """The rules in one sentence an agent can act on."""
+        sizes = {
+            "whole": "whole shares",
+            "lots": f"multiples of {self.lot} shares (one lot), for buys and sells alike",
+            "fractional": f"any positive amount, to {self.decimals} decimal places",
+        }[self.quantity]
+        settle = (
+            "; what you buy on a trading day cannot be sold before the next trading day (T+1)"
+            if self.settlement == "T+1"
+            else ""
+        )
+        return f"Order quantities: {sizes}{settle}. Prices and cash are in {self.currency}."

@@ -8,14 +8,14 @@ from datetime import date, datetime, time
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
-from models.book import Fill, Portfolio
+from models.book import Fill, Portfolio, Quantity
 from models.prices import PriceBook
 from models.tables import Holding, ModelDay, ModelDayStatus, Trade, utcnow
 
 
 class HoldingValue(BaseModel):
     symbol: str
-    shares: int
+    shares: Quantity
     close: float | None
     value: float
 

@@ -151,8 +151,8 @@ def benchmark_closes(
     frame = pd.DataFrame(session.execute(query).all(), columns=["day", "ts", "close", "interval"])
     if frame.empty:
         return pd.Series(dtype=float, name=symbol)
-    if (frame["interval"] == "1d").any():  # a daily close beats the last intraday bar
-        frame = frame[frame["interval"] == "1d"]
+    # A day's daily close beats its last intraday bar; days with intraday bars only use those.
+    frame = frame.assign(daily=frame["interval"] == "1d").sort_values(["day", "daily", "ts"])
     closes = frame.groupby("day")["close"].last()
     closes.index = pd.to_datetime(closes.index)
     return closes.rename(symbol)

@@ -122,16 +122,19 @@ class ModelDay(SQLModel, table=True):
 
 
 class Trade(SQLModel, table=True):
-    """A filled order: whole shares at the session day's open."""
+    """A filled order at its session's open: whole shares, lots, or a coin fraction."""
 
     id: int | None = Field(default=None, primary_key=True)
     model_day_id: int = Field(foreign_key="modelday.id", index=True, ondelete="CASCADE")
     seq: int
     side: str = Field(description="buy | sell")
     symbol: str
-    shares: int
+    shares: float
     price: float
     cash_after: float
+    session_at: NaiveDatetime | None = Field(
+        default=None, description="the session it filled in (bar label, exchange local time)"
+    )
     executed_at: datetime = Field(default_factory=utcnow)
 
 
@@ -143,7 +146,7 @@ class Holding(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     model_day_id: int = Field(foreign_key="modelday.id", index=True, ondelete="CASCADE")
     symbol: str
-    shares: int
+    shares: float
     close: float | None = Field(default=None, description="the close it was valued at")
     value: float = 0.0
 

@@ -39,7 +39,8 @@ def add_tools(server: FastMCP, *functions: Callable[..., Any]) -> None:
     function and the parsed tool is reused with the new closure.
     """
     for function in functions:
-        key = f"{function.__module__}.{function.__qualname__}"
+        # A market may word a tool's description its own way: the text is part of the key.
+        key = f"{function.__module__}.{function.__qualname__}:{function.__doc__}"
         template = _TEMPLATES.get(key)
         if template is None:
             template = FunctionTool.from_function(function, output_schema=None)

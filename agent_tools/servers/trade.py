@@ -1,4 +1,4 @@
-"""Trade tools: buy and sell whole shares at today's open, and the portfolio view."""
+"""Trade tools: buy and sell at the session's open under the market's rules, and the portfolio."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pydantic import Field
 
 from agent_tools.context import SessionContext
 from agent_tools.servers.tooling import RejectedCall, add_tools, answer
+from models.book import TradingRules
 from models.errors import OrderRejected
 
 # Quantities arrive as the model wrote them; the trading rules give the clear error, not the schema.
@@ -18,8 +19,11 @@ Symbol = Annotated[str, Field(description="Ticker, e.g. AAPL")]
 
 def register(server: FastMCP, context: SessionContext) -> None:
     """Add the trade tools, bound to `context`, to `server`."""
+    rules = context.rules
+    # Other markets state their rules in the tools; NASDAQ-100 daily keeps its recorded wording.
+    market_rules_shown = rules != TradingRules() or context.hourly
 
-    def portfolio_view() -> str:
+    def portfolio_view() -> dict:
         book = context.trading.portfolio
         value = book.cash
         for symbol, shares in book.positions.items():
@@ -28,18 +32,22 @@ def register(server: FastMCP, context: SessionContext) -> None:
                 previous = context.market.previous_close(symbol)
                 price = previous[0] if previous else 0.0
             value += shares * price
-        return {
-            "date": str(context.day),
+        view = {
+            "date": str(context.day) if not context.hourly else f"{context.at:%Y-%m-%d %H:%M}",
             "cash": round(book.cash, 4),
             "positions": dict(sorted(book.positions.items())),
             "value_at_open": round(value, 4),
         }
+        if market_rules_shown:
+            view["rules"] = rules.model_dump()
+            view["sellable"] = {s: context.trading.sellable(s) for s in sorted(book.positions)}
+        return view
 
     async def get_portfolio() -> str:
         """Cash, shares held, and their value at today's open."""
         return answer(portfolio_view())
 
-    def place(side: str, symbol: str, shares: int) -> str:
+    def place(side: str, symbol: str, shares: int | float | str) -> str:
         order = context.trading.buy if side == "buy" else context.trading.sell
         try:
             fill = order(symbol, shares)
@@ -55,4 +63,8 @@ def register(server: FastMCP, context: SessionContext) -> None:
         """Sell whole shares you hold at today's open. No short selling."""
         return place("sell", symbol, shares)
 
+    if market_rules_shown:
+        when = "this session's open" if context.hourly else "today's open"
+        buy.__doc__ = f"Buy at {when}. Cash may not go below zero. {rules.describe()}"
+        sell.__doc__ = f"Sell what you hold at {when}. No short selling. {rules.describe()}"
     add_tools(server, get_portfolio, buy, sell)

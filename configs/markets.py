@@ -1,0 +1,105 @@
+"""Market definitions (`configs/markets.yaml`): universe, money, calendar, sessions and rules.
+
+A market is data: the flow, the tools and the strategies read what they need from a `Market`,
+so adding one is an entry in the YAML file (plus, at most, a data adapter).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from configs.yaml_files import read_yaml
+from models.book import TradingRules
+from models.errors import ConfigError
+
+MARKETS_FILE = Path(__file__).parent / "markets.yaml"
+DEFAULT_MARKET = "nasdaq100"
+BAR_LENGTH = timedelta(hours=1)
+
+
+class Market(BaseModel):
+    """One market: what is traded, in which money, when, and by which rules."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str
+    title: str
+    universe: str = Field(description="a universe of configs/universes.yaml")
+    currency: str
+    initial_cash: float = Field(gt=0)
+    calendar: Literal["XNYS", "XSHG", "ALWAYS"]
+    timezone: str
+    open: time = Field(description="when a daily session's orders fill, local time")
+    frequency: Literal["daily", "hourly"] = "daily"
+    sessions: list[time] = Field(default_factory=list, description="hourly bar labels")
+    bar_label: Literal["start", "end"] = "start"
+    benchmark_interval: Literal["daily", "hourly"] | None = None
+    rules: TradingRules = Field(default_factory=TradingRules)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Market:
+        if self.frequency == "hourly" and not self.sessions:
+            raise ValueError(f"market {self.name!r}: an hourly market needs its session labels")
+        self.rules = self.rules.model_copy(update={"currency": self.currency})
+        ZoneInfo(self.timezone)  # an unknown zone fails here, not mid-run
+        return self
+
+    @property
+    def hourly(self) -> bool:
+        return self.frequency == "hourly"
+
+    @property
+    def interval(self) -> str:
+        """The bar interval its sessions trade on (the store's `1d` or `60min`)."""
+        return "60min" if self.hourly else "1d"
+
+    @property
+    def benchmark_bars(self) -> str:
+        """The bar interval its benchmark's closes are read from."""
+        frequency = self.benchmark_interval or self.frequency
+        return "60min" if frequency == "hourly" else "1d"
+
+    def session_times(self, day: date) -> list[datetime]:
+        """The sessions of a trading day: its bars' labels, or the day itself (at midnight)."""
+        if not self.hourly:
+            return [datetime.combine(day, time.min)]
+        return [datetime.combine(day, label) for label in self.sessions]
+
+    def fill_time(self, at: datetime) -> datetime:
+        """When a session's orders fill (its bar's open), as an aware time in the market's zone.
+
+        A daily session (midnight) fills at the market's open; an hourly one at its bar's start.
+        """
+        if not self.hourly:
+            local = datetime.combine(at.date(), self.open)
+        else:
+            local = at - BAR_LENGTH if self.bar_label == "end" else at
+        return local.replace(tzinfo=ZoneInfo(self.timezone))
+
+
+@cache
+def _markets() -> dict[str, Market]:
+    data = read_yaml(MARKETS_FILE)
+    try:
+        return {name: Market(name=name, **body) for name, body in data.items()}
+    except ValidationError as exc:
+        raise ConfigError(f"invalid {MARKETS_FILE.name}: {exc}") from exc
+
+
+def market_names() -> list[str]:
+    return sorted(_markets())
+
+
+def load_market(name: str) -> Market:
+    """A market of `configs/markets.yaml`, by name."""
+    try:
+        return _markets()[name]
+    except KeyError:
+        known = ", ".join(market_names())
+        raise ConfigError(f"unknown market {name!r}; known: {known}") from None
