@@ -53,6 +53,11 @@ class SessionContext:
         return self.at.time() != time.min
 
     @property
+    def label(self) -> str:
+        """The session as tools show it: `YYYY-MM-DD`, or `YYYY-MM-DD HH:MM` for an hourly bar."""
+        return f"{self.at:%Y-%m-%d %H:%M}" if self.hourly else str(self.day)
+
+    @property
     def rules(self) -> TradingRules:
         return self.trading.rules
 

@@ -15,9 +15,13 @@ from datetime import date
 import pandas as pd
 from sqlmodel import Session
 
+from analysis.metrics import TRADING_DAYS_PER_YEAR
 from models.errors import ResultsError
 from models.results import benchmark_closes, get_run, model_days_frame, starting_value
 from models.tables import ModelDayStatus, Run
+
+# A market open every day (crypto) annualises over calendar days.
+CALENDAR_DAYS_PER_YEAR = 365
 
 
 @dataclass
@@ -58,6 +62,12 @@ class RunCurves:
     @property
     def end(self) -> date:
         return max(curve.values.index[-1] for curve in self.curves).date()
+
+    @property
+    def periods_per_year(self) -> float:
+        """Sessions a year: 365 when the market trades at weekends (crypto), else 252."""
+        days = pd.DatetimeIndex([d for c in self.curves for d in c.values.index])
+        return CALENDAR_DAYS_PER_YEAR if (days.dayofweek >= 5).any() else TRADING_DAYS_PER_YEAR
 
     def mean_values(self, model: str) -> pd.Series:
         """The model's value averaged across its trials, on the days every trial has."""

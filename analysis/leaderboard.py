@@ -101,6 +101,7 @@ def rank_run(
         resamples=options.resamples,
         seed=options.seed,
         risk_free_rate=options.risk_free_rate,
+        periods_per_year=curves.periods_per_year,
     )
     for row in rows:
         _add_statistics(row, stats.models[row.model], stats.tiers[row.model])
@@ -134,6 +135,7 @@ def _model_row(
         trades=round(sum(c.trades for c in trials) / len(trials)),
         trade_notional=notional.dropna(),
         risk_free_rate=options.risk_free_rate,
+        periods_per_year=curves.periods_per_year,
     )
     return LeaderboardRow(
         rank=None,
@@ -181,7 +183,12 @@ def _add_statistics(row: LeaderboardRow, stats: ModelStatistics, tier: int) -> N
 
 def _benchmark_row(curves: RunCurves, options: RankingOptions) -> LeaderboardRow:
     bench = curves.benchmark
-    performance = summarize(bench, benchmark=bench, risk_free_rate=options.risk_free_rate)
+    performance = summarize(
+        bench,
+        benchmark=bench,
+        risk_free_rate=options.risk_free_rate,
+        periods_per_year=curves.periods_per_year,
+    )
     return LeaderboardRow(
         rank=None, model=curves.run.benchmark, is_benchmark=True, performance=performance
     )

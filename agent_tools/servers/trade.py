@@ -33,7 +33,7 @@ def register(server: FastMCP, context: SessionContext) -> None:
                 price = previous[0] if previous else 0.0
             value += shares * price
         view = {
-            "date": str(context.day) if not context.hourly else f"{context.at:%Y-%m-%d %H:%M}",
+            "date": context.label,
             "cash": round(book.cash, 4),
             "positions": dict(sorted(book.positions.items())),
             "value_at_open": round(value, 4),
