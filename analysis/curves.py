@@ -10,7 +10,7 @@ per trial, and a mean curve (the average value across trials, day by day).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 from sqlmodel import Session
@@ -22,6 +22,8 @@ from models.tables import ModelDayStatus, Run
 
 # A market open every day (crypto) annualises over calendar days.
 CALENDAR_DAYS_PER_YEAR = 365
+# How far before a window the benchmark's last close is looked for (a long holiday included).
+BENCHMARK_LEAD_IN = timedelta(days=14)
 
 
 @dataclass
@@ -113,10 +115,24 @@ def run_curves(
         run=run,
         curves=[_curve(session, run, group) for _, group in done.groupby(["model", "trial"])],
     )
-    closes = benchmark_closes(session, run.benchmark, curves.start, curves.end, market=run.market)
-    if len(closes):
-        curves.benchmark = (closes * (run.initial_cash / closes.iloc[0])).rename(run.benchmark)
+    curves.benchmark = _benchmark_curve(session, run, curves)
     return curves
+
+
+def _benchmark_curve(session: Session, run: Run, curves: RunCurves) -> pd.Series:
+    """The benchmark on every day of the curves (a day without a close of its own, such as a
+    holiday on which a book was registered, carries the last close before it), scaled to the
+    initial cash on the first day."""
+    lead_in = curves.start - BENCHMARK_LEAD_IN
+    closes = benchmark_closes(session, run.benchmark, lead_in, curves.end, market=run.market)
+    if closes.empty:
+        return closes
+    days = pd.DatetimeIndex(sorted({d for c in curves.curves for d in c.values.index}))
+    aligned = closes.reindex(closes.index.union(days)).ffill()
+    aligned = aligned[aligned.index >= pd.Timestamp(curves.start)].dropna()
+    if aligned.empty:
+        return aligned
+    return (aligned * (run.initial_cash / aligned.iloc[0])).rename(run.benchmark)
 
 
 def _curve(session: Session, run: Run, group: pd.DataFrame) -> ModelCurve:

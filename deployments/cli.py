@@ -106,7 +106,11 @@ def import_aitrader(
     ],
     name: Annotated[str | None, typer.Option(help="Run name (default: aitrader:<folder>).")] = None,
 ) -> None:
-    """Import an original AI-Trader run's position logs as a run of the store."""
+    """Import an original AI-Trader run's position logs as a run of the store.
+
+    Import the market's prices first (`aitrader data import`): a held symbol without a close is
+    refused, and nothing is written.
+    """
     from market_data.legacy_import import import_aitrader_run
 
     with store_session() as session:
@@ -119,10 +123,7 @@ def import_aitrader(
         OutputFormat.table,
         title=f"run {report.run_id}: {report.run_name} ({report.interval} prices)",
     )
-    if report.missing_prices:
-        console.print(
-            f"[yellow]no close at all for: {', '.join(report.missing_prices)} (valued at 0)"
-        )
+    console.print(f"benchmark: {report.benchmark}", highlight=False)
 
 
 app.command("results")(results)

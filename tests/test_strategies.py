@@ -12,7 +12,8 @@ import json
 import math
 import shutil
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ from agents.strategies import (
     is_rebalance_day,
     weekday_ordinal,
 )
+from agents.strategies.builtin import trades_on_weekends
+from agents.strategies.observations import read_day
 from configs.loader import load_universe
 from market_data.aitrader_files import import_prices
 from market_data.calendar import is_trading_day
@@ -502,3 +505,172 @@ def test_a_rejected_order_is_reported_and_the_day_still_finishes(prices, raw):
         s: math.floor(CASH / 3 / raw[s][day].open) for s in ("AAPL", "MSFT")
     }
     assert "Rejected" in model_day.final.text and "FB" in model_day.final.text
+
+
+# --- other markets: the rules in get_portfolio's answer size the orders, offline ----------------
+
+LOTS_T1 = {"quantity": "lots", "lot": 100, "settlement": "T+1", "currency": "CNY"}
+COINS = {"quantity": "fractional", "decimals": 4, "settlement": "T+0", "currency": "USDT"}
+
+
+def _answered(model, portfolio: dict, opens: dict, closes: dict | None = None) -> list:
+    """The conversation after the model's observation calls got these answers."""
+    day = portfolio["date"]  # the tools date every answer by the session
+    conversation: list = [HumanMessage("Trade today")]
+    observe = model.invoke(conversation)
+    rows = [
+        {"symbol": s, "previous_close": p, "previous_date": "2025-10-08", "open": p}
+        for s, p in opens.items()
+    ]
+    answers = {
+        "get_portfolio": portfolio,
+        "get_universe_snapshot": {"date": day, "benchmark": "X", "symbols": rows},
+        "get_recent_closes": {"date": day, "closes": closes or {}},
+    }
+    conversation.append(observe)
+    conversation += [_tool_answer(c, answers[c["name"]]) for c in observe.tool_calls]
+    return conversation
+
+
+def _calls(message: AIMessage) -> list[tuple[str, str, int | float]]:
+    return [(c["name"], c["args"]["symbol"], c["args"]["shares"]) for c in message.tool_calls]
+
+
+def test_equal_weight_buys_whole_lots_and_skips_a_name_whose_lot_is_unaffordable():
+    portfolio = {"date": "2025-10-09", "cash": 100_000.0, "positions": {}, "rules": LOTS_T1}
+    opens = {"600028.SH": 5.57, "600519.SH": 1450.0, "601318.SH": 55.1}
+    model = EqualWeightBuyAndHold(model_name="e")
+    buys = model.invoke(_answered(model, portfolio, opens))
+    per = 100_000.0 / 3  # 600519.SH: one lot is 145,000, more than its third
+    assert _calls(buys) == [
+        ("buy", "600028.SH", math.floor(per / 5.57 / 100) * 100),
+        ("buy", "601318.SH", math.floor(per / 55.1 / 100) * 100),
+    ]
+
+
+def test_equal_weight_buys_coin_amounts_rounded_down_to_four_decimals():
+    cash = 50_000.0
+    portfolio = {"date": "2025-11-02", "cash": cash, "positions": {}, "rules": COINS}
+    opens = {"BTC": 110234.56, "ETH": 3890.12, "ADA": 0.5731, "XRP": 2.4567}
+    model = EqualWeightBuyAndHold(model_name="e")
+    calls = _calls(model.invoke(_answered(model, portfolio, opens)))
+    assert [s for _, s, _ in calls] == list(opens)
+    for _, symbol, amount in calls:
+        exact = cash / len(opens) / opens[symbol]
+        # rounded down to a step of 0.0001, less the 0.0001 of cash kept back per order
+        assert amount == round(amount, 4) and exact - 1e-4 - 1e-4 / opens[symbol] < amount
+        assert amount <= exact
+    assert sum(amount * opens[s] for _, s, amount in calls) <= cash
+
+
+def test_read_day_keeps_coin_fractions_rules_and_sellable():
+    portfolio = {
+        "date": "2025-10-09 11:30",
+        "cash": 10.5,
+        "positions": {"BTC": 0.1234, "ETH": 2},
+        "rules": COINS,
+        "sellable": {"BTC": 0.1234, "ETH": 2},
+    }
+    model = EqualWeightBuyAndHold(model_name="e")
+    final = model.invoke(_answered(model, portfolio, {"BTC": 100.0}))
+    assert not final.tool_calls and "never trades again" in final.text
+    view = _view(model, portfolio, {"BTC": 100.0})
+    assert view.positions == {"BTC": 0.1234, "ETH": 2} and isinstance(view.positions["ETH"], int)
+    assert view.rules.quantity == "fractional" and view.hourly
+    assert view.session == view.day == "2025-10-09 11:30"
+
+
+def _view(model, portfolio: dict, opens: dict, closes: dict | None = None):
+    conversation = _answered(model, portfolio, opens, closes)
+    calls = [(c, m) for c, m in zip(conversation[1].tool_calls, conversation[2:], strict=True)]
+    return read_day(calls, model.observe_tools)
+
+
+def _closes(series: dict[str, list[float]], last: str) -> dict:
+    """Closes ending at the session `last` (earlier ones dated before it)."""
+    return {
+        s: [[f"{last[:10]} {i:02d}" if i < len(c) - 1 else last, p] for i, p in enumerate(c)]
+        for s, c in series.items()
+    }
+
+
+def test_momentum_sells_only_what_t1_allows_in_whole_lots():
+    momentum = build_strategy("momentum", "m", {"top_k": 1, "lookback": 2})
+    portfolio = {
+        "date": "2025-10-13",  # a Monday: a new weekly block
+        "cash": 0.0,
+        "positions": {"AAA": 500, "BBB": 300, "CCC": 100},
+        "rules": LOTS_T1,
+        "sellable": {"AAA": 250, "BBB": 300, "CCC": 0},
+    }
+    opens = {"AAA": 10.0, "BBB": 10.0, "CCC": 10.0, "DDD": 10.0}
+    closes = _closes(
+        {"AAA": [10, 10], "BBB": [10, 9], "CCC": [10, 9], "DDD": [10, 12]}, "2025-10-10"
+    )
+    sells = momentum.invoke(_answered(momentum, portfolio, opens, closes))
+    assert _calls(sells) == [("sell", "AAA", 200), ("sell", "BBB", 300)]
+    assert "cannot sell CCC yet" in sells.text
+
+
+def test_hourly_momentum_rebalances_only_in_the_days_first_session():
+    momentum = build_strategy("momentum", "m", {"top_k": 1, "lookback": 2})
+    opens = {"AAA": 10.0, "BBB": 10.0}
+    series = {"AAA": [10, 11], "BBB": [10, 9]}
+    for session, last, trades in [
+        ("2025-10-09 10:30", "2025-10-08 15:00:00", True),
+        ("2025-10-09 11:30", "2025-10-09 10:30:00", False),
+    ]:
+        portfolio = {"date": session, "cash": 1500.0, "positions": {}, "rules": LOTS_T1}
+        answer = momentum.invoke(_answered(momentum, portfolio, opens, _closes(series, last)))
+        if trades:
+            assert _calls(answer) == [("buy", "AAA", 100)]
+        else:
+            assert not answer.tool_calls and "first session" in answer.text
+
+
+def test_momentum_counts_calendar_days_where_weekends_are_sessions():
+    saturday, friday, sunday = date(2025, 11, 1), date(2025, 10, 31), date(2025, 11, 2)
+    # Weekday blocks: a weekend day is its Friday, so weekends never rebalance.
+    assert not is_rebalance_day(saturday, friday, holds_nothing=False, every=1)
+    assert is_rebalance_day(saturday, friday, holds_nothing=False, every=1, weekends=True)
+    assert is_rebalance_day(sunday, saturday, holds_nothing=False, every=1, weekends=True)
+    days = [date(2025, 10, 27) + timedelta(days=n) for n in range(21)]
+    rebalances = [
+        b for a, b in pairwise(days) if is_rebalance_day(b, a, False, every=5, weekends=True)
+    ]
+    assert [(b - a).days for a, b in pairwise(rebalances)] == [5, 5, 5]
+    # A market trades on weekends when a session the tools show is on one.
+    for day, last_closes, weekends in [
+        ("2025-11-05", ["2025-11-01", "2025-11-04"], True),
+        ("2025-11-03", ["2025-10-30", "2025-10-31"], False),
+        ("2025-11-08", ["2025-11-06", "2025-11-07"], True),  # today is a Saturday
+    ]:
+        portfolio = {"date": day, "cash": 1.0, "positions": {}, "rules": COINS}
+        closes = {"BTC": [[d, 1.0] for d in last_closes]}
+        view = _view(Momentum(model_name="m"), portfolio, {"BTC": 1.0}, closes)
+        assert trades_on_weekends(view, date.fromisoformat(day)) is weekends
+
+
+def test_random_seeds_each_hourly_session_and_respects_lots_and_t1():
+    model = build_strategy("random", "r", {"trade_probability": 1.0, "max_orders": 6, "seed": 1})
+    opens = {"AAA": 5.0, "BBB": 12.0, "CCC": 40.0, "DDD": 3000.0}
+    positions = {"AAA": 700, "BBB": 300, "CCC": 200}
+    sellable = {"AAA": 250, "BBB": 0, "CCC": 200}
+    answers = set()
+    for session in [f"2025-10-{d:02d} {h}" for d in (9, 10, 13) for h in ("10:30", "11:30")]:
+        portfolio = {
+            "date": session,
+            "cash": 20_000.0,
+            "positions": positions,
+            "rules": LOTS_T1,
+            "sellable": sellable,
+        }
+        calls = _calls(model.invoke(_answered(model, portfolio, opens)))
+        answers.add(tuple(calls))
+        for side, symbol, shares in calls:
+            assert isinstance(shares, int) and shares > 0 and shares % 100 == 0
+            if side == "sell":
+                assert shares <= sellable[symbol]
+            else:
+                assert symbol != "DDD" and shares * opens[symbol] <= 20_000 * 0.25
+    assert len(answers) == 6, "each session draws its own orders"

@@ -6,6 +6,7 @@ import hashlib
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, ClassVar
 
@@ -13,9 +14,13 @@ from pydantic import Field, field_validator
 
 from agents.strategies.chat_model import Order, Plan, StrategyChatModel, StrategyParams
 from agents.strategies.observations import GET_CLOSES, GET_PORTFOLIO, GET_SNAPSHOT, Book, DayView
+from models.book import TradingRules, as_quantity
 
 # Cash arithmetic in floats must never turn "exactly affordable" into a rejected order.
 CASH_EPSILON = 1e-9
+# get_portfolio reports cash to 4 decimals and a fractional book rounds its cash after each fill,
+# so outside NASDAQ-100 daily every buy keeps this much back (more with more orders before it).
+CASH_MARGIN = 1e-4
 # Weekday blocks for the momentum rebalance rule are counted from this Monday.
 WEEKDAY_EPOCH = date(1970, 1, 5)
 
@@ -40,7 +45,11 @@ class EqualWeightParams(StrategyParams):
 class MomentumParams(StrategyParams):
     top_k: int = Field(default=10, ge=1, description="how many names to hold")
     lookback: int = Field(default=20, ge=2, le=260, description="closes in the trailing return")
-    rebalance_every: int = Field(default=5, ge=1, description="weekdays between rebalances")
+    rebalance_every: int = Field(
+        default=5,
+        ge=1,
+        description="weekdays between rebalances (days, in a market trading every day)",
+    )
 
 
 class RandomParams(StrategyParams):
@@ -60,6 +69,66 @@ def _affordable(cash: float, price: float) -> int:
     return max(shares, 0)
 
 
+@dataclass(frozen=True)
+class Sizing:
+    """Order sizes in steps under a market's rules: shares, lots of `step` shares, or coin
+    amounts of 10**-decimals. `Sizing()` is NASDAQ-100 daily's sizing, kept exactly as recorded."""
+
+    step: int = 1  # shares per step: 1, or one lot
+    decimals: int = 0  # fractional markets: a step is 10**-decimals
+    margin: float = 0.0  # cash kept back per order (CASH_MARGIN), 0 on NASDAQ-100 daily
+
+    @classmethod
+    def of(cls, rules: TradingRules | None) -> Sizing:
+        """The sizing of the market whose rules get_portfolio reported (None: NASDAQ daily)."""
+        if rules is None:
+            return cls()
+        if rules.quantity == "lots":
+            return cls(step=rules.lot, margin=CASH_MARGIN)
+        if rules.quantity == "fractional":
+            return cls(decimals=rules.decimals, margin=max(CASH_MARGIN, 10.0**-rules.decimals))
+        return cls(margin=CASH_MARGIN)
+
+    @property
+    def scale(self) -> int:
+        return 10**self.decimals
+
+    def amount(self, steps: int) -> int | float:
+        """The order quantity of `steps` steps."""
+        if self.scale == 1:
+            return steps * self.step
+        return as_quantity(steps / self.scale)
+
+    def steps_in(self, quantity: float) -> int:
+        """Whole steps in `quantity`, rounded down (a fraction's float error forgiven)."""
+        if self.scale == 1:
+            return int(quantity // self.step)
+        return max(math.floor(quantity * self.scale + 1e-6), 0)
+
+    def affordable(self, cash: float, price: float, placed: int = 0) -> int:
+        """Whole steps `cash` buys at `price`, keeping back the margin of `placed` + 1 orders."""
+        if self == Sizing():
+            return _affordable(cash, price)
+        budget = cash - self.margin * (placed + 1)
+        if budget <= 0:
+            return 0
+        steps = math.floor(budget / (price * self.step) * self.scale)
+        # Priced as the trading rules price the order, so the check is theirs exactly.
+        while steps > 0 and price * self.amount(steps) > budget:
+            steps -= 1
+        return steps
+
+    def buys_any(self, budget: float, price: float) -> bool:
+        """Whether `budget` buys the smallest order at `price`."""
+        if self == Sizing():
+            return price <= budget  # NASDAQ-100 daily's recorded rule, float for float
+        return self.affordable(budget, price) > 0
+
+    def sell_steps(self, view: DayView, symbol: str) -> int:
+        """Whole steps of `symbol` that may be sold now (T+1 and lots respected)."""
+        return self.steps_in(view.can_sell(symbol))
+
+
 def _percent(value: float) -> str:
     return f"{value * 100:+.1f}%"
 
@@ -69,7 +138,9 @@ class EqualWeightBuyAndHold(StrategyChatModel):
 
     While it holds nothing, it buys `floor(cash * (1 - cash_buffer) / N / open)` shares of each of
     the N tradable symbols (those with an open today, optionally only `symbols`); once it holds
-    anything, it never trades again.
+    anything, it never trades again (so an hourly market's later sessions hold too). The market's
+    rules round each amount down to whole lots (a name whose lot costs more than its share is
+    skipped) or to the coin decimals.
     """
 
     strategy: ClassVar[str] = "equal-weight"
@@ -85,14 +156,17 @@ class EqualWeightBuyAndHold(StrategyChatModel):
         if not symbols:
             return Plan(note="nothing to buy: no requested symbol has an open price today")
         budget_share = 1.0 - self.params.cash_buffer
+        sizing = Sizing.of(view.rules)
 
         def buys(book: Book) -> list[Order]:
             per_symbol = book.cash * budget_share / len(symbols)
             orders = []
             for symbol in symbols:
-                shares = _affordable(per_symbol, view.opens[symbol])
-                if shares > 0:
-                    orders.append((symbol, shares))
+                # Rounded down to whole shares, lots or coin decimals; a name whose smallest
+                # order costs more than its share of the cash is skipped.
+                steps = sizing.affordable(per_symbol, view.opens[symbol])
+                if steps > 0:
+                    orders.append((symbol, sizing.amount(steps)))
             return orders
 
         note = (
@@ -110,18 +184,46 @@ def weekday_ordinal(day: date) -> int:
     return days // 7 * 5 + min(days % 7, 4)
 
 
+def session_ordinal(day: date, weekends: bool = False) -> int:
+    """`weekday_ordinal(day)`; calendar days since Monday 1970-01-05 in a market that also
+    trades on weekends (crypto), where every day is a session."""
+    return (day - WEEKDAY_EPOCH).days if weekends else weekday_ordinal(day)
+
+
 def is_rebalance_day(
-    today: date, previous_session: date | None, holds_nothing: bool, every: int
+    today: date,
+    previous_session: date | None,
+    holds_nothing: bool,
+    every: int,
+    weekends: bool = False,
 ) -> bool:
     """Momentum's rule: rebalance when holding nothing, or when `today` opens a new block of
     `every` weekdays (counted from Monday 1970-01-05) that the previous session was not in.
 
     With `every=5` the blocks are calendar weeks: the first trading day of every week. Holidays
-    never make it skip a block, since blocks count weekdays, not sessions.
+    never make it skip a block, since blocks count weekdays, not sessions. With `weekends` (a
+    market with a session every day) the blocks count calendar days, so every `every` sessions.
     """
     if holds_nothing or previous_session is None:
         return True
-    return weekday_ordinal(today) // every != weekday_ordinal(previous_session) // every
+    block = session_ordinal(today, weekends) // every
+    return block != session_ordinal(previous_session, weekends) // every
+
+
+def trades_on_weekends(view: DayView, today: date) -> bool:
+    """Whether the market has weekend sessions: today or a session the tools showed is one.
+
+    In a market trading every day a lookback of 5 or more closes always shows a weekend.
+    """
+    dates = [today.isoformat(), *view.previous_dates]
+    dates += [d for rows in (view.closes or {}).values() for d, _ in rows]
+    for text in dict.fromkeys(d[:10] for d in dates):
+        try:
+            if date.fromisoformat(text).weekday() >= 5:
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 def trailing_returns(
@@ -144,6 +246,10 @@ class Momentum(StrategyChatModel):
     session being the last close date the tools report), sells every holding outside the top
     `top_k`, then buys the top names up to `floor(value_at_open / len(top) / open)` shares each
     (in rank order, as far as cash goes). Holdings inside the top are not trimmed.
+
+    Outside NASDAQ-100 daily the market's rules size the orders (whole lots, coin decimals),
+    only what T+1 lets be sold is sold, a market trading every day rebalances every
+    `rebalance_every` days, and an hourly market rebalances in a day's first session only.
     """
 
     strategy: ClassVar[str] = "momentum"
@@ -161,43 +267,58 @@ class Momentum(StrategyChatModel):
             previous_day = date.fromisoformat(previous[:10]) if previous else None
         except ValueError:
             return Plan(note=f"no trade: cannot read the dates {view.day!r} / {previous!r}")
-        if not is_rebalance_day(today, previous_day, not view.positions, p.rebalance_every):
-            return Plan(
-                note=f"not a rebalance day (every {p.rebalance_every} weekdays); holding "
-                f"{len(view.positions)} positions"
-            )
+        holding = f"holding {len(view.positions)} positions"
+        if view.hourly and previous_day == today:
+            # A day's later hourly sessions hold: one rebalance a day, not one an hour.
+            return Plan(note=f"rebalances only in a day's first session; {holding}")
+        weekends = view.rules is not None and trades_on_weekends(view, today)
+        if not is_rebalance_day(
+            today, previous_day, not view.positions, p.rebalance_every, weekends
+        ):
+            unit = "days" if weekends else "weekdays"
+            return Plan(note=f"not a rebalance day (every {p.rebalance_every} {unit}); {holding}")
         returns = trailing_returns(view.closes or {}, p.lookback, list(view.opens))
         if not returns:
             return Plan(note=f"no symbol has {p.lookback} closes and an open today; no trade")
         ranked = sorted(returns, key=lambda s: (-returns[s], s))
-        top = ranked[: p.top_k]
+        return self._rebalance(view, ranked[: p.top_k], returns)
+
+    def _rebalance(self, view: DayView, top: list[str], returns: dict[str, float]) -> Plan:
+        """Sell what left the top (as far as T+1 allows), then buy the top up to equal weights."""
+        sizing = Sizing.of(view.rules)
         target = view.value_at_open / len(top)
+        leaving = [s for s in sorted(view.positions) if s not in top and view.positions[s] > 0]
         sells = [
-            (symbol, shares)
-            for symbol, shares in sorted(view.positions.items())
-            if symbol not in top and symbol in view.opens and shares > 0
+            (symbol, sizing.amount(sizing.sell_steps(view, symbol)))
+            for symbol in leaving
+            if symbol in view.opens and sizing.sell_steps(view, symbol) > 0
         ]
         stuck = sorted(s for s in view.positions if s not in top and s not in view.opens)
+        kept = [s for s in leaving if s in view.opens and s not in dict(sells)]
 
         def buys(book: Book) -> list[Order]:
             cash = book.cash
-            orders = []
+            orders: list[Order] = []
             for symbol in top:
                 price = view.opens[symbol]
-                wanted = _affordable(target, price) - book.positions.get(symbol, 0)
-                shares = min(wanted, _affordable(cash, price))
-                if shares > 0:
+                held = sizing.steps_in(book.positions.get(symbol, 0))
+                wanted = sizing.affordable(target, price) - held
+                steps = min(wanted, sizing.affordable(cash, price, len(orders)))
+                if steps > 0:
+                    shares = sizing.amount(steps)
                     orders.append((symbol, shares))
                     cash -= shares * price
             return orders
 
         leaders = ", ".join(f"{s} {_percent(returns[s])}" for s in top)
         note = (
-            f"rebalancing to the top {len(top)} of {len(returns)} symbols by {p.lookback}-session "
-            f"return ({leaders}), about {target:,.2f} each"
+            f"rebalancing to the top {len(top)} of {len(returns)} symbols by "
+            f"{self.params.lookback}-session return ({leaders}), about {target:,.2f} each"
         )
         if stuck:
             note += f"; cannot sell {', '.join(stuck)} (no open today)"
+        if kept:
+            note += f"; cannot sell {', '.join(kept)} yet (T+1 or less than one lot)"
         return Plan(note=note, sells=sells, buys=buys)
 
 
@@ -210,50 +331,57 @@ def stable_seed(*parts: object) -> int:
 class RandomTrader(StrategyChatModel):
     """Random but reproducible orders: a baseline any real strategy should beat.
 
-    A `random.Random` seeded by `stable_seed(seed, date, model name)` (in trial n >= 2 of a
-    repeated backtest, `stable_seed(seed, "trial-<n>", date, model name)`) trades with probability
-    `trade_probability`, placing 1 to `max_orders` orders on distinct random symbols: sells of a
-    random part of a random holding, buys of a random number of shares costing at most
-    `max_cash_fraction` of the cash left.
+    A `random.Random` seeded by `stable_seed(seed, session, model name)` (in trial n >= 2 of a
+    repeated backtest, `stable_seed(seed, "trial-<n>", session, model name)`), the session being
+    get_portfolio's `date` (the day, or the day and time of an hourly session), trades with
+    probability `trade_probability`, placing 1 to `max_orders` orders on distinct random symbols:
+    sells of a random part of a random holding (what T+1 lets be sold, in whole lots), buys of a
+    random quantity (shares, lots or coin decimals) costing at most `max_cash_fraction` of the
+    cash left.
     """
 
     strategy: ClassVar[str] = "random"
     params: RandomParams = Field(default_factory=RandomParams)
 
     def day_seed(self, day: str) -> int:
-        """The day's seed: trial 1's is the one a backtest without trials uses."""
+        """The session's seed: trial 1's is the one a backtest without trials uses."""
         if self.trial == 1:
             return stable_seed(self.params.seed, day, self.model_name)
         return stable_seed(self.params.seed, f"trial-{self.trial}", day, self.model_name)
 
     def plan(self, view: DayView) -> Plan:
         p = self.params
-        rng = random.Random(self.day_seed(view.day))
+        # Each hourly session has its own seed, so a day's sessions do not repeat their orders.
+        rng = random.Random(self.day_seed(view.session or view.day))
         if rng.random() >= p.trade_probability:
             return Plan(
                 note=f"the dice said no trade today (trade probability {p.trade_probability})"
             )
+        sizing = Sizing.of(view.rules)
         count = rng.randint(1, p.max_orders)
-        sellable = sorted(s for s, n in view.positions.items() if n > 0 and s in view.opens)
-        # Buys pick among symbols of which the day's cash (before any sell) buys one share at most
-        # `max_cash_fraction` of it; sells only add cash, so the first buy is always affordable.
-        tradable = sorted(
-            s for s, price in view.opens.items() if price <= view.cash * p.max_cash_fraction
-        )
+        sellable = sorted(s for s in view.positions if sizing.sell_steps(view, s) > 0)
+        sellable = [s for s in sellable if s in view.opens]
+        # Buys pick among symbols of which the day's cash (before any sell) buys one share (lot,
+        # coin step) for at most `max_cash_fraction` of it; sells only add cash, so the first
+        # buy is always affordable.
+        budget = view.cash * p.max_cash_fraction
+        tradable = sorted(s for s, price in view.opens.items() if sizing.buys_any(budget, price))
         sides = ["sell" if sellable and rng.random() < 0.5 else "buy" for _ in range(count)]
         sell_symbols = rng.sample(sellable, min(sides.count("sell"), len(sellable)))
-        sells = [(s, rng.randint(1, view.positions[s])) for s in sell_symbols]
+        sells = [
+            (s, sizing.amount(rng.randint(1, sizing.sell_steps(view, s)))) for s in sell_symbols
+        ]
         buy_symbols = rng.sample(tradable, min(sides.count("buy"), len(tradable)))
         draws = [rng.random() for _ in buy_symbols]
 
         def buys(book: Book) -> list[Order]:
             cash = book.cash
-            orders = []
+            orders: list[Order] = []
             for symbol, draw in zip(buy_symbols, draws, strict=True):
                 price = view.opens[symbol]
-                most = _affordable(cash * p.max_cash_fraction, price)
+                most = sizing.affordable(cash * p.max_cash_fraction, price, len(orders))
                 if most > 0:
-                    shares = min(most, 1 + int(draw * most))
+                    shares = sizing.amount(min(most, 1 + int(draw * most)))
                     orders.append((symbol, shares))
                     cash -= shares * price
             return orders

@@ -30,7 +30,7 @@ FINISH_SIGNAL = "<FINISH_SIGNAL>"
 # A model-day needs four calls; a conversation longer than this is not one the strategy led.
 MAX_STEPS = 8
 
-Order = tuple[str, int]  # (symbol, shares)
+Order = tuple[str, int | float]  # (symbol, shares or coin amount)
 
 
 class StrategyParams(BaseModel):

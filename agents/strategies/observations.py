@@ -11,6 +11,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from agents.transcript import plain_text
+from models.book import TradingRules, as_quantity
 from models.errors import ObservationError
 
 GET_PORTFOLIO = "get_portfolio"
@@ -21,6 +22,8 @@ SELL = "sell"
 
 # A tool call the model made today, and the tool's answer to it (None while it has none).
 Exchange = tuple[dict[str, Any], ToolMessage | None]
+# Shares (int) on stock markets, coin amounts (float) on fractional ones.
+Quantity = int | float
 
 
 @dataclass
@@ -28,7 +31,7 @@ class Book:
     """Cash and shares as the latest tool answer reported them."""
 
     cash: float
-    positions: dict[str, int]
+    positions: dict[str, Quantity]
 
 
 @dataclass
@@ -37,7 +40,7 @@ class OrderResult:
 
     side: str
     symbol: str
-    shares: int
+    shares: Quantity
     ok: bool
     message: str = ""
 
@@ -48,13 +51,31 @@ class DayView:
 
     day: str
     cash: float
-    positions: dict[str, int]
+    positions: dict[str, Quantity]
     value_at_open: float
     opens: dict[str, float]  # tradable symbols only (an open today), in the snapshot's order
     previous_dates: list[str]
     closes: dict[str, list[tuple[str, float | None]]] | None = None
     book: Book | None = None  # the latest reported book (after today's orders so far)
     orders: list[OrderResult] = field(default_factory=list)
+    # The session as get_portfolio dates it: `YYYY-MM-DD`, or `YYYY-MM-DD HH:MM` when hourly.
+    session: str = ""
+    # The market's rules and what T+1 lets be sold now; None on NASDAQ-100 daily (whole shares,
+    # T+0), whose get_portfolio answer carries neither.
+    rules: TradingRules | None = None
+    sellable: dict[str, Quantity] | None = None
+
+    @property
+    def hourly(self) -> bool:
+        """Whether the session is one hourly bar of a day (its date carries a time)."""
+        return len(self.session) > len("YYYY-MM-DD")
+
+    def can_sell(self, symbol: str) -> Quantity:
+        """What of `symbol` may be sold now: the holding, less what T+1 keeps today."""
+        held = self.positions.get(symbol, 0)
+        if self.sellable is None:
+            return held
+        return min(held, self.sellable.get(symbol, 0))
 
     @property
     def previous_session(self) -> str | None:
@@ -83,10 +104,39 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _positions(value: Any) -> dict[str, int]:
+def _positions(value: Any, what: str = "positions") -> dict[str, Quantity]:
+    """Quantities by symbol: whole ones as int (shares), fractions as float (coins)."""
     if not isinstance(value, dict):
-        raise ObservationError("positions must be a mapping of symbol to shares")
-    return {str(s).upper(): int(n) for s, n in value.items() if isinstance(n, int | float) and n}
+        raise ObservationError(f"{what} must be a mapping of symbol to shares")
+    return {
+        str(s).upper(): _quantity(n)
+        for s, n in value.items()
+        if isinstance(n, int | float) and not isinstance(n, bool) and n
+    }
+
+
+def _quantity(value: Any) -> Quantity:
+    """An order or holding quantity as the tools carry it (0 when it is no number)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return as_quantity(number) if math.isfinite(number) else 0
+
+
+def _rules(value: Any) -> TradingRules | None:
+    """The market's rules from get_portfolio (None when absent: whole shares, T+0)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ObservationError("the rules must be a mapping")
+    known = {k: v for k, v in value.items() if k in TradingRules.model_fields}
+    try:
+        return TradingRules.model_validate(known)
+    except ValueError as exc:
+        raise ObservationError(f"unreadable rules: {exc}") from None
 
 
 def _book(answer: Any) -> Book:
@@ -137,7 +187,8 @@ def _order_result(
 ) -> tuple[OrderResult, Book | None]:
     """The order a buy or sell call placed, and the book its answer reported if it filled."""
     args = call.get("args") or {}
-    result = OrderResult(call["name"], str(args.get("symbol")), int(args.get("shares", 0)), False)
+    shares = _quantity(args.get("shares", 0))
+    result = OrderResult(call["name"], str(args.get("symbol")), shares, False)
     if answer is None:
         result.message = "no answer"
         return result, None
@@ -167,8 +218,10 @@ def _day_view(
     opens, previous_dates = _snapshot(snapshot)
     closes = _closes(observed[GET_CLOSES]) if GET_CLOSES in observed else None
     value = _number(portfolio.get("value_at_open"))
+    day = str(snapshot.get("date") or portfolio.get("date") or "")
+    sellable = portfolio.get("sellable")
     return DayView(
-        day=str(snapshot.get("date") or portfolio.get("date") or ""),
+        day=day,
         cash=start.cash,
         positions=start.positions,
         value_at_open=value if value is not None else start.cash,
@@ -177,6 +230,9 @@ def _day_view(
         closes=closes,
         book=book,
         orders=orders,
+        session=str(portfolio.get("date") or day),
+        rules=_rules(portfolio.get("rules")),
+        sellable=None if sellable is None else _positions(sellable, "sellable"),
     )
 
 
