@@ -37,7 +37,9 @@ async def converse(
     A timeout or an error ends the conversation with `error` set; what was said until then is
     kept, because a failed day's messages are what explain it.
     """
-    conversation = Conversation(system=system_prompt(context))
+    conversation = Conversation(
+        system=system_prompt(context), sessions=[context.at] if context.hourly else []
+    )
     try:
         async with asyncio.timeout(agent_config.day_timeout_s):
             conversation.finished = await _talk(context, agent_config, model, conversation)

@@ -54,6 +54,8 @@ def _record_completed(
     _store_transcript(session, model_day, conversation.system, conversation)
     if not conversation.finished:
         model_day.error = "stopped after max_steps without the finish signal"
+    if conversation.sessions:
+        model_day.session = ", ".join(f"{at:%H:%M}" for at in conversation.sessions)
     fills = context.trading.fills
     record_completed_day(session, model_day, fills, context.trading.portfolio, prices)
     return model_day_result(

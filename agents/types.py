@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 from langchain_core.messages import BaseMessage, SystemMessage
@@ -91,6 +91,7 @@ class Conversation:
     finished: bool = False  # the model gave the finish signal
     error: Exception | None = None  # what cut the conversation short (a timeout included)
     system: str | None = None  # the system prompt; None when the transcript carries its own
+    sessions: list[datetime] = field(default_factory=list)  # the hourly bars it traded in
 
     def extend(self, session: Conversation) -> None:
         """Append a later session of the same day (an hourly bar), its system prompt inline."""
@@ -98,6 +99,7 @@ class Conversation:
             self.transcript.append(SystemMessage(session.system))
         self.transcript.extend(session.transcript)
         self.latencies.update(session.latencies)
+        self.sessions.extend(session.sessions)
         self.records.extend(session.records)
-        self.finished = session.finished
+        self.finished = self.finished and session.finished
         self.error = session.error

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,15 +19,25 @@ from deployments.cli_options import (
 )
 from deployments.output import OutputFormat, console, one_line_errors, render
 
+if TYPE_CHECKING:
+    from configs.markets import Market
+    from market_data.alphavantage import SyncReport
+
 data_app = typer.Typer(help="Market data: import, download, synthesize, inspect.")
 
 
 @data_app.command("import")
 @one_line_errors
 def data_import(
-    path: Annotated[Path, typer.Argument(help="A daily_prices_*.json, merged.jsonl, or a folder.")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A daily_prices_*.json, merged.jsonl, raw price CSV, or a folder of them "
+            "(nasdaq100_daily, nasdaq100_hourly, sse50_daily, sse50_hourly, crypto_daily)."
+        ),
+    ],
 ) -> None:
-    """Import AI-Trader price files (idempotent: bars already stored are skipped)."""
+    """Import AI-Trader price files (idempotent: stored bars are kept, open-only ones completed)."""
     from market_data.aitrader_files import import_prices
 
     with store_session() as session:
@@ -36,6 +47,8 @@ def data_import(
         f"read {report.bars_read:,} bars of {len(report.symbols)} symbols from "
         f"{report.files_read} file(s); inserted {report.bars_inserted:,} new"
     )
+    for skipped in report.files_skipped:
+        console.print(f"skipped {skipped}: it holds no prices", highlight=False)
 
 
 @data_app.command("synth")
@@ -66,9 +79,30 @@ def data_synth(
         )
         session.commit()
     console.print(
-        f"market {cfg.market.name}: {len(universe.symbols)} symbols + {universe.benchmark}, "
+        f"market {cfg.market.store_market}: {len(universe.symbols)} symbols "
+        f"+ {universe.benchmark}, "
         f"{first} to {last}: inserted {inserted:,} bars"
     )
+
+
+class FetchKind(StrEnum):
+    """What `data fetch` downloads from Alpha Vantage."""
+
+    stocks = "stocks"  # TIME_SERIES_DAILY
+    crypto = "crypto"  # DIGITAL_CURRENCY_DAILY in USD, every UTC day
+    intraday = "intraday"  # TIME_SERIES_INTRADAY, 60-minute bars of regular US hours
+
+
+def _fetch_kind(market: Market) -> FetchKind:
+    """What the config's market trades on, when `--kind` is not given."""
+    if market.calendar == "XSHG":
+        raise ValueError(
+            f"market {market.name!r}: Alpha Vantage is not this project's source of A-share "
+            "prices; import the AI-Trader files (`aitrader data import`), or pass --kind"
+        )
+    if market.calendar == "ALWAYS":
+        return FetchKind.crypto
+    return FetchKind.intraday if market.hourly else FetchKind.stocks
 
 
 @data_app.command("fetch")
@@ -84,23 +118,57 @@ def data_fetch(
             help="A symbol to fetch; repeatable, commas also separate (default: the universe).",
         ),
     ] = None,
+    kind: Annotated[
+        FetchKind | None,
+        typer.Option(
+            help="stocks (daily), crypto (daily, USD, weekends included) or intraday (60min) "
+            "(default: what the config's market trades on)."
+        ),
+    ] = None,
     until: Annotated[date | None, day_option(help="Last day wanted (default: today).")] = None,
+    start: Annotated[
+        date | None,
+        day_option(
+            help="--kind intraday: first day wanted when none is stored (default: an hourly "
+            "config's start_date, else 30 days before --until)."
+        ),
+    ] = None,
     base_url: Annotated[str | None, typer.Option(help="Alpha Vantage endpoint.")] = None,
 ) -> None:
-    """Download missing daily bars from Alpha Vantage (key in ALPHAVANTAGE_API_KEY)."""
-    from market_data.alphavantage import AlphaVantageClient, sync_daily
+    """Download missing bars from Alpha Vantage (key in ALPHAVANTAGE_API_KEY)."""
+    from market_data import alphavantage
 
-    universe = load_config(config).resolve_universe()
+    cfg = load_config(config)
+    kind = kind or _fetch_kind(cfg.market.definition)
+    if start is not None and kind is not FetchKind.intraday:
+        raise ValueError("--start is for --kind intraday only (daily downloads fill the gap)")
+    universe = cfg.resolve_universe()
     named = names_given(symbols, "--symbol")
-    wanted = [s.upper() for s in named] if named else [*universe.symbols, universe.benchmark]
-    client = AlphaVantageClient.from_env(base_url=base_url)
-    with store_session() as session:
-        report = sync_daily(session, client, wanted, until=until or date.today())
-    inserted = sum(report.inserted.values())
+    # The crypto benchmark (CD5) is computed from the coins; Alpha Vantage does not quote it.
+    default = [*universe.symbols] + ([] if kind is FetchKind.crypto else [universe.benchmark])
+    wanted = [s.upper() for s in named] if named else default
+    last = until or date.today()
+    client = alphavantage.AlphaVantageClient.from_env(base_url=base_url)
+    with client, store_session() as session:
+        if kind is FetchKind.crypto:
+            report = alphavantage.sync_crypto_daily(session, client, wanted, until=last)
+        elif kind is FetchKind.intraday:
+            # An hourly config's start_date is where its backtest needs bars from.
+            first = start or (cfg.start_date if cfg.market.definition.hourly else None)
+            report = alphavantage.sync_intraday(session, client, wanted, last, start=first)
+        else:
+            report = alphavantage.sync_daily(session, client, wanted, until=last)
+    _print_sync(report, kind)
+
+
+def _print_sync(report: SyncReport, kind: FetchKind) -> None:
+    """One line of what a fetch did, one per failed symbol; a stop is the command's error."""
     console.print(
-        f"fetched {len(report.inserted)} symbol(s), inserted {inserted:,} bars; "
-        f"{len(report.skipped)} already up to date"
+        f"{kind.value}: fetched {len(report.inserted)} symbol(s) up to {report.target_day}, "
+        f"inserted {report.total_inserted:,} bars; {len(report.skipped)} already up to date"
     )
+    for symbol, problem in report.failed.items():
+        console.print(f"failed {symbol}: {problem}", highlight=False)
     if report.stopped_reason:
         raise ValueError(f"stopped early: {report.stopped_reason}")
 

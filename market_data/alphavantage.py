@@ -10,8 +10,8 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import httpx
@@ -20,6 +20,8 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from market_data.calendar import (
+    ALWAYS,
+    calendar,
     last_closed_trading_day,
     trading_day_on_or_before,
     trading_days,
@@ -36,17 +38,31 @@ COMPACT_MAX_GAP = 95
 
 OutputSize = Literal["compact", "full"]
 
-_SERIES_INTERVALS = {"Time Series (Daily)": DAILY, "Time Series (60min)": HOURLY}
-_TS_FORMATS = {DAILY: "%Y-%m-%d", HOURLY: "%Y-%m-%d %H:%M:%S"}
-# Both the raw Alpha Vantage names and AI-Trader's renamed ones (merged.jsonl).
+_SERIES_INTERVALS = {
+    "Time Series (Daily)": DAILY,
+    "Time Series (60min)": HOURLY,
+    "Time Series (Digital Currency Daily)": DAILY,
+}
+# The bar keys' layouts; fromisoformat then checks the ranges (strptime is slower than the rest).
+_TS_PATTERNS = {
+    DAILY: re.compile(r"\d{4}-\d{2}-\d{2}"),
+    HOURLY: re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"),
+}
+# The raw Alpha Vantage names, AI-Trader's renamed ones (merged.jsonl), and the older
+# DIGITAL_CURRENCY_DAILY ones, which quoted each price in the market's currency and in USD.
 _FIELDS = {
-    "open": ("1. open", "1. buy price"),
-    "high": ("2. high",),
-    "low": ("3. low",),
-    "close": ("4. close", "4. sell price"),
+    "open": ("1. open", "1. buy price", "1a. open (USD)", "1b. open (USD)"),
+    "high": ("2. high", "2a. high (USD)", "2b. high (USD)"),
+    "low": ("3. low", "3a. low (USD)", "3b. low (USD)"),
+    "close": ("4. close", "4. sell price", "4a. close (USD)", "4b. close (USD)"),
     "volume": ("5. volume",),
 }
+# `Meta Data` names the symbol `2. Symbol`, or `2. Digital Currency Code` for crypto.
+_META_SYMBOL_KEYS = ("2. Symbol", "2. Digital Currency Code")
+# Digits in groups of three, as in "1,433.3300": the one comma a number may hold.
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")
 _RATE_LIMIT_WORDS = ("rate limit", "call frequency", "requests per", "calls per", "higher api call")
+_PARAMS_IN_ERRORS = ("function", "symbol", "month")  # what an error says was asked
 _APIKEY_IN_TEXT = re.compile(r"(apikey=)[^&\s\"']+", re.IGNORECASE)
 
 
@@ -70,21 +86,44 @@ def _install_log_redaction() -> None:
 # --- parsing ---------------------------------------------------------------------------------
 
 
-def _number(value: Any, what: str, *, allow_zero: bool) -> float:
+def parse_number(value: Any, what: str, *, allow_zero: bool = False) -> float:
+    """`value` as a finite number >= 0 (> 0 unless `allow_zero`); ValueError naming `what`.
+
+    Thousands separators are read ("1,433.3300"); a decimal comma or a lone "1,433" is refused.
+    """
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and "," in text:
+        # "1,433" is 1433 with a thousands separator or 1.433 with a decimal comma: refused.
+        if not _THOUSANDS.fullmatch(text) or (text.count(",") == 1 and "." not in text):
+            raise ValueError(f"{what} is not a number (a misplaced or ambiguous comma): {value!r}")
+        text = text.replace(",", "")
     try:
-        number = float(value)
+        number = float(text) if not isinstance(text, bool) else math.nan
     except (TypeError, ValueError):
         raise ValueError(f"{what} is not a number: {value!r}") from None
     if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
-        raise ValueError(f"{what} is out of range: {value!r}")
+        reason = " (negative)" if number < 0 else ""
+        raise ValueError(f"{what} is out of range{reason}: {value!r}")
     return number
 
 
 def _field(values: Mapping[str, Any], name: str, ts: str) -> float | None:
     for key in _FIELDS[name]:
         if key in values:
-            return _number(values[key], f"bar {ts}: {key!r}", allow_zero=name == "volume")
+            zero_ok = name in ("high", "low", "volume")
+            number = parse_number(values[key], f"bar {ts}: {key!r}", allow_zero=zero_ok)
+            # A high or low of 0 is "not recorded" (the original's CD5 index file), not a price.
+            return None if number == 0 and name in ("high", "low") else number
     return None
+
+
+def _meta_symbol(payload: dict[str, Any]) -> str:
+    meta = payload.get("Meta Data")
+    for key in _META_SYMBOL_KEYS:
+        symbol = meta.get(key) if isinstance(meta, dict) else None
+        if isinstance(symbol, str) and symbol.strip():
+            return symbol
+    raise ValueError("no symbol: 'Meta Data' lacks '2. Symbol'")
 
 
 def error_text(payload: Any) -> str | None:
@@ -113,18 +152,15 @@ def parse_time_series(payload: Any, symbol: str | None = None, source: str = SOU
     series = payload[series_keys[0]]
     if not isinstance(series, dict):
         raise ValueError(f"{series_keys[0]!r} is not an object")
-    if symbol is None:
-        meta = payload.get("Meta Data")
-        symbol = meta.get("2. Symbol") if isinstance(meta, dict) else None
-        if not isinstance(symbol, str) or not symbol.strip():
-            raise ValueError("no symbol: 'Meta Data' lacks '2. Symbol'")
-    symbol = symbol.strip().upper()
+    symbol = (symbol if symbol is not None else _meta_symbol(payload)).strip().upper()
 
     bars = []
     for ts_text, values in series.items():
         try:
-            ts = datetime.strptime(ts_text, _TS_FORMATS[interval])
-        except ValueError:
+            if not _TS_PATTERNS[interval].fullmatch(ts_text):
+                raise ValueError
+            ts = datetime.fromisoformat(ts_text)
+        except (TypeError, ValueError):
             raise ValueError(f"bar key {ts_text!r} is not a {interval} timestamp") from None
         if not isinstance(values, dict):
             raise ValueError(f"bar {ts_text} is not an object")
@@ -194,14 +230,33 @@ class AlphaVantageClient:
 
     def daily(self, symbol: str, outputsize: OutputSize = "compact") -> list[Bar]:
         """Daily bars of `symbol` (`TIME_SERIES_DAILY`), oldest first."""
+        return self._series("TIME_SERIES_DAILY", symbol, outputsize=outputsize)
+
+    def crypto_daily(self, symbol: str, market: str = "USD") -> list[Bar]:
+        """Daily bars of a digital currency (`DIGITAL_CURRENCY_DAILY`, UTC days), oldest first.
+
+        Alpha Vantage always answers the whole history; prices are in `market`'s currency.
+        """
+        return self._series("DIGITAL_CURRENCY_DAILY", symbol, market=market.strip().upper())
+
+    def intraday(
+        self, symbol: str, month: str | None = None, outputsize: OutputSize = "full"
+    ) -> list[Bar]:
+        """60-minute bars of regular US hours (`TIME_SERIES_INTRADAY`), US/Eastern, oldest first.
+
+        `month` (`YYYY-MM`) asks for that whole month; without it `full` means the last 30 days.
+        """
+        params = {"interval": HOURLY, "extended_hours": "false", "outputsize": outputsize}
+        return self._series("TIME_SERIES_INTRADAY", symbol, **params, **_month(month))
+
+    def _series(self, function: str, symbol: str, **params: str) -> list[Bar]:
         symbol = symbol.strip().upper()
-        params = {"function": "TIME_SERIES_DAILY", "symbol": symbol, "outputsize": outputsize}
-        payload = self._get(params)
+        payload = self._get({"function": function, "symbol": symbol, **params})
         try:
             return parse_time_series(payload, symbol=symbol)
         except ValueError as exc:
             raise AlphaVantageError(
-                f"unexpected TIME_SERIES_DAILY answer for {symbol}: {self._redact(str(exc))}"
+                f"unexpected {function} answer for {symbol}: {self._redact(str(exc))}"
             ) from None
 
     def news(
@@ -232,7 +287,7 @@ class AlphaVantageClient:
         return _APIKEY_IN_TEXT.sub(r"\1***", text).replace(self._api_key, "***")
 
     def _get(self, params: dict[str, Any]) -> dict[str, Any]:
-        what = " ".join(f"{k}={v}" for k, v in params.items() if k in ("function", "symbol"))
+        what = " ".join(f"{k}={v}" for k, v in params.items() if k in _PARAMS_IN_ERRORS)
         # Errors are re-raised `from None`: httpx's own messages and causes may hold the URL.
         try:
             response = self._http.get(self.base_url, params={**params, "apikey": self._api_key})
@@ -277,6 +332,14 @@ class AlphaVantageClient:
         raise AlphaVantageError(message)
 
 
+def _month(month: str | None) -> dict[str, str]:
+    if month is None:
+        return {}
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise AlphaVantageError(f"month {month!r} is not YYYY-MM")
+    return {"month": month}
+
+
 def _news_time(moment: datetime) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
@@ -287,7 +350,7 @@ def _news_time(moment: datetime) -> str:
 
 
 class SyncReport(BaseModel):
-    """What one `sync_daily` did, symbol by symbol."""
+    """What one sync (`sync_daily`, `sync_crypto_daily`, `sync_intraday`) did, symbol by symbol."""
 
     target_day: date = Field(description="the last trading day the store should now reach")
     inserted: dict[str, int] = Field(default_factory=dict, description="bars added per symbol")
@@ -302,9 +365,18 @@ class SyncReport(BaseModel):
         return sum(self.inserted.values())
 
 
-def _last_stored_day(session: Session, symbol: str) -> date | None:
+# What one symbol's download yields: chunks of bars, each with what was asked (for the report).
+Chunks = Iterable[tuple[list[Bar], str]]
+Fetcher = Callable[[str, date | None], Chunks]
+
+
+def _last_stored_day(session: Session, symbol: str, interval: str = DAILY) -> date | None:
+    # Only bars with a close count: an open-only bar (from a merged file) is fetched again.
     query = select(func.max(PriceBar.day)).where(
-        PriceBar.market == REAL_MARKET, PriceBar.symbol == symbol, PriceBar.interval == DAILY
+        PriceBar.market == REAL_MARKET,
+        PriceBar.symbol == symbol,
+        PriceBar.interval == interval,
+        PriceBar.close.is_not(None),
     )
     return session.execute(query).scalar_one_or_none()
 
@@ -321,6 +393,49 @@ def _fetch(
         return client.daily(symbol, outputsize="compact"), "compact"
 
 
+def _sync(
+    session: Session,
+    report: SyncReport,
+    symbols: Iterable[str],
+    interval: str,
+    fetch: Fetcher,
+    start: date | None = None,
+) -> SyncReport:
+    """Download, symbol by symbol, what the store lacks up to `report.target_day`.
+
+    `fetch(symbol, first)` yields chunks from `first` (the last stored day, else `start`); each is
+    committed at once, so a rate limit stops the loop but keeps what was stored.
+    """
+    target = report.target_day
+    pending = list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip()))
+    while pending:
+        symbol = pending.pop(0)
+        last = _last_stored_day(session, symbol, interval)
+        if last is not None and last >= target:
+            report.skipped.append(symbol)
+            continue
+        first = last or start
+        asked: list[str] = []
+        try:
+            for bars, what in fetch(symbol, first):
+                asked.append(what)
+                wanted = [b for b in bars if (first is None or b.ts.date() >= first)]
+                wanted = [b for b in wanted if b.ts.date() <= target and b.interval == interval]
+                added = insert_bars(session, wanted)
+                session.commit()
+                report.inserted[symbol] = report.inserted.get(symbol, 0) + added
+        except AlphaVantageRateLimited as exc:
+            report.stopped_reason = str(exc)
+            report.not_attempted = [symbol, *pending]
+            break
+        except AlphaVantageError as exc:
+            report.failed[symbol] = str(exc)
+        finally:
+            if asked:
+                report.outputsize[symbol] = ",".join(asked)
+    return report
+
+
 def sync_daily(
     session: Session,
     client: AlphaVantageClient,
@@ -333,27 +448,70 @@ def sync_daily(
     Commits symbol by symbol; a rate limit stops at once and keeps what was stored.
     """
     latest_closed = last_closed_trading_day(now)
-    target = min(trading_day_on_or_before(until), latest_closed)
-    report = SyncReport(target_day=target)
-    pending = list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip()))
-    while pending:
-        symbol = pending.pop(0)
-        last = _last_stored_day(session, symbol)
-        if last is not None and last >= target:
-            report.skipped.append(symbol)
-            continue
+    report = SyncReport(target_day=min(trading_day_on_or_before(until), latest_closed))
+
+    def fetch(symbol: str, last: date | None) -> Chunks:
         # `compact` holds the latest 100 sessions, counted back from today, not from `until`.
         gap = len(trading_days(last, latest_closed)) - 1 if last else None
         outputsize: OutputSize = "compact" if gap is not None and gap < COMPACT_MAX_GAP else "full"
-        try:
-            bars, report.outputsize[symbol] = _fetch(client, symbol, outputsize)
-        except AlphaVantageRateLimited as exc:
-            report.stopped_reason = str(exc)
-            report.not_attempted = [symbol, *pending]
-            break
-        except AlphaVantageError as exc:
-            report.failed[symbol] = str(exc)
-            continue
-        report.inserted[symbol] = insert_bars(session, [b for b in bars if b.ts.date() <= target])
-        session.commit()
-    return report
+        return [_fetch(client, symbol, outputsize)]
+
+    return _sync(session, report, symbols, DAILY, fetch)
+
+
+def sync_crypto_daily(
+    session: Session,
+    client: AlphaVantageClient,
+    symbols: Iterable[str],
+    until: date,
+    now: datetime | None = None,
+    market: str = "USD",
+) -> SyncReport:
+    """Download missing daily bars of digital currencies up to the last UTC day <= `until` that
+    ended by `now` (weekends included); the day still running is never stored."""
+    last_ended = calendar(ALWAYS).last_closed_trading_day(now or datetime.now(UTC))
+    report = SyncReport(target_day=min(until, last_ended))
+
+    def fetch(symbol: str, last: date | None) -> Chunks:
+        return [(client.crypto_daily(symbol, market=market), "full")]
+
+    return _sync(session, report, symbols, DAILY, fetch)
+
+
+def sync_intraday(
+    session: Session,
+    client: AlphaVantageClient,
+    symbols: Iterable[str],
+    until: date,
+    now: datetime | None = None,
+    start: date | None = None,
+) -> SyncReport:
+    """Download missing 60-minute bars up to the last XNYS session <= `until` closed by `now`.
+
+    Month by month from the last stored day, else from `start`, else from 30 days before the
+    target (Alpha Vantage's own window); each month is committed as it comes.
+    """
+    target = min(trading_day_on_or_before(until), last_closed_trading_day(now))
+    report = SyncReport(target_day=target)
+    start = start or target - timedelta(days=30)
+
+    def fetch(symbol: str, first: date | None) -> Chunks:
+        for month in months_between(first or start, target):
+            try:
+                bars = client.intraday(symbol, month=month)
+            except AlphaVantagePremiumOnly:
+                # A free key may not ask for whole months; the latest 100 bars beat nothing.
+                yield client.intraday(symbol, outputsize="compact"), "compact"
+                return
+            yield bars, month
+
+    return _sync(session, report, symbols, HOURLY, fetch, start=start)
+
+
+def months_between(first: date, last: date) -> list[str]:
+    """The months (`YYYY-MM`) from `first`'s to `last`'s, both included."""
+    months, year, month = [], first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months

@@ -38,21 +38,50 @@ class CoverageRow(BaseModel):
     days: int
 
 
+def merge_duplicate_bars(bars: Iterable[Bar]) -> list[Bar]:
+    """One bar per (market, symbol, interval, ts): the first read, completed by a later full one.
+
+    An open-only bar (the newest of a merged file) takes high, low, close and volume from a later
+    bar of the same time that has a close (the raw CSV rows); a complete bar is never changed.
+    """
+    unique: dict[tuple[str, str, str, datetime], Bar] = {}
+    for bar in bars:
+        key = (bar.market, bar.symbol.upper(), bar.interval, bar.ts)
+        kept = unique.get(key)
+        if kept is None:
+            unique[key] = bar
+        elif kept.close is None and bar.close is not None:
+            unique[key] = kept.model_copy(update=_completion(bar))
+    return list(unique.values())
+
+
+def _completion(bar: Bar) -> dict[str, float | None]:
+    return {"high": bar.high, "low": bar.low, "close": bar.close, "volume": bar.volume}
+
+
 def insert_bars(session: Session, bars: Iterable[Bar]) -> int:
-    """Insert bars the store does not hold yet (same market, symbol, interval, ts); count them."""
+    """Insert new bars and complete stored open-only ones; count the bars inserted or completed.
+
+    A stored bar (same market, symbol, interval, ts) that has a close is never changed; one without
+    a close takes high, low, close and volume from a new bar that has one.
+    """
     rows = [
-        {**bar.model_dump(), "symbol": bar.symbol.upper(), "day": bar.ts.date()} for bar in bars
+        {**bar.model_dump(), "symbol": bar.symbol.upper(), "day": bar.ts.date()}
+        for bar in merge_duplicate_bars(bars)
     ]
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = (
-        insert(PriceBar)
-        .on_conflict_do_nothing(index_elements=["market", "symbol", "interval", "ts"])
-        .returning(PriceBar.id)  # rowcount is unreliable for multi-row inserts on Postgres
-    )
-    # One executemany: SQLAlchemy batches it into multi-row INSERTs compiled once.
+    statement = insert(PriceBar)
+    new = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=["market", "symbol", "interval", "ts"],
+        set_={"high": new.high, "low": new.low, "close": new.close, "volume": new.volume},
+        where=PriceBar.close.is_(None) & new.close.is_not(None),
+    ).returning(PriceBar.id)  # rowcount is unreliable for multi-row inserts on Postgres
+    # One executemany: SQLAlchemy batches it into multi-row INSERTs compiled once. A row that
+    # conflicts and is not completed returns nothing, so the count is inserted + completed.
     return len(session.execute(statement, rows).all())
 
 
@@ -80,14 +109,18 @@ def coverage(
     ]
 
 
-def bar_days(session: Session, interval: str = DAILY, market: str = REAL_MARKET) -> list[date]:
-    """Every day on which `market` holds at least one bar of `interval`, ascending."""
-    query = (
-        select(PriceBar.day)
-        .where(PriceBar.market == market, PriceBar.interval == interval)
-        .distinct()
-    )
-    return sorted(session.execute(query).scalars())
+def bar_days(
+    session: Session,
+    interval: str = DAILY,
+    market: str = REAL_MARKET,
+    symbols: Iterable[str] | None = None,
+) -> list[date]:
+    """Every day on which `market` holds at least one bar of `interval` (of one of `symbols`,
+    when given: other markets' bars in the same store do not make a day), ascending."""
+    query = select(PriceBar.day).where(PriceBar.market == market, PriceBar.interval == interval)
+    if symbols is not None:
+        query = query.where(PriceBar.symbol.in_([s.upper() for s in symbols]))
+    return sorted(session.execute(query.distinct()).scalars())
 
 
 @dataclass(frozen=True, slots=True)

@@ -489,10 +489,10 @@ PRICE_CASES = [
         files={"daily_prices_AAPL.json": price_file(**{"1. open": "-101.0"})},
     ),
     case(
-        "import-price-thousands-separator",
-        "data import {tmp}/daily_prices_AAPL.json",
-        "'4. close' is not a number: '1,234.50'",
-        files={"daily_prices_AAPL.json": price_file(**{"4. close": "1,234.50"})},
+        "import-price-ambiguous-comma",  # 1234 with a thousands separator, or 1.234 with a
+        "data import {tmp}/daily_prices_AAPL.json",  # decimal comma: refused, never guessed
+        "'4. close' is not a number (a misplaced or ambiguous comma): '1,234'",
+        files={"daily_prices_AAPL.json": price_file(**{"4. close": "1,234"})},
     ),
     case(
         "import-price-nan",

@@ -5,7 +5,8 @@
 * `equal-weight` (`EqualWeightBuyAndHold`): buys the tradable symbols in equal dollar weights
   once, then holds forever.
 * `momentum` (`Momentum`): holds the `top_k` names by trailing return, rebalanced on the first
-  trading day of every block of `rebalance_every` weekdays.
+  trading day of every block of `rebalance_every` weekdays (calendar days in a market trading
+  every day; an hourly market rebalances in a day's first session only).
 * `random` (`RandomTrader`): seeded, reproducible random orders; a baseline to beat. Each trial
   of a repeated backtest draws its own orders; the others trade the same in every trial.
 """
