@@ -1,16 +1,17 @@
-"""What an agent may know of the market on a session day: the past, and of the day only its open.
+"""What an agent may know of the market in a session: the past, and of its bar only the open.
 
 Every price tool reads through a `MarketView`, never through the `PriceBook` itself, so no answer
-can carry a bar dated after the session or the session's high, low, close or volume.
+can carry a bar dated after the session or the session's high, low, close or volume. A view of an
+hourly book holds hourly bars only: a past day is its last hourly bar, never a daily one.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 
 from pydantic import BaseModel
 
-from models.prices import BookBar, PriceBook
+from models.prices import DAILY, BookBar, PriceBook
 
 
 class PastBar(BaseModel):
@@ -32,7 +33,7 @@ class TodayOpen(BaseModel):
 
 
 class MarketView:
-    """A `PriceBook` seen from the session starting at `at` (a day at midnight for daily runs)."""
+    """A `PriceBook` seen from the session labelled `at` (a day at midnight for daily runs)."""
 
     def __init__(self, prices: PriceBook, at: datetime | date) -> None:
         if not isinstance(at, datetime):
@@ -44,6 +45,11 @@ class MarketView:
     def day(self) -> date:
         return self.at.date()
 
+    @property
+    def hourly(self) -> bool:
+        """Whether its bars are hourly (then the session is one bar of the day, not the day)."""
+        return self._prices.interval != DAILY
+
     def has_symbol(self, symbol: str) -> bool:
         return self._prices.has_symbol(symbol)
 
@@ -53,15 +59,30 @@ class MarketView:
         return [_past(bar) for bar in bars]
 
     def bar_on(self, symbol: str, day: date) -> PastBar | TodayOpen | None:
-        """The bar of an earlier day, only the open of the session day, nothing after it."""
+        """The bar of an earlier day (of an hourly book: that day's last hourly bar, complete),
+        only the open of the current session on the session day, nothing after it."""
         if day > self.day:
             return None
         if day == self.day:
             return self.today(symbol)
-        bar = self._prices.bar_on(symbol, day)
+        bar = self._last_bar_of(symbol, day) if self.hourly else self._prices.bar_on(symbol, day)
         if bar is None or bar.ts >= self.at:
             return None
         return _past(bar)
+
+    def bar_at(self, symbol: str, ts: datetime) -> PastBar | TodayOpen | None:
+        """The bar labelled `ts`: an earlier one whole, the current one's open only, none later."""
+        if ts > self.at:
+            return None
+        if ts == self.at:
+            return self.today(symbol)
+        bar = self._prices.bar_at(symbol, ts)
+        return None if bar is None else _past(bar)
+
+    def _last_bar_of(self, symbol: str, day: date) -> BookBar | None:
+        end_of_day = datetime.combine(day + timedelta(days=1), time.min)
+        bars = self._prices.history(symbol, before=min(end_of_day, self.at), limit=1)
+        return bars[0] if bars and bars[0].ts.date() == day else None
 
     def today(self, symbol: str) -> TodayOpen:
         """The open of the current session (None when the symbol has no bar then)."""

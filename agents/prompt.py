@@ -16,7 +16,7 @@ Rules: {rules}
 
 {now}.
 Cash: {cash:.2f}
-Holdings (shares): {holdings}
+Holdings ({unit}): {holdings}
 Prices, one per symbol as previous close -> today's open (your fill price):
 {prices}
 
@@ -58,6 +58,7 @@ def system_prompt(context: SessionContext, universe_name: str | None = None) -> 
     holdings = ", ".join(f"{s} {n}" for s, n in sorted(book.positions.items())) or "none"
     return SYSTEM_PROMPT.format(
         asset="crypto" if context.rules.quantity == "fractional" else "stock",
+        unit="units" if context.rules.quantity == "fractional" else "shares",
         universe_name=universe_name or context.title,
         rules=rules_text(context),
         now=f"Now is {context.at:%Y-%m-%d %H:%M}, an hourly session"

@@ -66,12 +66,21 @@ def message_rows(
 def tool_call_rows(
     model_day_id: int, transcript: list[BaseMessage], latencies: dict[str, float]
 ) -> Iterator[ToolCall]:
-    """One `ToolCall` per call the model made, with the answer it got."""
-    answers = {m.tool_call_id: m for m in transcript if isinstance(m, ToolMessage)}
+    """One `ToolCall` per call the model made, with the answer it got.
+
+    A call is matched with the answers between its message and the model's next one: an hourly
+    day holds several sessions, and a built-in strategy reuses its call ids in each.
+    """
     seq = 0
-    for message in transcript:
+    for index, message in enumerate(transcript):
         if not isinstance(message, AIMessage):
             continue
+        answers: dict[str, ToolMessage] = {}
+        for later in transcript[index + 1 :]:
+            if isinstance(later, AIMessage):
+                break
+            if isinstance(later, ToolMessage):
+                answers.setdefault(later.tool_call_id, later)
         calls = [*message.tool_calls, *message.invalid_tool_calls]
         for call in calls:
             seq += 1

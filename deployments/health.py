@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from agents.chat_models import api_key_for
 from configs.loader import AppConfig
-from market_data.calendar import last_closed_trading_day
+from market_data.calendar import calendar
 from models.engine import current_revision, get_engine, head_revision
 from models.errors import ModelSetupError
 from models.prices import coverage
@@ -51,19 +51,22 @@ def _coverage(config: AppConfig) -> Check:
     from sqlmodel import Session
 
     market = config.market.store_market
+    definition = config.market.definition
+    symbols = set(config.resolve_universe().symbols)
     with Session(get_engine()) as session:
-        rows = coverage(session, "1d", market)
+        rows = [r for r in coverage(session, definition.interval, market) if r.symbol in symbols]
     if not rows:
         hint = "a backtest synthesizes it" if config.market.source == "synthetic" else "import it"
         return Check(
             check="data",
             ok=config.market.source == "synthetic",
-            detail=f"no daily prices of market {market} yet ({hint})",
+            detail=f"no {definition.interval} prices of {definition.title} in market {market} "
+            f"yet ({hint})",
         )
     last = max(r.last for r in rows)
     detail = f"market {market}: {len(rows)} symbols, {min(r.first for r in rows)} to {last}"
     if config.market.source != "synthetic":
-        expected = last_closed_trading_day()
+        expected = calendar(definition.calendar).last_closed_trading_day()
         if last < expected:
             detail += f"; missing days up to {expected} (aitrader data fetch)"
     return Check(check="data", ok=True, detail=detail)

@@ -42,12 +42,16 @@ class CsvLayout:
     volume_scale: int
 
 
-# By the column that names the symbol. tushare's `vol` counts lots of 100 shares; the merged
-# file (and efinance) count shares.
+# By the column that names the symbol. tushare's `vol` and efinance's hourly `volume` count lots
+# of 100 shares; the store counts shares, as the daily merged file does.
+A_SHARE_LOT = 100
 CSV_LAYOUTS = {
-    "ts_code": CsvLayout("ts_code", "vol", 100),
-    "stock_code": CsvLayout("stock_code", "volume", 1),
+    "ts_code": CsvLayout("ts_code", "vol", A_SHARE_LOT),
+    "stock_code": CsvLayout("stock_code", "volume", A_SHARE_LOT),
 }
+# The original's A-share hourly merged file keeps efinance's volume in lots (its daily one is in
+# shares): a 60-min series in Shanghai time is scaled to shares.
+LOTS_VOLUME_ZONE = "Asia/Shanghai"
 CSV_PRICE_COLUMNS = ("trade_date", "open", "high", "low", "close")
 # A CSV with these columns and no `open` holds no prices (sse_50_weight.csv, index weights).
 CSV_NOT_PRICES = ("weight",)
@@ -102,10 +106,23 @@ def read_merged_jsonl(path: str | Path) -> list[Bar]:
         if not line.strip():
             continue
         try:
-            bars.extend(parse_time_series(json.loads(line), source=SOURCE))
+            payload = json.loads(line)
+            parsed = parse_time_series(payload, source=SOURCE)
         except ValueError as exc:  # json.JSONDecodeError is a ValueError too
             raise PriceFileError(f"{path}, line {number}: {exc}") from exc
+        bars.extend(_volume_in_shares(payload, parsed))
     return bars
+
+
+def _volume_in_shares(payload: dict, bars: list[Bar]) -> list[Bar]:
+    meta = payload.get("Meta Data") or {}
+    zone = meta.get("6. Time Zone") or meta.get("5. Time Zone")
+    if zone != LOTS_VOLUME_ZONE or "Time Series (60min)" not in payload:
+        return bars
+    return [
+        bar.model_copy(update={"volume": bar.volume * A_SHARE_LOT}) if bar.volume else bar
+        for bar in bars
+    ]
 
 
 def _holds_prices(header: list[str]) -> bool:

@@ -199,9 +199,13 @@ def test_sse50_hourly_folder(sqlite_session: Session, shared_data: Path) -> None
     for row in last:
         bar = _bars(session, row["stock_code"], HOURLY)[-1]
         assert bar.ts == datetime(2025, 11, 19, 15)
-        assert (bar.open, bar.high, bar.low, bar.close, bar.volume) == tuple(
-            float(row[k]) for k in ("open", "high", "low", "close", "volume")
+        assert (bar.open, bar.high, bar.low, bar.close) == tuple(
+            float(row[k]) for k in ("open", "high", "low", "close")
         )
+        assert bar.volume == 100 * float(row["volume"])  # efinance counts lots of 100 shares
+    # Hourly volumes in shares add up to the day's volume of the daily file (in shares).
+    day_volume = sum(b.volume for b in _bars(session, "600519.SH", HOURLY) if b.ts.day == 15)
+    assert day_volume == pytest.approx(4_278_540, rel=1e-3)  # 2025-10-15 of sse50_daily
     assert import_prices(session, folder).bars_inserted == 0
 
 

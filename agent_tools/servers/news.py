@@ -33,4 +33,6 @@ def register(server: FastMCP, context: SessionContext) -> None:
             }
         )
 
+    if context.hourly:  # daily sessions keep their recorded wording
+        search_news.__doc__ = "News published before this session's open, newest first."
     add_tools(server, search_news)

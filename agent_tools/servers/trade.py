@@ -53,7 +53,9 @@ def register(server: FastMCP, context: SessionContext) -> None:
             fill = order(symbol, shares)
         except OrderRejected as exc:
             raise RejectedCall(f"{side} rejected: {exc}") from None
-        return answer({"filled": fill.model_dump(exclude={"seq"}), **portfolio_view()})
+        return answer(
+            {"filled": fill.model_dump(exclude={"seq", "session_at"}), **portfolio_view()}
+        )
 
     async def buy(symbol: Symbol, shares: Shares) -> str:
         """Buy whole shares at today's open. Cash may not go below zero."""
