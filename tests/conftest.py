@@ -146,12 +146,17 @@ def flow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engi
     dispose_engines()
 
 
+def store_copy(template: Path, path: Path) -> str:
+    """The URL of a copy, at `path`, of the SQLite store file `template` (made once per module
+    or session: copying is fast, migrating and importing are not)."""
+    shutil.copy(template, path)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture
 def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
     """An empty, migrated SQLite store only (for tests that are not about the database)."""
-    path = tmp_path / "aitrader.db"
-    shutil.copy(sqlite_template, path)
-    return f"sqlite:///{path}"
+    return store_copy(sqlite_template, tmp_path / "aitrader.db")
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from datetime import date
 from pathlib import Path
@@ -22,6 +21,7 @@ from models.engine import create_store_engine, upgrade
 from models.ledger import starting_book
 from models.prices import PriceBook
 from models.tables import LLMCall, Message, ModelDay, Run, ToolCall, Trade
+from tests.conftest import store_copy
 from tests.openai_stub import OpenAIStub, Reply, text_reply, tool_reply
 
 DAY = date(2025, 10, 15)
@@ -45,8 +45,7 @@ def priced_template(tmp_path_factory, shared_data: Path) -> Path:
 @pytest.fixture
 def engine(priced_template: Path, tmp_path: Path) -> Engine:
     path = tmp_path / "store.db"
-    shutil.copy(priced_template, path)
-    engine = create_store_engine(f"sqlite:///{path}")
+    engine = create_store_engine(store_copy(priced_template, path))
     yield engine
     engine.dispose()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +28,7 @@ from models.engine import create_store_engine, dispose_engines
 from models.errors import LegacyImportError
 from models.prices import insert_bars
 from models.tables import Holding, ModelDay, Run, Trade
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, store_copy
 
 Closes = dict[str, dict[str, float]]  # symbol as logged -> bar time text -> close
 
@@ -124,8 +123,7 @@ def store(sqlite_url: str) -> Iterator[Session]:
 def crypto_prices(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite store holding the coin files and CD5, made once (the coin files are long)."""
     path = tmp_path_factory.mktemp("crypto") / "crypto.db"
-    shutil.copy(sqlite_template, path)
-    with open_store(f"sqlite:///{path}") as session:
+    with open_store(store_copy(sqlite_template, path)) as session:
         import_prices(session, SHARED_DATA / "crypto_daily")  # the coins and CD5
         session.commit()
     return path
@@ -135,8 +133,7 @@ def crypto_prices(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactor
 def crypto_url(crypto_prices: Path, tmp_path: Path) -> str:
     """A copy of the crypto store, for one test."""
     path = tmp_path / "crypto.db"
-    shutil.copy(crypto_prices, path)
-    return f"sqlite:///{path}"
+    return store_copy(crypto_prices, path)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
@@ -36,6 +35,7 @@ from market_data.news_feed import parse_published, store_news
 from models.book import Portfolio
 from models.engine import create_store_engine
 from models.prices import PriceBook
+from tests.conftest import store_copy
 
 # 15 of the 100 sessions in the shared data: first and last, after holidays (Juneteenth, July 4th,
 # Labor Day), an early close, FB's last day, and days with real news published after the open.
@@ -275,8 +275,7 @@ def market(
 ) -> Iterator[Market]:
     """One SQLite store for the module: the daily data, the news sample and the canaries."""
     path = tmp_path_factory.mktemp("lookahead") / "store.db"
-    shutil.copy(sqlite_template, path)
-    engine = create_store_engine(f"sqlite:///{path}")
+    engine = create_store_engine(store_copy(sqlite_template, path))
     sample = json.loads((shared_data / "alphavantage_news_sample.json").read_text())["feed"]
     feed = [*sample, *canary_feed([*DAYS, LEAK_DAY])]
     with Session(engine) as session:

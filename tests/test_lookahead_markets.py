@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -39,6 +38,7 @@ from market_data.news_feed import parse_published, store_news
 from models.book import Portfolio
 from models.engine import create_store_engine
 from models.prices import PriceBook
+from tests.conftest import store_copy
 from tests.test_lookahead import (
     COMPACT_MOMENT,
     ISO_MOMENT,
@@ -310,8 +310,7 @@ def stores(
 ) -> Iterator[Stores]:
     """One SQLite store for the module: all markets' prices, the news sample and the canaries."""
     path = tmp_path_factory.mktemp("lookahead-markets") / "store.db"
-    shutil.copy(sqlite_template, path)
-    engine = create_store_engine(f"sqlite:///{path}")
+    engine = create_store_engine(store_copy(sqlite_template, path))
     sample = json.loads((shared_data / "alphavantage_news_sample.json").read_text())["feed"]
     feed = [*sample, *canary_feed(ALL_SLOTS)]
     with Session(engine) as session:

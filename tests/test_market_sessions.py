@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from models.engine import create_store_engine
 from models.ledger import starting_book
 from models.prices import PriceBook
 from models.tables import Holding, Message, ModelDay, Run, ToolCall, Trade
+from tests.conftest import store_copy
 
 FRIDAY = date(2025, 11, 7)
 WEEKEND = [FRIDAY + timedelta(days=n) for n in range(4)]  # Friday to Monday
@@ -40,8 +40,7 @@ def priced_template(
 ) -> Path:
     """A store holding the ten coins' daily bars and the SSE 50's hourly and daily bars."""
     path = tmp_path_factory.mktemp("market-sessions") / "store.db"
-    shutil.copy(sqlite_template, path)
-    engine = create_store_engine(f"sqlite:///{path}")
+    engine = create_store_engine(store_copy(sqlite_template, path))
     files = sorted((shared_data / "crypto_daily").glob("daily_prices_*.json"))
     files += [shared_data / "sse50_hourly" / "merged_hourly.jsonl"]
     files += [shared_data / "sse50_daily" / "merged.jsonl"]
@@ -56,8 +55,7 @@ def priced_template(
 @pytest.fixture
 def engine(priced_template: Path, tmp_path: Path) -> Engine:
     path = tmp_path / "store.db"
-    shutil.copy(priced_template, path)
-    engine = create_store_engine(f"sqlite:///{path}")
+    engine = create_store_engine(store_copy(priced_template, path))
     yield engine
     engine.dispose()
 

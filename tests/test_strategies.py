@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import shutil
 from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import pairwise
@@ -47,6 +46,7 @@ from market_data.calendar import is_trading_day
 from models.book import Fill, Portfolio
 from models.engine import create_store_engine
 from models.prices import PriceBook
+from tests.conftest import store_copy
 
 UNIVERSE = tuple(load_universe("nasdaq100").symbols)
 CASH = 10_000.0
@@ -60,8 +60,7 @@ ZERO_USAGE = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
 def prices(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory, shared_data: Path):
     """The real daily prices, imported into a migrated SQLite store and loaded once."""
     path = tmp_path_factory.mktemp("strategies") / "aitrader.db"
-    shutil.copy(sqlite_template, path)
-    engine = create_store_engine(f"sqlite:///{path}")
+    engine = create_store_engine(store_copy(sqlite_template, path))
     try:
         with Session(engine) as session:
             import_prices(session, shared_data / "nasdaq100_daily")
