@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +14,7 @@ from deployments.cli_options import (
     ConfigOption,
     day_option,
     default_reports,
+    session_option,
     split_commas,
     store_session,
 )
@@ -72,26 +73,44 @@ def db_upgrade() -> None:
 def tools_serve(
     day: Annotated[date, day_option(help="The session day the tools are bound to.")],
     model: Annotated[str, typer.Option(help="Name the session's book is kept under.")] = "manual",
-    cash: Annotated[float, typer.Option(help="Starting cash of the in-memory book.")] = 10_000.0,
+    cash: Annotated[
+        float | None, typer.Option(help="Starting cash of the book (default: the market's).")
+    ] = None,
     universe: Annotated[
-        str, typer.Option(help="A universe of configs/universes.yaml, or comma-separated symbols.")
-    ] = "nasdaq100",
+        str | None,
+        typer.Option(help="A universe of configs/universes.yaml, or comma-separated symbols."),
+    ] = None,
     market: Annotated[str, typer.Option(help="real or synthetic-<seed>.")] = "real",
+    rules_of: Annotated[
+        str, typer.Option(help="A market of configs/markets.yaml: calendar, sessions, rules.")
+    ] = "nasdaq100",
+    session: Annotated[
+        time | None, session_option(help="An hourly market's session (default: the first).")
+    ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
 ) -> None:
-    """Serve one session day's tools over MCP streamable HTTP at http://HOST:PORT/mcp.
+    """Serve one session's tools over MCP streamable HTTP at http://HOST:PORT/mcp.
 
     Orders change only this server's in-memory book; nothing is written to the store.
     """
     from agent_tools.servers import build_server
+    from configs.markets import load_market
     from deployments.tool_server import build_manual_context, quiet_disconnects
 
+    trading = load_market(rules_of)
     context = build_manual_context(
-        get_engine(), day, model=model, cash=cash, universe=universe, market=market
+        get_engine(),
+        day,
+        model=model,
+        cash=trading.initial_cash if cash is None else cash,
+        universe=universe or trading.universe,
+        market=market,
+        rules_of=trading,
+        session=session,
     )
     console.print(
-        f"serving the tools of {context.day} ({len(context.universe)} symbols, market {market}) "
+        f"serving the tools of {context.label} ({len(context.universe)} symbols, market {market}) "
         f"for {model} at http://{host}:{port}/mcp"
     )
     quiet_disconnects()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +31,19 @@ def parse_day(text: str) -> date:
 def day_option(*names: str, help: str) -> Any:
     """A typer option parsed into a `date` by `parse_day`."""
     return typer.Option(*names, parser=parse_day, metavar="YYYY-MM-DD", help=help)
+
+
+def parse_session_time(text: str) -> time:
+    """An HH:MM session label; anything else is click's usage error naming the option."""
+    try:
+        return time.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a time like 10:30") from None
+
+
+def session_option(help: str) -> Any:
+    """A typer option parsed into a `time` by `parse_session_time`."""
+    return typer.Option(parser=parse_session_time, metavar="HH:MM", help=help)
 
 
 def split_commas(values: list[str] | None) -> list[str] | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, datetime, time
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -11,7 +11,8 @@ from sqlmodel import Session
 from agent_tools.context import SessionContext
 from agent_tools.news import NewsArchive
 from configs.loader import Universe, load_universe
-from market_data.calendar import is_trading_day
+from configs.markets import DEFAULT_MARKET, Market, load_market
+from market_data.calendar import calendar
 from models.book import Portfolio
 from models.prices import REAL_MARKET, PriceBook
 
@@ -36,33 +37,56 @@ def build_manual_context(
     cash: float = 10_000.0,
     universe: str = "nasdaq100",
     market: str = REAL_MARKET,
+    rules_of: Market | None = None,
+    session: time | None = None,
 ) -> SessionContext:
-    """A context for `day` with a fresh book of `cash`, the store's prices and news."""
-    if not is_trading_day(day):
-        raise ValueError(f"{day} is not a trading day")
+    """A context for `day` (for an hourly market, its `session` bar: the first by default) with
+    a fresh book of `cash`, the store's prices and news, under the rules of `rules_of`."""
+    trading = rules_of or load_market(DEFAULT_MARKET)
+    sessions = calendar(trading.calendar)
+    if not sessions.is_trading_day(day):
+        raise ValueError(f"{day} is not a trading day of {trading.title}")
     if cash < 0:
         raise ValueError(f"cash must not be negative, got {cash:g}")
+    at = _session_at(trading, day, session)
     chosen = resolve_universe(universe)
-    with Session(engine) as session:
+    with Session(engine) as store:
         # Bars after the day never enter memory: the view hides them anyway, this makes it moot.
-        prices = PriceBook.load(session, market=market, until=day)
-    if not any(prices.bar_on(symbol, day) for symbol in chosen.symbols):
+        prices = PriceBook.load(store, trading.interval, market=market, until=day)
+    if not any(prices.bar_at(symbol, at) for symbol in chosen.symbols):
+        kind, label = ("hourly", f"{at:%Y-%m-%d %H:%M}") if trading.hourly else ("daily", day)
         raise ValueError(
-            f"the store holds no {market} daily bar on {day} for the universe; "
+            f"the store holds no {market} {kind} bar on {label} for the universe; "
             "import or fetch prices first (aitrader data import / data fetch)"
         )
     return SessionContext.create(
         run_id=MANUAL_RUN_ID,
         model=model,
         portfolio=f"manual:{model}",
-        day=day,
+        day=at,
         universe=chosen.symbols,
         prices=prices,
         book=Portfolio(cash=cash),
-        is_session_day=is_trading_day,
+        is_session_day=sessions.is_trading_day,
         benchmark=chosen.benchmark,
         news=NewsArchive(engine),
+        rules=trading.rules,
+        fill_time=trading.fill_time(at),
+        title=trading.title,
     )
+
+
+def _session_at(trading: Market, day: date, session: time | None) -> datetime:
+    times = trading.session_times(day)
+    if session is None:
+        return times[0]
+    if not trading.hourly:
+        raise ValueError(f"{trading.title} trades one session a day; --session is for hourly ones")
+    at = datetime.combine(day, session)
+    if at not in times:
+        labels = ", ".join(f"{t:%H:%M}" for t in times)
+        raise ValueError(f"{session:%H:%M} is not a session of {trading.title}: {labels}")
+    return at
 
 
 class ClientGone(logging.Filter):

@@ -11,7 +11,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from langchain_mcp_adapters.client import MultiServerMCPClient
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from configs.markets import load_market
 from deployments.cli import app
 from deployments.tool_server import build_manual_context
 from market_data.aitrader_files import import_prices
@@ -206,6 +208,33 @@ def test_build_manual_context_holds_nothing_after_the_day(store: str) -> None:
     assert context.trading.portfolio.cash == 100.0 and context.model == "manual"
     assert context.trading.prices.times()[-1] == datetime(2025, 10, 15)
     assert context.news is not None
+
+
+def test_build_manual_context_serves_an_hourly_market_under_its_rules(
+    sqlite_url: str, shared_data: Path
+) -> None:
+    engine = create_store_engine(sqlite_url)
+    try:
+        with Session(engine) as session:
+            import_prices(session, shared_data / "sse50_hourly" / "merged_hourly.jsonl")
+            session.commit()
+        market = load_market("sse50-hourly")
+        context = build_manual_context(
+            engine, DAY, universe="sse50", cash=100_000.0, rules_of=market, session=dt_time(14)
+        )
+        with pytest.raises(ValueError, match="12:00 is not a session of SSE 50 A-shares"):
+            build_manual_context(
+                engine, DAY, universe="sse50", rules_of=market, session=dt_time(12)
+            )
+        with pytest.raises(ValueError, match="2025-10-18 is not a trading day of SSE 50"):
+            build_manual_context(engine, date(2025, 10, 18), universe="sse50", rules_of=market)
+    finally:
+        engine.dispose()
+    assert context.label == "2025-10-15 14:00" and context.rules.lot == 100
+    # The 14:00 bar is labelled by its end: it opens, and its orders fill, at 13:00 Shanghai.
+    assert context.cutoff == datetime(2025, 10, 15, 5, tzinfo=UTC)
+    assert context.trading.prices.times()[-1] == datetime(2025, 10, 15, 15)
+    assert context.market.today("600519.SH").open == context.trading.open_price("600519.SH")
 
 
 def test_tools_serve_refuses_a_day_it_cannot_serve(
