@@ -43,7 +43,9 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
-def equity_png(curves: pd.DataFrame, title: str, trials: pd.DataFrame | None = None) -> bytes:
+def equity_png(
+    curves: pd.DataFrame, title: str, trials: pd.DataFrame | None = None, currency: str = "USD"
+) -> bytes:
     """A line chart of the curves, the benchmark dashed; each trial of a model run in several
     trials faintly under its mean (matplotlib)."""
     figure, axes = _pyplot().subplots(figsize=(10, 5), dpi=100)
@@ -58,21 +60,23 @@ def equity_png(curves: pd.DataFrame, title: str, trials: pd.DataFrame | None = N
         model = str(column).rsplit("#", 1)[0]
         axes.plot(trials.index, trials[column], color=colours.get(model), alpha=0.25, lw=1)
     axes.set_title(title)
-    axes.set_ylabel("portfolio value")
+    axes.set_ylabel(f"portfolio value ({currency})")
     axes.grid(alpha=0.3)
     axes.legend(loc="best", fontsize="small")
     figure.autofmt_xdate()
     return _png(figure)
 
 
-def equity_html(curves: pd.DataFrame, title: str) -> str:
+def equity_html(curves: pd.DataFrame, title: str, currency: str = "USD") -> str:
     """An interactive chart (plotly), self-contained so it opens offline."""
     import plotly.graph_objects as go
 
     figure = go.Figure()
     for column in curves.columns:
         figure.add_trace(go.Scatter(x=curves.index, y=curves[column], mode="lines", name=column))
-    figure.update_layout(title=title, yaxis_title="portfolio value ($)", hovermode="x unified")
+    figure.update_layout(
+        title=title, yaxis_title=f"portfolio value ({currency})", hovermode="x unified"
+    )
     return figure.to_html(include_plotlyjs=True, full_html=True)
 
 
@@ -209,7 +213,7 @@ def render_report(session: Session, run_id: int) -> Report:
     ranking = rank_run(session, run.id)
     curves = run_curves(session, run.id)
     title = report_title(run)
-    png = equity_png(curves.frame(), title, curves.trial_frame())
+    png = equity_png(curves.frame(), title, curves.trial_frame(), run.currency)
     bars = intervals_png(ranking.rows, f"{title}: how sure is this ranking?")
     return Report(
         title=title,
@@ -217,7 +221,7 @@ def render_report(session: Session, run_id: int) -> Report:
         markdown=markdown_report(title, ranking.rows, png, bars),
         equity_png=png,
         intervals_png=bars,
-        equity_html=equity_html(curves.frame(), title),
+        equity_html=equity_html(curves.frame(), title, run.currency),
     )
 
 

@@ -79,6 +79,7 @@ class BacktestPlan(BaseModel):
             end_date=max(self.days),
             market=self.market,
             initial_cash=self.config.initial_cash,
+            currency=self.config.market.definition.currency,
             benchmark=self.universe.benchmark,
             flow_run_id=flow_run_id,
             trials=self.trials,

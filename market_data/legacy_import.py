@@ -43,6 +43,7 @@ POSITION_FILE = Path("position") / "position.jsonl"
 SIDES = {"buy": "buy", "sell": "sell", "buy_crypto": "buy", "sell_crypto": "sell"}
 COIN_QUOTES = ("-USDT", "-USD")  # the original trades `BTC-USDT`; the store keeps coins as `BTC`
 CN_BENCHMARK, CRYPTO_BENCHMARK, US_BENCHMARK = "000016.SH", "CD5", "QQQ"
+CURRENCIES = {CN_BENCHMARK: "CNY", CRYPTO_BENCHMARK: "USDT", US_BENCHMARK: "USD"}
 MAX_GAP = timedelta(days=14)  # how far before its first session a registration point may go
 
 
@@ -491,6 +492,7 @@ def import_aitrader_run(
         start_date=min(plan.days[0].day for plan in plans),
         end_date=last_day,
         initial_cash=max(records[0].cash for records in logs.values()),
+        currency=CURRENCIES[benchmark],
         benchmark=benchmark,
         started_at=utcnow(),
         finished_at=utcnow(),

@@ -57,6 +57,11 @@ class RunBase(SQLModel):
     end_date: date | None = None
     market: str = Field(default="real", description="the price market its books are valued in")
     initial_cash: float = 10_000.0
+    currency: str = Field(
+        default="USD",
+        sa_column_kwargs={"server_default": "USD"},
+        description="the money its books are counted in (USD, CNY, USDT)",
+    )
     benchmark: str = "QQQ"
     flow_run_id: str | None = Field(default=None, index=True)
     trials: int = Field(

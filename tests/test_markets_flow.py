@@ -85,6 +85,7 @@ def test_each_market_config_ends_with_a_leaderboard_against_its_benchmark(
         days = session.exec(select(ModelDay).where(ModelDay.run_id == run_id)).all()
         traded = trades_by_day(session, run_id)
     assert run.initial_cash == settings.market.definition.initial_cash
+    assert run.currency == settings.market.definition.currency
     assert all(day.status == ModelDayStatus.COMPLETED for day in days)
     assert sum(len(t) for t in traded.values()) > 0, "the built-in models traded nothing"
     for row in rows:

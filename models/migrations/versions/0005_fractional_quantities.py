@@ -1,7 +1,8 @@
-"""trades and holdings hold fractional quantities; a trade knows its session
+"""trades and holdings hold fractional quantities; a trade knows its session; a run its currency
 
 Crypto trades fractions of a coin; whole stock shares keep their values (an integer is stored
 as the same float). An hourly model-day's trades say which of the day's sessions they filled in.
+Runs before this one counted dollars.
 
 Revision ID: 0005
 Revises: 0004
@@ -23,6 +24,7 @@ TABLES = ("trade", "holding")
 
 def upgrade() -> None:
     op.add_column("trade", sa.Column("session_at", sa.DateTime(), nullable=True))
+    op.add_column("run", sa.Column("currency", sa.String(), nullable=False, server_default="USD"))
     for table in TABLES:
         with op.batch_alter_table(table) as batch:
             batch.alter_column(
@@ -31,6 +33,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("run") as batch:
+        batch.drop_column("currency")
     with op.batch_alter_table("trade") as batch:
         batch.drop_column("session_at")
     for table in TABLES:
