@@ -39,7 +39,6 @@ class Market(BaseModel):
     frequency: Literal["daily", "hourly"] = "daily"
     sessions: list[time] = Field(default_factory=list, description="hourly bar labels")
     bar_label: Literal["start", "end"] = "start"
-    benchmark_interval: Literal["daily", "hourly"] | None = None
     rules: TradingRules = Field(default_factory=TradingRules)
 
     @model_validator(mode="after")
@@ -58,12 +57,6 @@ class Market(BaseModel):
     def interval(self) -> str:
         """The bar interval its sessions trade on (the store's `1d` or `60min`)."""
         return "60min" if self.hourly else "1d"
-
-    @property
-    def benchmark_bars(self) -> str:
-        """The bar interval its benchmark's closes are read from."""
-        frequency = self.benchmark_interval or self.frequency
-        return "60min" if frequency == "hourly" else "1d"
 
     def session_times(self, day: date) -> list[datetime]:
         """The sessions of a trading day: its bars' labels, or the day itself (at midnight)."""
