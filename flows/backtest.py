@@ -19,9 +19,8 @@ from prefect.artifacts import (
     acreate_table_artifact,
     aupdate_progress_artifact,
 )
-from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
-from prefect.states import Completed, Crashed, Failed
+from prefect.states import Completed, Failed
 from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
@@ -32,6 +31,7 @@ from agents.budget import RunBudget
 from agents.types import ModelDayResult
 from analysis.report import leaderboard_table, render_report
 from configs.loader import DEFAULT_CONFIG, AppConfig, BudgetConfig, load_config
+from flows.flow_run_state import mark_flow_run_crashed, show_progress
 from flows.parameters import BacktestParameters
 from flows.plan import BacktestPlan, plan_backtest
 from flows.preflight import check_models
@@ -130,15 +130,8 @@ async def _mark_flow_run_crashed(engine: Engine, run_id: int) -> None:
     """Tell Prefect too, so its UI does not show the dead run as running forever."""
     with Session(engine) as session:
         flow_run_id = session.exec(select(Run.flow_run_id).where(Run.id == run_id)).first()
-    if flow_run_id is None:
-        return
-    with contextlib.suppress(Exception):  # another server's run, or already final: nothing to do
-        async with get_client() as client:
-            flow_run = await client.read_flow_run(uuid.UUID(flow_run_id))
-            if flow_run.state is not None and not flow_run.state.is_final():
-                await client.set_flow_run_state(
-                    flow_run.id, Crashed(message=f"run {run_id}: its process died"), force=True
-                )
+    if flow_run_id is not None:
+        await mark_flow_run_crashed(flow_run_id, f"run {run_id}: its process died")
 
 
 def run_status(failed_models: dict[str, str], models: list[str]) -> RunStatus:
@@ -295,10 +288,23 @@ async def _simulate_days(
             )
         # Progress is reported at most once a second: each update is a round trip to the API.
         if time.monotonic() - reported >= PROGRESS_INTERVAL_S or number == len(days):
+            message = _progress_message(number, days, outcomes, resources.failed_models)
             await aupdate_progress_artifact(progress, 100.0 * number / len(days))
-            report_progress(resources.engine, resources.run_id, f"{number}/{len(days)} days")
+            report_progress(resources.engine, resources.run_id, message)
+            await show_progress(message)
             reported = time.monotonic()
     return outcomes
+
+
+def _progress_message(
+    number: int, days: list[date], outcomes: list[DayOutcome], failed_models: dict[str, str]
+) -> str:
+    """`12/60 days, through 2025-10-17: 36 model-days done, failed models: none`."""
+    done = sum(outcome.completed + outcome.cached for outcome in outcomes)
+    return (
+        f"{number}/{len(days)} days, through {days[number - 1]}: "
+        f"{done} model-days done, failed models: {', '.join(failed_models) or 'none'}"
+    )
 
 
 async def _finish(engine, run_id: int, plan: BacktestPlan, outcomes, failed_models: dict):

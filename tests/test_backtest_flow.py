@@ -113,6 +113,55 @@ def test_days_run_in_order_and_everything_is_recorded(store, stub, tmp_path) -> 
     assert png.startswith(b"\x89PNG")
 
 
+async def flow_run_states(flow_run_id) -> tuple[int, list[tuple[str, str | None]]]:
+    """The run's count of attempts and its states in order, as (type, message)."""
+    async with get_client() as client:
+        flow_run = await client.read_flow_run(flow_run_id)
+        states = await client.read_flow_run_states(flow_run_id)
+    return flow_run.run_count, [(s.type.value, s.message) for s in states]
+
+
+def test_progress_is_the_running_state_message_and_counts_no_new_run(
+    store, stub, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr("flows.backtest.PROGRESS_INTERVAL_S", 0.0)  # report after every day
+    config = write_config(tmp_path / "c.yaml", stub)
+    state = run(start=date(2025, 1, 2), end=date(2025, 1, 7), config=config)
+    assert state.is_completed(), state.message
+    run_count, states = asyncio.run(flow_run_states(state.state_details.flow_run_id))
+    assert run_count == 1  # four Running states, one attempt: retries and the UI stay right
+    running = [message for kind, message in states if kind == "RUNNING" and message]
+    assert running == [
+        "1/4 days, through 2025-01-02: 2 model-days done, failed models: none",
+        "2/4 days, through 2025-01-03: 4 model-days done, failed models: none",
+        "3/4 days, through 2025-01-06: 6 model-days done, failed models: none",
+        "4/4 days, through 2025-01-07: 8 model-days done, failed models: none",
+    ]
+    assert states[-1] == ("COMPLETED", "4 day(s), 8 model-day(s)")
+
+
+def test_progress_never_revives_a_cancelled_run(monkeypatch) -> None:
+    from prefect import flow
+    from prefect.states import Cancelling, Running
+
+    from flows.flow_run_state import show_progress
+
+    @flow
+    def placeholder() -> None: ...
+
+    async def scenario():
+        async with get_client() as client:
+            created = await client.create_flow_run(placeholder, state=Running())
+            await client.set_flow_run_state(created.id, Cancelling(), force=True)
+        monkeypatch.setenv("PREFECT__FLOW_RUN_ID", str(created.id))
+        await show_progress("1/4 days")
+        return await flow_run_states(created.id)
+
+    run_count, states = asyncio.run(scenario())
+    assert states[-1][0] == "CANCELLING" and all(m != "1/4 days" for _, m in states)
+    assert run_count == 1
+
+
 def test_a_finished_range_is_answered_without_llm_calls(store, stub, tmp_path) -> None:
     config = write_config(tmp_path / "c.yaml", stub)
     first = run(start=date(2025, 1, 2), end=date(2025, 1, 7), config=config)
