@@ -36,6 +36,7 @@ import argparse
 import contextlib
 import logging
 import os
+import random
 import re
 import shutil
 import signal
@@ -232,37 +233,63 @@ def plain_call(api_url: str, deployment_id: str) -> Callable[[], Outcome]:
 WINDMILL = ROOT / "windmill" / "f" / "trading" / "prefect_client.ts"
 
 
-def windmill_policy() -> tuple[set[int], int, float]:
-    """The retry statuses, attempts and first delay (s) of the Windmill client, read from it."""
+@dataclass(frozen=True)
+class WindmillPolicy:
+    """The Windmill client's retry policy, as written in prefect_client.ts."""
+
+    statuses: set[int]
+    attempts: int
+    base_delay: float  # seconds, like the cap
+    max_delay: float
+    jitter: float
+
+    def delay(self, attempt: int) -> float:
+        """`retryDelayMs`: doubling from the base up to the cap, then ±jitter at random."""
+        delay = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
+        return delay * (1 + self.jitter * (2 * random.random() - 1))
+
+
+def windmill_policy() -> WindmillPolicy:
+    """The retry statuses, attempts, delays and jitter of the Windmill client, read from it."""
     source = WINDMILL.read_text()
     statuses = re.search(r"RETRY_STATUSES = \[([\d, ]+)\]", source)
-    policy = re.search(r"retryPolicy = \{ attempts: (\d+), baseDelayMs: ([\d_]+) \}", source)
+    policy = re.search(
+        r"retryPolicy = \{ attempts: (\d+), baseDelayMs: ([\d_]+), "
+        r"maxDelayMs: ([\d_]+), jitter: ([\d.]+) \}",
+        source,
+    )
     if statuses is None or policy is None:
         raise SystemExit(f"{WINDMILL}: RETRY_STATUSES or retryPolicy no longer as expected")
-    codes = {int(code) for code in statuses.group(1).split(",")}
-    return codes, int(policy.group(1)), int(policy.group(2).replace("_", "")) / 1000
+    attempts, base, cap, jitter = policy.groups()
+    return WindmillPolicy(
+        statuses={int(code) for code in statuses.group(1).split(",")},
+        attempts=int(attempts),
+        base_delay=int(base.replace("_", "")) / 1000,
+        max_delay=int(cap.replace("_", "")) / 1000,
+        jitter=float(jitter),
+    )
 
 
 class WindmillRetries(httpx.HTTPTransport):
-    """The Windmill client's loop (prefect_client.ts `request`): Retry-After when positive, else
-    base * 2**(attempt - 1), no jitter, up to `attempts` attempts in all."""
+    """The Windmill client's loop (prefect_client.ts `prefectCall`): Retry-After when positive,
+    else its `retryDelayMs`, up to `attempts` attempts in all."""
 
     def __init__(self, log: logging.Logger) -> None:
         super().__init__()
         self.log = log
-        self.statuses, self.attempts, self.base_delay = windmill_policy()
+        self.policy = windmill_policy()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        for attempt in range(1, self.attempts + 1):
+        for attempt in range(1, self.policy.attempts + 1):
             response = super().handle_request(request)
-            if response.status_code not in self.statuses or attempt >= self.attempts:
+            if response.status_code not in self.policy.statuses or attempt >= self.policy.attempts:
                 return response
             response.close()
             try:
                 after = float(response.headers.get("Retry-After", "0"))
             except ValueError:
                 after = 0
-            delay = after if after > 0 else self.base_delay * 2 ** (attempt - 1)
+            delay = after if after > 0 else self.policy.delay(attempt)
             self.log.info("%s: %s, retry in %.1f s", request.url.path, response.status_code, delay)
             time.sleep(delay)
         raise AssertionError("unreachable")

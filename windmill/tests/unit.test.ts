@@ -10,6 +10,7 @@ import {
   prefectHeaders,
   prefectRequest,
   readDeployment,
+  retryDelayMs,
   retryPolicy,
 } from "../f/trading/prefect_client.ts";
 import { buildParameters, defaultIdempotencyKey, main as trigger, parseDay } from "../f/trading/trigger_simulation.ts";
@@ -159,6 +160,7 @@ describe("errors", () => {
   test("a busy server (503, as a locked SQLite server answers) is retried, then believed", async () => {
     const patience = { ...retryPolicy };
     retryPolicy.baseDelayMs = 1;
+    retryPolicy.maxDelayMs = 4;
     try {
       let busy = 2;
       routes["GET /health"] = () =>
@@ -173,6 +175,15 @@ describe("errors", () => {
     } finally {
       Object.assign(retryPolicy, patience);
     }
+  });
+  test("busy retries back off, capped, with jitter either side", () => {
+    const delays = (random: () => number) => [1, 2, 3, 4, 5, 10].map((n) => retryDelayMs(n, random));
+    expect(delays(() => 0.5)).toEqual([500, 1_000, 2_000, 4_000, 4_000, 4_000]);
+    expect(delays(() => 0)).toEqual([250, 500, 1_000, 2_000, 2_000, 2_000]);
+    expect(delays(() => 1)).toEqual([750, 1_500, 3_000, 6_000, 6_000, 6_000]);
+    // Ten retries wait about 31.5 s in all: the patience a busy SQLite server needed.
+    const total = [...Array(retryPolicy.attempts - 1).keys()].reduce((sum, i) => sum + retryDelayMs(i + 1, () => 0.5), 0);
+    expect(total).toBe(31_500);
   });
   test("a request that hangs times out", async () => {
     globalThis.fetch = ((_url: string, init: any) =>

@@ -19,8 +19,17 @@ export const REQUEST_TIMEOUT_MS = 30_000;
  * (reads, filters, and run creation with an idempotency key). */
 export const RETRY_STATUSES = [429, 502, 503];
 
-/** How often and how patiently a busy answer is retried (Retry-After wins when it is given). */
-export const retryPolicy = { attempts: 4, baseDelayMs: 1_000 };
+/** How often and how patiently a busy answer is retried (Retry-After wins when it is given):
+ * delays double from the base up to the cap, each ±jitter at random so that simultaneous
+ * callers do not return together. Four attempts 1, 2, 4 s apart lost a quarter of the calls to a
+ * busy SQLite server; this policy, the one docs/concurrency.md measured, lost none. */
+export const retryPolicy = { attempts: 11, baseDelayMs: 500, maxDelayMs: 4_000, jitter: 0.5 };
+
+/** The wait before attempt `attempt + 1`, in ms, without Retry-After. */
+export function retryDelayMs(attempt: number, random: () => number = Math.random): number {
+  const delay = Math.min(retryPolicy.baseDelayMs * 2 ** (attempt - 1), retryPolicy.maxDelayMs);
+  return delay * (1 + retryPolicy.jitter * (2 * random() - 1));
+}
 
 /** A Prefect API call that failed; `status` is the HTTP status (0 when there was no answer). */
 export class PrefectError extends Error {
@@ -101,8 +110,7 @@ export async function prefectCall(
     if (!RETRY_STATUSES.includes(response.status) || attempt >= retryPolicy.attempts) break;
     await response.body?.cancel();
     const retryAfterS = Number(response.headers.get("Retry-After"));
-    const delayMs =
-      retryAfterS > 0 ? retryAfterS * 1_000 : retryPolicy.baseDelayMs * 2 ** (attempt - 1);
+    const delayMs = retryAfterS > 0 ? retryAfterS * 1_000 : retryDelayMs(attempt);
     await new Promise((resolve) => setTimeout(resolve, delayMs));
   }
   const text = await response.text();
