@@ -299,12 +299,10 @@ async def _simulate_days(
 def _progress_message(
     number: int, days: list[date], outcomes: list[DayOutcome], failed_models: dict[str, str]
 ) -> str:
-    """`12/60 days, through 2025-10-17: 36 model-days done, failed models: none`."""
+    """`12/60 days, through 2025-10-17: 36 model-days done` (`; failed: gpt-5` if any failed)."""
     done = sum(outcome.completed + outcome.cached for outcome in outcomes)
-    return (
-        f"{number}/{len(days)} days, through {days[number - 1]}: "
-        f"{done} model-days done, failed models: {', '.join(failed_models) or 'none'}"
-    )
+    failed = f"; failed: {', '.join(failed_models)}" if failed_models else ""
+    return f"{number}/{len(days)} days, through {days[number - 1]}: {done} model-days done{failed}"
 
 
 async def _finish(engine, run_id: int, plan: BacktestPlan, outcomes, failed_models: dict):

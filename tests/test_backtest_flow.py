@@ -132,10 +132,10 @@ def test_progress_is_the_running_state_message_and_counts_no_new_run(
     assert run_count == 1  # four Running states, one attempt: retries and the UI stay right
     running = [message for kind, message in states if kind == "RUNNING" and message]
     assert running == [
-        "1/4 days, through 2025-01-02: 2 model-days done, failed models: none",
-        "2/4 days, through 2025-01-03: 4 model-days done, failed models: none",
-        "3/4 days, through 2025-01-06: 6 model-days done, failed models: none",
-        "4/4 days, through 2025-01-07: 8 model-days done, failed models: none",
+        "1/4 days, through 2025-01-02: 2 model-days done",
+        "2/4 days, through 2025-01-03: 4 model-days done",
+        "3/4 days, through 2025-01-06: 6 model-days done",
+        "4/4 days, through 2025-01-07: 8 model-days done",
     ]
     assert states[-1] == ("COMPLETED", "4 day(s), 8 model-day(s)")
 
@@ -211,6 +211,9 @@ def test_a_failed_model_sits_out_the_rest_and_the_run_is_partial(store, stub, tm
     state = run(start=date(2025, 1, 2), end=date(2025, 1, 8), config=config)
     assert state.is_completed() and state.name == "Partial"
     assert "llm (on 2025-01-03)" in state.message
+    _, states = asyncio.run(flow_run_states(state.state_details.flow_run_id))
+    last_progress = [m for kind, m in states if kind == "RUNNING" and m][-1]
+    assert last_progress == "5/5 days, through 2025-01-08: 6 model-days done; failed: llm"
     assert stub.calls == 2  # not retried (400 is not transient), not called on later days
     with Session(store) as session:
         rows = {(d.model, str(d.day)): d for d in session.exec(select(ModelDay))}
