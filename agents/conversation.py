@@ -86,7 +86,7 @@ async def _talk(
 
 
 def _tool_timer(
-    latencies: dict[str, float],
+    latencies: dict[str, list[float]],
 ) -> Callable[[Any, Callable[[Any], Awaitable[Any]]], Awaitable[Any]]:
     """A tool interceptor recording each call's latency in milliseconds, by tool_call_id."""
 
@@ -97,7 +97,8 @@ def _tool_timer(
         finally:
             tool_call_id = getattr(call.runtime, "tool_call_id", None)
             if tool_call_id:
-                latencies[tool_call_id] = (time.perf_counter() - started) * 1000
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                latencies.setdefault(tool_call_id, []).append(elapsed_ms)
 
     return time_tool
 

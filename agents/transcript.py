@@ -64,13 +64,15 @@ def message_rows(
 
 
 def tool_call_rows(
-    model_day_id: int, transcript: list[BaseMessage], latencies: dict[str, float]
+    model_day_id: int, transcript: list[BaseMessage], latencies: dict[str, list[float]]
 ) -> Iterator[ToolCall]:
-    """One `ToolCall` per call the model made, with the answer it got.
+    """One `ToolCall` per call the model made, with the answer it got and how long it took.
 
-    A call is matched with the answers between its message and the model's next one: an hourly
-    day holds several sessions, and a built-in strategy reuses its call ids in each.
+    A call is matched with the answers between its message and the model's next one, and with
+    the next unclaimed latency of its id: an hourly day holds several sessions, and a built-in
+    strategy reuses its call ids in each.
     """
+    unclaimed = {tool_call_id: iter(times) for tool_call_id, times in latencies.items()}
     seq = 0
     for index, message in enumerate(transcript):
         if not isinstance(message, AIMessage):
@@ -81,10 +83,14 @@ def tool_call_rows(
                 break
             if isinstance(later, ToolMessage):
                 answers.setdefault(later.tool_call_id, later)
-        calls = [*message.tool_calls, *message.invalid_tool_calls]
-        for call in calls:
+        # Only well-formed calls that were answered reached a tool and were timed.
+        calls = [(c, True) for c in message.tool_calls]
+        calls += [(c, False) for c in message.invalid_tool_calls]
+        for call, well_formed in calls:
             seq += 1
             answer = answers.get(call.get("id") or "")
+            timings = unclaimed.get(call.get("id") or "", iter(()))
+            latency = next(timings, 0.0) if well_formed and answer is not None else 0.0
             args = call.get("args")
             yield ToolCall(
                 model_day_id=model_day_id,
@@ -93,5 +99,5 @@ def tool_call_rows(
                 arguments=args if isinstance(args, dict) else {"raw": args},
                 result=plain_text(answer.content) if answer else "",
                 is_error=answer is None or answer.status == "error",
-                latency_ms=latencies.get(call.get("id") or "", 0.0),
+                latency_ms=latency,
             )

@@ -86,7 +86,9 @@ class Conversation:
     """What a model said and did in one model-day's conversation, finished or not."""
 
     transcript: list[BaseMessage] = field(default_factory=list)
-    latencies: dict[str, float] = field(default_factory=dict)  # tool_call_id -> milliseconds
+    # tool_call_id -> milliseconds of each call with that id, in order: a built-in strategy
+    # reuses its ids in each hourly session of a day.
+    latencies: dict[str, list[float]] = field(default_factory=dict)
     records: list[LLMCallRecord] = field(default_factory=list)
     finished: bool = False  # the model gave the finish signal
     error: Exception | None = None  # what cut the conversation short (a timeout included)
@@ -98,7 +100,8 @@ class Conversation:
         if session.system is not None:
             self.transcript.append(SystemMessage(session.system))
         self.transcript.extend(session.transcript)
-        self.latencies.update(session.latencies)
+        for tool_call_id, times in session.latencies.items():
+            self.latencies.setdefault(tool_call_id, []).extend(times)
         self.sessions.extend(session.sessions)
         self.records.extend(session.records)
         self.finished = self.finished and session.finished

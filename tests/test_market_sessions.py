@@ -175,3 +175,31 @@ def test_an_hourly_days_stored_tool_calls_carry_their_own_sessions_answers(
         ).all()
     dates = [json.loads(call.result)["date"] for call in calls]
     assert [answer["date"] for answer in portfolio_answers(engine, model_day)] == dates
+
+
+def test_a_reused_call_id_keeps_each_sessions_own_latency() -> None:
+    from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
+
+    from agents.transcript import tool_call_rows
+
+    def session(answered: bool, malformed: bool = False) -> list:
+        invalid = [{"name": "buy", "args": "{oops", "id": "buy-1-0", "error": "bad json"}]
+        asked = AIMessage(
+            content="",
+            tool_calls=[{"name": "get_portfolio", "args": {}, "id": "get_portfolio-0-0"}],
+            invalid_tool_calls=invalid if malformed else [],
+        )
+        answers = [ToolMessage(content="{}", tool_call_id="get_portfolio-0-0")]
+        return [asked, *(answers if answered else []), AIMessage(content="done")]
+
+    # Three hourly sessions reuse one id; the second's call was cut short before any tool ran.
+    transcript = [*session(True, malformed=True), SystemMessage("10:30")]
+    transcript += [*session(False), SystemMessage("11:30"), *session(True)]
+    latencies = {"get_portfolio-0-0": [11.0, 33.0], "buy-1-0": [99.0]}
+    rows = list(tool_call_rows(7, transcript, latencies))
+    assert [(row.tool, row.latency_ms) for row in rows] == [
+        ("get_portfolio", 11.0),
+        ("buy", 0.0),  # malformed: it never reached a tool, so it claims no timing
+        ("get_portfolio", 0.0),
+        ("get_portfolio", 33.0),
+    ]
