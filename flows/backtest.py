@@ -31,7 +31,7 @@ from agents.budget import RunBudget
 from agents.types import ModelDayResult
 from analysis.report import leaderboard_table, render_report
 from configs.loader import DEFAULT_CONFIG, AppConfig, BudgetConfig, load_config
-from flows.flow_run_state import mark_flow_run_crashed, show_progress
+from flows.flow_run_state import StateProgress, mark_flow_run_crashed
 from flows.parameters import BacktestParameters
 from flows.plan import BacktestPlan, plan_backtest
 from flows.preflight import check_models
@@ -55,6 +55,7 @@ from tasks.model_day import model_day_key, simulate_model_day
 from tasks.runtime import RunResources, lookup, register, release
 
 PROGRESS_INTERVAL_S = 1.0
+STATE_PROGRESS_INTERVAL_S = 5.0  # three API calls each: see flows/flow_run_state.py
 
 
 class DayOutcome(BaseModel):
@@ -201,10 +202,12 @@ async def backtest(
     heartbeat = asyncio.create_task(
         keep_run_alive(engine, resources.run_id, resources.claimant, lease)
     )
+    in_state = StateProgress(STATE_PROGRESS_INTERVAL_S)
     try:
-        outcomes = await _simulate_days(plan, resources, resources.key)
+        outcomes = await _simulate_days(plan, resources, resources.key, in_state)
     finally:
         heartbeat.cancel()
+        await in_state.close()
         release(resources.key)
     return await _finish(engine, resources.run_id, plan, outcomes, resources.failed_models)
 
@@ -250,10 +253,11 @@ def _start(engine: Engine, plan: BacktestPlan, replay: bool, budget: RunBudget) 
 
 
 async def _simulate_days(
-    plan: BacktestPlan, resources: RunResources, run_key: str
+    plan: BacktestPlan, resources: RunResources, run_key: str, in_state: StateProgress
 ) -> list[DayOutcome]:
     """The trading-day subflows, strictly in date order; a model (a trial of one, when repeated)
-    that fails sits out the rest, alone."""
+    that fails sits out the rest, alone. Progress goes to the store, the progress artifact and
+    (`in_state`) the flow run's state message."""
     logger = get_run_logger()
     days = plan.days
     progress = await acreate_progress_artifact(progress=0.0, description="trading days simulated")
@@ -291,7 +295,7 @@ async def _simulate_days(
             message = _progress_message(number, days, outcomes, resources.failed_models)
             await aupdate_progress_artifact(progress, 100.0 * number / len(days))
             report_progress(resources.engine, resources.run_id, message)
-            await show_progress(message)
+            in_state.show(message)
             reported = time.monotonic()
     return outcomes
 

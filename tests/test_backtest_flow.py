@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from datetime import date
 from pathlib import Path
 
@@ -125,19 +126,54 @@ def test_progress_is_the_running_state_message_and_counts_no_new_run(
     store, stub, tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setattr("flows.backtest.PROGRESS_INTERVAL_S", 0.0)  # report after every day
+    monkeypatch.setattr("flows.backtest.STATE_PROGRESS_INTERVAL_S", 0.0)
     config = write_config(tmp_path / "c.yaml", stub)
     state = run(start=date(2025, 1, 2), end=date(2025, 1, 7), config=config)
     assert state.is_completed(), state.message
     run_count, states = asyncio.run(flow_run_states(state.state_details.flow_run_id))
-    assert run_count == 1  # four Running states, one attempt: retries and the UI stay right
-    running = [message for kind, message in states if kind == "RUNNING" and message]
-    assert running == [
+    assert run_count == 1  # several Running states, one attempt: retries and the UI stay right
+    shown = [message for kind, message in states if kind == "RUNNING" and message]
+    every_day = [
         "1/4 days, through 2025-01-02: 2 model-days done",
         "2/4 days, through 2025-01-03: 4 model-days done",
         "3/4 days, through 2025-01-06: 6 model-days done",
         "4/4 days, through 2025-01-07: 8 model-days done",
     ]
+    # Sent in the background: one overtaken while another was on its way is skipped, but they
+    # come in order and the last day's always arrives before the final state.
+    assert len(shown) >= 2  # so run_count 1 above covers several Running transitions
+    assert shown == [m for m in every_day if m in shown] and shown[-1] == every_day[-1]
     assert states[-1] == ("COMPLETED", "4 day(s), 8 model-day(s)")
+
+
+def test_state_progress_never_holds_up_the_flow_and_keeps_the_latest(monkeypatch) -> None:
+    from flows import flow_run_state
+
+    sent: list[str] = []
+
+    async def slow_api(message: str) -> None:
+        await asyncio.sleep(0.2 if message != "stuck" else 60)
+        sent.append(message)
+
+    monkeypatch.setattr(flow_run_state, "show_progress", slow_api)
+
+    async def scenario() -> float:
+        progress = flow_run_state.StateProgress(interval_s=60)
+        progress.show("day 1")
+        await asyncio.sleep(0.05)  # on its way
+        started = asyncio.get_running_loop().time()
+        progress.show("day 2")  # overtaken by day 3 before day 1 has arrived
+        progress.show("day 3")
+        queued_s = asyncio.get_running_loop().time() - started
+        await progress.close()  # day 3 is sent now, not after the interval
+        stuck = flow_run_state.StateProgress(interval_s=60)
+        stuck.show("stuck")
+        await stuck.close(timeout_s=0.1)  # an API that never answers is given up on
+        return queued_s
+
+    started = time.monotonic()
+    assert asyncio.run(scenario()) < 0.05
+    assert sent == ["day 1", "day 3"] and time.monotonic() - started < 5
 
 
 def test_progress_never_revives_a_cancelled_run(monkeypatch) -> None:
