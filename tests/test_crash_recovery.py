@@ -1,8 +1,10 @@
 """Acceptance: `kill -9` of a default-config backtest mid-run, then an immediate re-run.
 
-The re-run completes within 2 minutes of the kill, its books are identical to those of an
-uninterrupted run, every model-day the killed run was simulating is taken over, and the killed
-run shows as crashed.
+The re-run completes, counted from the kill, within 1.5 times an uninterrupted run of the same
+command measured right after it on the same machine (about 80 s against 60 s on an idle one: no
+wait for the killed claims' 60 s lease, which the takeover check below pins down), its books are
+identical to those of the uninterrupted run, every model-day the killed run was simulating is
+taken over, and the killed run shows as crashed.
 
 Each backtest is `aitrader backtest` as a user runs it: no PREFECT_API_URL, so the command starts
 its own temporary Prefect server (a child process in its process group) and runs the flow in
@@ -41,7 +43,8 @@ TRADING_DAYS = 60  # NYSE sessions from START to END
 PLANNED = MODELS * TRADING_DAYS
 KILL_AFTER = 30  # completed model-days before the kill: well into the run, far from its end
 KILL_LATEST = 60  # the kill comes by then even if no model-day was seen running
-RECOVERY_S = 120  # the re-run must have finished within this long after the kill
+RECOVERY_RATIO = 1.5  # kill to re-run end, against an uninterrupted run's duration
+RUN_TIMEOUT_S = 400
 
 
 def backtest_command(reports: Path) -> list[str]:
@@ -186,16 +189,21 @@ def test_a_killed_backtest_is_recovered_by_an_immediate_rerun(tmp_path: Path) ->
     assert KILL_AFTER <= done_before < PLANNED, "the kill did not land mid-run"
 
     # 2. Re-run at once, in the same store and Prefect home.
-    rerun = run_command(command, crashed_env, timeout=RECOVERY_S + 120)
+    rerun = run_command(command, crashed_env, timeout=RUN_TIMEOUT_S)
     recovered_s = time.monotonic() - killed_at
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "Completed:" in rerun.stdout, rerun.stdout
-    assert recovered_s <= RECOVERY_S, f"the re-run finished {recovered_s:.0f} s after the kill"
 
     # 3. An uninterrupted run of the same command in a fresh store: the reference books.
     reference_env = store_env(tmp_path / "reference")
-    reference = run_command(command, reference_env, timeout=300)
+    started = time.monotonic()
+    reference = run_command(command, reference_env, timeout=RUN_TIMEOUT_S)
+    reference_s = time.monotonic() - started
     assert reference.returncode == 0, reference.stdout + reference.stderr
+    assert recovered_s <= RECOVERY_RATIO * reference_s, (
+        f"the re-run finished {recovered_s:.0f} s after the kill; "
+        f"an uninterrupted run took {reference_s:.0f} s"
+    )
     assert f"Completed: {TRADING_DAYS} day(s), {PLANNED} model-day(s)" in reference.stdout
     reference_engine = create_store_engine(reference_env["DATABASE_URL"])
     try:
@@ -260,6 +268,7 @@ def test_a_killed_backtest_is_recovered_by_an_immediate_rerun(tmp_path: Path) ->
     )
     print(
         f"\n{done_before}/{PLANNED} model-days done at the kill, {len(running_at_kill)} running"
-        f" ({takeovers or 'none'}); re-run finished {recovered_s:.1f} s after the kill;"
+        f" ({takeovers or 'none'}); re-run finished {recovered_s:.1f} s after the kill"
+        f" (an uninterrupted run: {reference_s:.1f} s);"
         f" re-run said: {rerun.stdout.strip().splitlines()[0]}"
     )
