@@ -3,6 +3,7 @@
 
 python3 quickstart.py run     # create .venv, install, run the offline main job
 python3 quickstart.py test    # create or update .venv, run ruff and the whole test suite
+python3 quickstart.py test --fast   # the fast tier: everything not marked slow, no coverage
 """
 
 from __future__ import annotations
@@ -61,12 +62,24 @@ def run() -> None:
 
 
 def test() -> None:
-    """Ruff (lint and format check) and the whole test suite with coverage."""
+    """Ruff, then the test suite on every core: all of it with coverage, or with `--fast` the
+    tests not marked slow (the edit-test loop). Other arguments go to pytest."""
+    arguments = sys.argv[2:]
+    fast = "--fast" in arguments
+    arguments = [a for a in arguments if a != "--fast"]
     ensure_venv("[dev]")
     ensure_windmill_tools()
     sh(BIN / "ruff", "check", ".")
     sh(BIN / "ruff", "format", "--check", ".")
-    sh(PYTHON, "-m", "pytest", "--cov", "--cov-report=term", *sys.argv[2:])
+    # Tests that share an expensive fixture carry one xdist_group and run on one worker.
+    workers = ["-n", "auto", "--dist", "loadgroup", "--no-loadscope-reorder"]
+    env = dict(os.environ)
+    if sys.version_info >= (3, 12):
+        env.setdefault("COVERAGE_CORE", "sysmon")  # sys.monitoring: the cheaper tracer
+    if fast:
+        sh(PYTHON, "-m", "pytest", *workers, "-m", "not slow", *arguments, env=env)
+    else:
+        sh(PYTHON, "-m", "pytest", *workers, "--cov", "--cov-report=term", *arguments, env=env)
 
 
 if __name__ == "__main__":

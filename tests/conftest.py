@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import re
 import shutil
+import sqlite3
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -39,6 +44,20 @@ def pytest_configure(config: pytest.Config) -> None:
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.pop("PREFECT_API_URL", None)
+
+
+# Fixtures that start a Prefect server: a test using one is slow whether or not it says so.
+SERVER_FIXTURES = {"prefect_server", "prefect_harness"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m "not slow"` deselects by the marks set here
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests that start a Prefect server slow, then put the slow tests first: the longest
+    start while the other worker takes the many short ones, so both finish together."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +106,18 @@ def postgres_database(name: str) -> Iterator[str]:
     finally:
         dispose_engines()
         _admin_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@functools.cache
+def postgres_available() -> bool:
+    """Whether the local PostgreSQL answers (under CI it must: then this fails the test)."""
+    try:
+        _admin_execute("SELECT 1")
+    except Exception as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not available: {exc}")
+        return False
+    return True
 
 
 @pytest.fixture(scope="session")
@@ -159,20 +190,6 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
     return store_copy(sqlite_template, tmp_path / "aitrader.db")
 
 
-@pytest.fixture(scope="session")
-def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One temporary Prefect server for the session's in-process flow tests."""
-    from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    results = tmp_path_factory.mktemp("prefect-results")
-    with (
-        temporary_settings(updates={PREFECT_RESULTS_LOCAL_STORAGE_PATH: results}),
-        prefect_test_harness(server_startup_timeout=180),
-    ):
-        yield results
-
-
 def free_port() -> int:
     import socket
 
@@ -224,6 +241,12 @@ def prefect_api(url: str, **options) -> httpx.Client:
     return httpx.Client(base_url=url, transport=RetryBusy(), timeout=30, **options)
 
 
+def untraced(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` without what makes coverage trace a Python child process: for Prefect's own
+    servers, whose code is not ours to measure and runs slower traced."""
+    return {k: v for k, v in environ.items() if not k.startswith("COVERAGE_PROCESS_")}
+
+
 @contextlib.contextmanager
 def running_prefect_server(home: Path, *arguments: str, **settings: str) -> Iterator[str]:
     """`aitrader server` (a dedicated `prefect server start`) on a free port; yields its API URL.
@@ -236,7 +259,7 @@ def running_prefect_server(home: Path, *arguments: str, **settings: str) -> Iter
     import sys
 
     port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), **settings}
+    env = {**untraced(os.environ), "PREFECT_HOME": str(home), **settings}
     auth = (
         tuple(settings["PREFECT_SERVER_API_AUTH_STRING"].split(":", 1))
         if ("PREFECT_SERVER_API_AUTH_STRING" in settings)
@@ -271,9 +294,89 @@ def running_prefect_server(home: Path, *arguments: str, **settings: str) -> Iter
 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A dedicated Prefect server (SQLite) shared by the session's end-to-end tests."""
-    with running_prefect_server(tmp_path_factory.mktemp("prefect-server")) as url:
+    """One Prefect server per test process, shared by its end-to-end and in-process flow tests.
+
+    On the local PostgreSQL where it runs (it starts in about half the time and never answers
+    503 for a locked database), else on SQLite; under CI PostgreSQL must be there.
+    """
+    home = tmp_path_factory.mktemp("prefect-server")
+    with contextlib.ExitStack() as stack:
+        arguments: list[str] = []
+        if postgres_available():
+            database = stack.enter_context(postgres_database(f"aitrader_prefect_{os.getpid()}"))
+            plain = make_url(database).set(drivername="postgresql")
+            arguments = ["--database-url", plain.render_as_string(hide_password=False)]
+        url = stack.enter_context(running_prefect_server(home, *arguments))
         yield url
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(
+    prefect_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """Flows run in this process talk to the session's Prefect server; yields the result folder."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_RESULTS_LOCAL_STORAGE_PATH,
+        temporary_settings,
+    )
+
+    results = tmp_path_factory.mktemp("prefect-results")
+    with temporary_settings(
+        updates={PREFECT_API_URL: prefect_server, PREFECT_RESULTS_LOCAL_STORAGE_PATH: results}
+    ):
+        yield results
+
+
+@dataclass(frozen=True)
+class FinishedBacktest:
+    """An `aitrader backtest` that ran to its end in its own process."""
+
+    folder: Path  # its AITRADER_HOME, holding its store and its Prefect home
+    store: Path  # its SQLite store file
+    output: str  # what it printed
+    seconds: float  # its wall time, the temporary Prefect server's start included
+
+
+def quickstart_job() -> list[str]:
+    """The backtest `python3 quickstart.py run` runs, read from quickstart.py."""
+    source = (ROOT / "quickstart.py").read_text()
+    call = re.search(r"sh\(aitrader, ((?:\"[^\"]*\", )+)\*sys\.argv", source)
+    assert call, "quickstart.py's run() no longer calls `aitrader backtest …` as expected"
+    return ["aitrader", *re.findall(r"\"([^\"]*)\"", call.group(1))]
+
+
+@pytest.fixture(scope="session")
+def quickstart_backtest(tmp_path_factory: pytest.TempPathFactory) -> FinishedBacktest:
+    """The quick start's backtest once per test process, as a user runs it: its own process and
+    temporary Prefect server (no PREFECT_API_URL), a new store and Prefect home.
+
+    Tests that add to its store work on a copy (`sqlite_backup`).
+    """
+    folder = tmp_path_factory.mktemp("quickstart")
+    (folder / "prefect").mkdir()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{folder / 'aitrader.db'}",
+        "PREFECT_HOME": str(folder / "prefect"),
+        "AITRADER_HOME": str(folder),
+    }
+    env.pop("PREFECT_API_URL", None)
+    started = time.monotonic()
+    done = run_command([sys.executable, "-m", "deployments", *quickstart_job()[1:]], env, 600)
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    return FinishedBacktest(folder, folder / "aitrader.db", done.stdout, seconds)
+
+
+def sqlite_backup(source: Path, target: Path) -> str:
+    """A consistent copy of the SQLite store `source` at `target` (its WAL included); its URL."""
+    with (
+        contextlib.closing(sqlite3.connect(source)) as src,
+        contextlib.closing(sqlite3.connect(target)) as dst,
+    ):
+        src.backup(dst)
+    return f"sqlite:///{target}"
 
 
 def add_model_day(session: Session, day: date, portfolio: str = "p") -> ModelDay:

@@ -865,6 +865,7 @@ FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("served-rest")  # one served deployment per store for all the cases
 @pytest.mark.parametrize(("parameters", "fragment"), REST_CASES)
 def test_a_rest_trigger_with_bad_parameters_is_refused(
     parameters: dict[str, Any],

@@ -35,6 +35,8 @@ from tests.conftest import ROOT, free_port, postgres_database, prefect_api, wait
 IMAGE = "localhost/aitrader:test"
 # Bump the suffix when the recipe below changes, so cached bases are rebuilt.
 BASE_IMAGE = "localhost/aitrader-base:bookworm-1"
+# A first build on a new machine debootstraps Debian and installs every dependency: minutes.
+BUILD_TIMEOUT_S = 2400
 DEBIAN_PACKAGES = "python3,python3-venv,ca-certificates"
 DEBIAN_MIRROR = os.environ.get("AITRADER_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 CACHE = Path(
@@ -220,6 +222,8 @@ def container_store() -> Iterator[str]:
 
 @pytest.mark.container
 @pytest.mark.slow
+@pytest.mark.xdist_group("podman")
+@pytest.mark.timeout(BUILD_TIMEOUT_S)
 def test_image_runs_as_an_unprivileged_user_on_read_only_code(podman: Podman, image: str) -> None:
     config = json.loads(podman.run("image", "inspect", image).stdout)[0]["Config"]
     assert config["User"] == "aitrader"
@@ -238,6 +242,8 @@ def test_image_runs_as_an_unprivileged_user_on_read_only_code(podman: Podman, im
 
 @pytest.mark.container
 @pytest.mark.slow
+@pytest.mark.xdist_group("podman")
+@pytest.mark.timeout(BUILD_TIMEOUT_S)
 @pytest.mark.postgres
 def test_backtest_in_a_container_writes_its_results_to_a_store_outside(
     podman: Podman, image: str, container_store: str
@@ -275,6 +281,8 @@ def test_backtest_in_a_container_writes_its_results_to_a_store_outside(
 
 @pytest.mark.container
 @pytest.mark.slow
+@pytest.mark.xdist_group("podman")
+@pytest.mark.timeout(BUILD_TIMEOUT_S)
 @pytest.mark.postgres
 def test_healthcheck_reports_the_store_it_can_and_cannot_reach(
     podman: Podman, image: str, container_store: str
@@ -299,6 +307,8 @@ def test_healthcheck_reports_the_store_it_can_and_cannot_reach(
 
 @pytest.mark.container
 @pytest.mark.slow
+@pytest.mark.xdist_group("podman")
+@pytest.mark.timeout(BUILD_TIMEOUT_S)
 @pytest.mark.postgres
 def test_compose_services_run_a_deployment_in_containers(podman: Podman, image: str) -> None:
     """compose.yaml's server, deploy job and worker, as its commands say, on the host network.

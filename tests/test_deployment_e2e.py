@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import yaml
 from sqlalchemy import text
 from sqlmodel import Session, select
@@ -204,10 +205,14 @@ def january_backtest(config: Path) -> tuple[str, ...]:
     return ("backtest", "--config", str(config), "--start", "2025-01-02", "--end", "2025-01-31")
 
 
-def uninterrupted_books(arguments: tuple[str, ...], server: str, tmp_path: Path) -> dict:
-    """The books of the same backtest run alone, for the others to match."""
-    store = f"sqlite:///{tmp_path / 'reference.db'}"
-    assert start_backtest(arguments, server, store, tmp_path / "h1").wait(timeout=300) == 0
+@pytest.fixture(scope="module")
+def january_books(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The books of the offline config's January backtest run alone, for interrupted and
+    overlapping runs of it to match (a day's book does not depend on timeouts or leases)."""
+    folder = tmp_path_factory.mktemp("january")
+    arguments = january_backtest(offline_config(folder / "c.yaml"))
+    store = f"sqlite:///{folder / 'reference.db'}"
+    assert start_backtest(arguments, prefect_server, store, folder / "h1").wait(timeout=300) == 0
     return books(store)
 
 
@@ -219,10 +224,12 @@ def completed_days(store: str) -> int:
     return count
 
 
-def test_resume_after_a_crash_gives_the_same_books(prefect_server: str, tmp_path: Path) -> None:
+@pytest.mark.xdist_group("january-backtest")
+def test_resume_after_a_crash_gives_the_same_books(
+    prefect_server: str, january_books: dict, tmp_path: Path
+) -> None:
     config = offline_config(tmp_path / "c.yaml", day_timeout_s=2, lease_seconds=3)
     arguments = january_backtest(config)
-    expected = uninterrupted_books(arguments, prefect_server, tmp_path)
 
     crashed = f"sqlite:///{tmp_path / 'crashed.db'}"
     victim = start_backtest(arguments, prefect_server, crashed, tmp_path / "h2")
@@ -234,17 +241,19 @@ def test_resume_after_a_crash_gives_the_same_books(prefect_server: str, tmp_path
     time.sleep(3.5)  # the dead run's claims lapse
     resumed = start_backtest(arguments, prefect_server, crashed, tmp_path / "h2")
     assert resumed.wait(timeout=300) == 0
-    assert books(crashed) == expected
+    assert books(crashed) == january_books
     engine = create_store_engine(crashed)
     with Session(engine) as session:
         days = session.exec(select(ModelDay)).all()
         assert len(days) == 60 and {d.status for d in days} == {"completed"}
 
 
-def test_overlapping_triggers_never_simulate_a_day_twice(prefect_server: str, tmp_path: Path):
+@pytest.mark.xdist_group("january-backtest")
+def test_overlapping_triggers_never_simulate_a_day_twice(
+    prefect_server: str, january_books: dict, tmp_path: Path
+) -> None:
     config = offline_config(tmp_path / "c.yaml")
     arguments = january_backtest(config)
-    expected = uninterrupted_books(arguments, prefect_server, tmp_path)
 
     shared = f"sqlite:///{tmp_path / 'shared.db'}"
     first, second = (
@@ -264,4 +273,4 @@ def test_overlapping_triggers_never_simulate_a_day_twice(prefect_server: str, tm
         assert per_day == []
         days = session.exec(select(ModelDay)).all()
         assert len(days) == 60 and {(d.status, d.attempts) for d in days} == {("completed", 1)}
-    assert books(shared) == expected
+    assert books(shared) == january_books

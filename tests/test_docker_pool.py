@@ -29,6 +29,7 @@ from models.engine import create_store_engine
 from models.tables import ModelDay, Run
 from tests.conftest import postgres_database, prefect_api, prefect_cli, wait_for
 from tests.test_container import (  # and its fixtures, which the tests' parameters redefine
+    BUILD_TIMEOUT_S,
     DEFAULT_MODELS,
     FINAL_STATES,
     Podman,
@@ -75,6 +76,8 @@ def docker_host(podman: Podman) -> Iterator[str]:  # noqa: F811 (fixture)
 
 @pytest.mark.container
 @pytest.mark.slow
+@pytest.mark.xdist_group("podman")
+@pytest.mark.timeout(BUILD_TIMEOUT_S)
 @pytest.mark.postgres
 def test_docker_deployment_runs_in_a_container_started_by_a_docker_worker(
     podman: Podman,  # noqa: F811

@@ -24,7 +24,13 @@ from typer.testing import CliRunner
 
 from deployments.cli import app
 from models.engine import dispose_engines
-from tests.conftest import ROOT, SHARED_DATA
+from tests.conftest import (
+    ROOT,
+    SHARED_DATA,
+    FinishedBacktest,
+    quickstart_job,
+    sqlite_backup,
+)
 from tests.test_deployment_e2e import served_deployments
 
 README = ROOT / "README.md"
@@ -398,34 +404,31 @@ def run_aitrader(arguments: list[str], env: dict[str, str], cwd: Path) -> str:
     return done.stdout
 
 
-def quickstart_job() -> list[str]:
-    """The backtest `python3 quickstart.py run` runs, read from quickstart.py."""
-    source = (ROOT / "quickstart.py").read_text()
-    call = re.search(r"sh\(aitrader, ((?:\"[^\"]*\", )+)\*sys\.argv", source)
-    assert call, "quickstart.py's run() no longer calls `aitrader backtest …` as expected"
-    return ["aitrader", *re.findall(r"\"([^\"]*)\"", call.group(1))]
-
-
 @pytest.mark.slow
+@pytest.mark.xdist_group("quickstart-backtest")  # shares its backtest with the crash test
 def test_the_quick_start_backtest_prints_the_documented_leaderboard(
-    prefect_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    quickstart_backtest: FinishedBacktest,
+    prefect_server: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    store = f"sqlite:///{tmp_path / 'aitrader.db'}"
+    page = "docs/backtests.md"
+    job = quickstart_job()
+    assert documented(page, " ".join(job)) == job
+
+    # The job itself, as `python3 quickstart.py run` runs it: its own temporary Prefect server.
+    assert_shows(quick_start_blocks()[1].lines, quickstart_backtest.output)
+    (report,) = (quickstart_backtest.folder / "reports").glob("*/run-1/report.md")  # per store
+    assert "| rank | model | tier |" in report.read_text()
+
+    # The page's next commands, on a copy of its store, against the session's Prefect server.
+    store = sqlite_backup(quickstart_backtest.store, tmp_path / "aitrader.db")
     env = {
         **os.environ,
         "PREFECT_API_URL": prefect_server,
         "DATABASE_URL": store,
         "AITRADER_HOME": str(tmp_path),
     }
-    page = "docs/backtests.md"
-    job = quickstart_job()
-    assert documented(page, " ".join(job)) == job
-
-    output = run_aitrader(job, env, tmp_path)
-    assert_shows(quick_start_blocks()[1].lines, output)
-    (report,) = (tmp_path / "reports").glob("*/run-1/report.md")  # one folder per store
-    assert "| rank | model | tier |" in report.read_text()
-
     up_to_date = "UpToDate: up to date: every model has simulated through 2025-03-31"
     assert up_to_date in (ROOT / page).read_text()
     assert up_to_date in run_aitrader(documented(page, "aitrader backtest"), env, tmp_path)

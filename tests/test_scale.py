@@ -34,6 +34,8 @@ from tests.test_deployment_e2e import FINAL, offline_config, stop
 POOL = "aitrader-pool"
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
 
 @pytest.fixture(scope="module")
 def prefect_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

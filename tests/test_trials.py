@@ -369,6 +369,7 @@ def _completed(engine) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_the_trials_command_killed_and_re_run_resumes_every_trial(tmp_path: Path) -> None:
     import time
 

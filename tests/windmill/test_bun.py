@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +67,12 @@ def test_unit_tests_with_a_stubbed_fetch(bun: Path, tmp_path: Path) -> None:
     assert run.tests >= 30 and run.skipped == 0, run.output
 
 
+def served(test: Callable) -> Callable:
+    """A test on the served deployments: slow, and on the worker that serves them (one server
+    for the module's tests)."""
+    return pytest.mark.slow(pytest.mark.xdist_group("windmill-e2e")(test))
+
+
 @dataclass
 class ServedPrefect:
     api_url: str
@@ -99,6 +105,7 @@ def e2e(bun: Path, served_prefect: ServedPrefect, tmp_path_factory: pytest.TempP
     return run, out
 
 
+@served
 def test_scripts_against_a_real_prefect_server(e2e) -> None:
     run, _ = e2e
     assert run.failures == 0, run.output
@@ -124,6 +131,7 @@ def _fetched(out: Path, name: str) -> dict:
     return json.loads(path.read_text())
 
 
+@served
 def test_fetched_results_are_the_runs_own(e2e, served_prefect: ServedPrefect) -> None:
     _, out = e2e
     fetched = _fetched(out, "fetched.json")
@@ -134,6 +142,7 @@ def test_fetched_results_are_the_runs_own(e2e, served_prefect: ServedPrefect) ->
     assert len({day for day, _, _ in values}) == 4  # 2025-01-06..10 less the 9th (NYSE closed)
 
 
+@served
 def test_flow_results_are_stored_and_shown(e2e, served_prefect: ServedPrefect, mocked_wmill):
     _, out = e2e
     store_input = _fetched(out, "flow_store_input.json")
