@@ -44,6 +44,10 @@ def pytest_configure(config: pytest.Config) -> None:
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.pop("PREFECT_API_URL", None)
+    # Output goes to a pipe, as in a user's script: no terminal width unless a test sets one
+    # (an xdist worker may find COLUMNS set).
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
 
 
 # Fixtures that start a Prefect server: a test using one is slow whether or not it says so.
@@ -58,6 +62,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def coverage_of_children_only() -> None:
+    """Coverage measures the Python processes a test starts (`aitrader ...`), not the processes
+    those start in turn (tests/child_process/sitecustomize.py says why and how)."""
+    if "COVERAGE_PROCESS_CONFIG" not in os.environ:
+        return  # not under coverage
+    paths = [str(ROOT / "tests" / "child_process"), os.environ.get("PYTHONPATH", "")]
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
 
 
 @pytest.fixture(scope="session")
@@ -303,7 +317,8 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with contextlib.ExitStack() as stack:
         arguments: list[str] = []
         if postgres_available():
-            database = stack.enter_context(postgres_database(f"aitrader_prefect_{os.getpid()}"))
+            name = f"aitrader_prefect_session_{os.getpid()}"
+            database = stack.enter_context(postgres_database(name))
             plain = make_url(database).set(drivername="postgresql")
             arguments = ["--database-url", plain.render_as_string(hide_password=False)]
         url = stack.enter_context(running_prefect_server(home, *arguments))

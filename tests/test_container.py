@@ -109,7 +109,7 @@ class Podman:
         )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
     """The podman CLI, or a skip (a failure under CI) when it is not installed."""
     if shutil.which("podman") is None:
@@ -158,7 +158,7 @@ def debootstrap_tarball() -> Path:
     return tarball
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def base_image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The local base image: the debootstrap root plus the host's CA bundle.
 
@@ -183,7 +183,7 @@ def base_image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> str:
     return BASE_IMAGE
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def image(podman: Podman, base_image: str) -> str:
     """The project image built from the Dockerfile on the local base (layers cached by podman)."""
 

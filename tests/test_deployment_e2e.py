@@ -205,7 +205,7 @@ def january_backtest(config: Path) -> tuple[str, ...]:
     return ("backtest", "--config", str(config), "--start", "2025-01-02", "--end", "2025-01-31")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def january_books(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The books of the offline config's January backtest run alone, for interrupted and
     overlapping runs of it to match (a day's book does not depend on timeouts or leases)."""
