@@ -168,6 +168,55 @@ def store_url(
     dispose_engines()
 
 
+def _import_nasdaq100_daily(url: str, shared_data: Path) -> None:
+    from market_data.aitrader_files import import_prices
+
+    engine = create_store_engine(url)
+    with Session(engine) as session:
+        import_prices(session, shared_data / "nasdaq100_daily")
+        session.commit()
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def nasdaq100_daily_sqlite(sqlite_template: Path, shared_data: Path, tmp_path_factory) -> Path:
+    """A migrated SQLite store holding ../shared/data/nasdaq100_daily, imported once."""
+    path = tmp_path_factory.mktemp("nasdaq100-daily") / "template.db"
+    _import_nasdaq100_daily(store_copy(sqlite_template, path), shared_data)
+    return path
+
+
+@pytest.fixture(scope="session")
+def nasdaq100_daily_postgres(shared_data: Path) -> Iterator[str]:
+    """The name of a PostgreSQL database holding nasdaq100_daily, imported once: the template
+    that `CREATE DATABASE ... TEMPLATE` copies in a fraction of the import's time."""
+    name = f"{POSTGRES_TEST_DB}_nasdaq100_daily"
+    with postgres_database(name) as url:
+        engine = create_store_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        _import_nasdaq100_daily(url, shared_data)
+        dispose_engines()  # a template database must have no connections
+        yield name
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def nasdaq100_daily_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a new store holding the real NASDAQ-100 daily prices and nothing else: once
+    on SQLite, once on PostgreSQL, each a copy of a template imported once per test process."""
+    if request.param == "sqlite":
+        yield store_copy(request.getfixturevalue("nasdaq100_daily_sqlite"), tmp_path / "s.db")
+    else:
+        template = request.getfixturevalue("nasdaq100_daily_postgres")
+        name = f"{POSTGRES_TEST_DB}_copy"
+        _admin_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        _admin_execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        dispose_engines()
+        _admin_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    dispose_engines()
+
+
 @pytest.fixture
 def engine(store_url: str) -> Iterator[Engine]:
     """An engine on the empty store of `store_url`."""

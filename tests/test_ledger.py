@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from agent_tools.trading_rules import TradingSession
-from market_data.aitrader_files import import_prices
 from market_data.calendar import is_trading_day
 from models.book import Portfolio
+from models.engine import create_store_engine
 from models.ledger import record_completed_day, starting_book, value_portfolio
 from models.prices import Bar, PriceBook
 from models.tables import Holding, ModelDay, ModelDayStatus, Trade
@@ -88,12 +87,11 @@ def test_trades_and_snapshot_are_written_together_or_not_at_all(session: Session
     assert session.get(ModelDay, model_day.id).status == ModelDayStatus.PENDING
 
 
-def test_fb_is_valued_at_its_last_close_after_its_data_ends(
-    session: Session, shared_data: Path
-) -> None:
-    import_prices(session, shared_data / "nasdaq100_daily")
-    session.commit()
-    prices = PriceBook.load(session, symbols=["FB"])
+def test_fb_is_valued_at_its_last_close_after_its_data_ends(nasdaq100_daily_url: str) -> None:
+    engine = create_store_engine(nasdaq100_daily_url)
+    with Session(engine) as session:
+        prices = PriceBook.load(session, symbols=["FB"])
+    engine.dispose()
     last_fb_close = prices.close_asof("FB", datetime(2025, 10, 16))[0]
     valuation = value_portfolio(
         Portfolio(cash=0.0, positions={"FB": 2}), prices, date(2025, 10, 30)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sqlmodel import Session, func, select
 from analysis.leaderboard import leaderboard
 from market_data.aitrader_files import import_prices
 from market_data.legacy_import import import_aitrader_run
+from models.engine import create_store_engine
 from models.errors import LegacyImportError
 from models.tables import Holding, ModelDay, Run, Trade
 
@@ -48,10 +50,12 @@ def hand_value(positions: dict[str, float], closes: dict[str, dict[str, float]],
 
 
 @pytest.fixture
-def daily_store(session: Session, shared_data: Path) -> Session:
-    import_prices(session, shared_data / "nasdaq100_daily")
-    session.commit()
-    return session
+def daily_store(nasdaq100_daily_url: str) -> Iterator[Session]:
+    """A session on a store (SQLite, then PostgreSQL) holding the real daily prices."""
+    engine = create_store_engine(nasdaq100_daily_url)
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+    engine.dispose()
 
 
 def test_daily_run_values_match_a_hand_computation(daily_store: Session, shared_data: Path) -> None:

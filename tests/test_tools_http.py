@@ -28,6 +28,7 @@ from deployments.tool_server import build_manual_context
 from market_data.aitrader_files import import_prices
 from market_data.news_feed import import_news_file
 from models.engine import create_store_engine, dispose_engines
+from tests.conftest import store_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY = date(2025, 10, 15)
@@ -45,15 +46,15 @@ TOOLS = {
 
 
 @pytest.fixture
-def store(sqlite_url: str, shared_data: Path) -> str:
+def store(nasdaq100_daily_sqlite: Path, shared_data: Path, tmp_path: Path) -> str:
     """A SQLite store holding the shared daily prices and news sample."""
-    engine = create_store_engine(sqlite_url)
+    url = store_copy(nasdaq100_daily_sqlite, tmp_path / "aitrader.db")
+    engine = create_store_engine(url)
     with Session(engine) as session:
-        import_prices(session, shared_data / "nasdaq100_daily")
         import_news_file(session, shared_data / "alphavantage_news_sample.json")
         session.commit()
     engine.dispose()
-    return sqlite_url
+    return url
 
 
 def _free_port() -> int:
