@@ -88,7 +88,7 @@ def run_with_progress(
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as progress:
+    with Progress(*columns, console=console(), transient=True) as progress:
         bar = progress.add_task("starting Prefect", total=None)
         while worker.is_alive():
             worker.join(timeout=0.5)
@@ -98,7 +98,7 @@ def run_with_progress(
     if "error" in outcome:
         raise outcome["error"]
     result: BacktestResult = outcome["result"]
-    console.print(f"[bold]{result.state}[/bold]: {result.message}")
+    console().print(f"[bold]{result.state}[/bold]: {result.message}")
     if result.run_id is not None:
         _print_and_write(engine, result.run_id, reports)
     if result.state == "Failed":  # every model failed: the exit code says so (1, one error line)
@@ -127,9 +127,9 @@ def _print_and_write(engine: Engine, run_id: int, reports: Path) -> None:
         try:
             report = render_report(session, run_id)
         except LookupError:
-            console.print("[yellow]no completed model-day: no leaderboard")
+            console().print("[yellow]no completed model-day: no leaderboard")
             return
     rows = leaderboard_rows(report.ranking.rows)
     render(rows, OutputFormat.table, report.title, fit=leaderboard_columns(rows))
     files = write_report(report, reports / f"run-{run_id}")
-    console.print(f"report: {', '.join(map(str, files))}")
+    console().print(f"report: {', '.join(map(str, files))}")

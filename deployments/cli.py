@@ -63,9 +63,9 @@ def db_upgrade() -> None:
     after = upgrade(engine)
     url = engine.url.render_as_string(hide_password=True)
     if before == after:
-        console.print(f"store {url} is at revision {after} (up to date)")
+        console().print(f"store {url} is at revision {after} (up to date)")
     else:
-        console.print(f"store {url} migrated from {before or 'empty'} to {after}")
+        console().print(f"store {url} migrated from {before or 'empty'} to {after}")
 
 
 @tools_app.command("serve")
@@ -109,7 +109,7 @@ def tools_serve(
         rules_of=trading,
         session=session,
     )
-    console.print(
+    console().print(
         f"serving the tools of {context.label} ({len(context.universe)} symbols, market {market}) "
         f"for {model} at http://{host}:{port}/mcp"
     )
@@ -135,14 +135,16 @@ def import_aitrader(
     with store_session() as session:
         report = import_aitrader_run(session, path, name=name)
     if report.already_imported:
-        console.print(f"already imported as run {report.run_id} ({report.run_name}); nothing added")
+        console().print(
+            f"already imported as run {report.run_id} ({report.run_name}); nothing added"
+        )
         return
     render(
         [m.model_dump() for m in report.models],
         OutputFormat.table,
         title=f"run {report.run_id}: {report.run_name} ({report.interval} prices)",
     )
-    console.print(f"benchmark: {report.benchmark}", highlight=False)
+    console().print(f"benchmark: {report.benchmark}", highlight=False)
 
 
 app.command("results")(results)
@@ -195,7 +197,7 @@ def backtest_command(
     )
     checked = preflight(parameters)  # refused before Prefect starts, the store untouched
     if checked.plan is not None and not checked.plan.days:
-        console.print(f"[bold]UpToDate[/bold]: {checked.plan.up_to_date}")  # no Prefect needed
+        console().print(f"[bold]UpToDate[/bold]: {checked.plan.up_to_date}")  # no Prefect needed
         return
     run_with_progress(parameters, reports or default_reports(), verbose)
 
@@ -248,7 +250,7 @@ def server_command(
     if not ui:
         arguments.append("--no-ui")
     where = shown(os.environ["PREFECT_API_DATABASE_CONNECTION_URL"]) if database_url else "SQLite"
-    console.print(f"Prefect API at http://{host}:{port}/api on {where} (export PREFECT_API_URL)")
+    console().print(f"Prefect API at http://{host}:{port}/api on {where} (export PREFECT_API_URL)")
     os.execv(arguments[0], arguments)
 
 

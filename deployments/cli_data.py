@@ -43,12 +43,12 @@ def data_import(
     with store_session() as session:
         report = import_prices(session, path)
         session.commit()
-    console.print(
+    console().print(
         f"read {report.bars_read:,} bars of {len(report.symbols)} symbols from "
         f"{report.files_read} file(s); inserted {report.bars_inserted:,} new"
     )
     for skipped in report.files_skipped:
-        console.print(f"skipped {skipped}: it holds no prices", highlight=False)
+        console().print(f"skipped {skipped}: it holds no prices", highlight=False)
 
 
 @data_app.command("synth")
@@ -78,7 +78,7 @@ def data_synth(
             benchmark=universe.benchmark,
         )
         session.commit()
-    console.print(
+    console().print(
         f"market {cfg.market.store_market}: {len(universe.symbols)} symbols "
         f"+ {universe.benchmark}, "
         f"{first} to {last}: inserted {inserted:,} bars"
@@ -163,12 +163,12 @@ def data_fetch(
 
 def _print_sync(report: SyncReport, kind: FetchKind) -> None:
     """One line of what a fetch did, one per failed symbol; a stop is the command's error."""
-    console.print(
+    console().print(
         f"{kind.value}: fetched {len(report.inserted)} symbol(s) up to {report.target_day}, "
         f"inserted {report.total_inserted:,} bars; {len(report.skipped)} already up to date"
     )
     for symbol, problem in report.failed.items():
-        console.print(f"failed {symbol}: {problem}", highlight=False)
+        console().print(f"failed {symbol}: {problem}", highlight=False)
     if report.stopped_reason:
         raise ValueError(f"stopped early: {report.stopped_reason}")
 
@@ -203,7 +203,7 @@ def data_news(
     with AlphaVantageClient.from_env(base_url=base_url) as client, store_session() as session:
         added = fetch_news(session, client, wanted, cutoff, days=days, limit=limit)
         session.commit()
-    console.print(f"stored {added} new news item(s) published up to {cutoff:%Y-%m-%d %H:%M} UTC")
+    console().print(f"stored {added} new news item(s) published up to {cutoff:%Y-%m-%d %H:%M} UTC")
 
 
 @data_app.command("import-news")
@@ -217,7 +217,7 @@ def data_import_news(
     with store_session() as session:
         read, added = import_news_file(session, path)
         session.commit()
-    console.print(f"read {read} news item(s); stored {added} new")
+    console().print(f"read {read} news item(s); stored {added} new")
 
 
 @data_app.command("coverage")

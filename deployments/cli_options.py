@@ -71,7 +71,7 @@ def store_session(announce: bool = True) -> Session:
 def announce_store() -> None:
     """Print which store this command uses (once; never its password)."""
     if not _announced:
-        console.print(f"[dim]store: {shown_url()}[/dim]", highlight=False)
+        console().print(f"[dim]store: {shown_url()}[/dim]", highlight=False)
         _announced.append(True)
 
 

@@ -152,7 +152,7 @@ def _write_report(session: Session, run: int | None) -> None:
     selected = get_run(session, run)
     report = render_report(session, selected.id)
     files = write_report(report, default_reports() / f"run-{selected.id}")
-    console.print(f"report of run {selected.id}: {', '.join(map(str, files))}")
+    console().print(f"report of run {selected.id}: {', '.join(map(str, files))}")
 
 
 def _view_of(view: ResultsView | None, detail: Detail) -> ResultsView:
@@ -220,7 +220,7 @@ def _print_details(
         typer.echo(json.dumps([d.model_dump(mode="json") for d in details], indent=2))
         return
     if not details:
-        console.print("[dim]no model-days match[/dim]")
+        console().print("[dim]no model-days match[/dim]")
     for detail in details:
         head = (
             f"{detail.model} on {detail.day}: {detail.status}"
@@ -247,7 +247,7 @@ def _print_details(
                 f"[green]{trade['side']} {trade['shares']} {trade['symbol']} "
                 f"at {trade['price']:.4f}[/green]"
             )
-        console.print(Panel("\n".join(lines) or "-", title=head, title_align="left"))
+        console().print(Panel("\n".join(lines) or "-", title=head, title_align="left"))
 
 
 def _run_row(run: Run) -> dict[str, Any]:

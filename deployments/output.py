@@ -20,9 +20,22 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 # Piped output takes COLUMNS when set, else 220: a report piped to a file is not cut at 80.
-_PIPE_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 220
-console = Console(width=_PIPE_WIDTH)
-error_console = Console(stderr=True, width=None if sys.stderr.isatty() else 220)
+PIPE_WIDTH = 220
+
+
+def console() -> Console:
+    """Standard output as it is now: a terminal's width, else COLUMNS, else PIPE_WIDTH.
+
+    Made at each use, not at import: one process (a notebook, a test) may render for several.
+    """
+    piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(width=PIPE_WIDTH if piped else None)
+
+
+def error_console() -> Console:
+    """Standard error as it is now (a pipe gets PIPE_WIDTH, so one error stays one line)."""
+    return Console(stderr=True, width=None if sys.stderr.isatty() else PIPE_WIDTH)
+
 
 # Fractions shown as percentages in tables (JSON and CSV keep the raw fractions).
 PERCENT_COLUMNS = {
@@ -98,12 +111,13 @@ def render(
             writer.writerows({k: _plain(v) for k, v in r.items()} for r in rows)
         typer.echo(buffer.getvalue(), nl=False)
         return
+    out = console()
     if not rows:
-        console.print(f"[dim]{title or 'nothing'}: no rows[/dim]")
+        out.print(f"[dim]{title or 'nothing'}: no rows[/dim]")
         return
     columns = list(dict.fromkeys(key for row in rows for key in row))  # the benchmark has fewer
     cells = [[_cell(row.get(c), c) for c in columns] for row in rows]
-    shown = _fitting(columns, cells, fit, console.width) if fit else columns
+    shown = _fitting(columns, cells, fit, out.width) if fit else columns
     left_out = [c for c in fit or () if c in columns and c not in shown]
     caption = f"too wide for this terminal: {', '.join(left_out)}" if left_out else None
     # No padding and no borders, the box's one space between cells: the most columns that fit.
@@ -115,8 +129,8 @@ def render(
     for row_cells in cells:
         table.add_row(*(row_cells[columns.index(c)] for c in shown))
     if title:  # above the table, not its caption: a long title is not folded to the table's width
-        console.print(title, style="bold", highlight=False)
-    console.print(table)
+        out.print(title, style="bold", highlight=False)
+    out.print(table)
 
 
 def _is_number(value: Any) -> bool:
@@ -138,7 +152,7 @@ def _fitting(
 
 def fail(message: str) -> typer.Exit:
     """Print `error: message` on stderr and return the Exit to raise (code 1)."""
-    error_console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    error_console().print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 

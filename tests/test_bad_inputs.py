@@ -793,7 +793,7 @@ def test_run_backtest_refuses_bad_arguments_before_any_flow(
 SERVED_SEED, SERVED_START, SERVED_END = 11, date(2024, 11, 1), date(2025, 2, 28)  # offline_config
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def rest_store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
@@ -820,7 +820,9 @@ def rest_store(
     dispose_engines()
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session: its `aitrader serve` must stop before another test serves the
+# same deployment names on the worker's Prefect server (two runners would take each other's runs).
+@pytest.fixture(scope="module")
 def manual_deployment(
     rest_store: str, prefect_server: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:

@@ -96,6 +96,7 @@ def test_backtest_prints_the_leaderboard_and_writes_the_report(prefect_server, t
     assert "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow  # `aitrader health` in its own process, as a container runs it
 def test_health_reports_each_check_and_fails_with_reasons(tmp_path) -> None:
     with OpenAIStub() as stub:
         llm = {

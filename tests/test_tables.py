@@ -4,19 +4,20 @@ columns left out said, `--wide` and `--columns` for the rest, JSON keeping every
 from __future__ import annotations
 
 import json
-import os
-import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from sqlmodel import Session
+from typer.testing import CliRunner
 
+from deployments.cli import app
 from market_data.calendar import trading_days
-from models.engine import create_store_engine, upgrade
+from models.engine import create_store_engine, dispose_engines, upgrade
 from models.prices import Bar, insert_bars
 from models.tables import Run
-from tests.conftest import completed_day, run_command
+from tests.conftest import completed_day
 
 DAYS = trading_days(date(2025, 1, 2), date(2025, 1, 31))
 MODELS = ["equal-weight", "momentum-with-a-long-name", "random"]
@@ -55,10 +56,20 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def results(store: str, columns: int, *arguments: str) -> str:
-    env = {**os.environ, "DATABASE_URL": store, "COLUMNS": str(columns)}
-    done = run_command([sys.executable, "-m", "deployments", "results", *arguments], env)
-    assert done.returncode == 0, done.stdout + done.stderr
+    """`aitrader results ARGUMENTS` on a terminal COLUMNS wide (in this process: the console is
+    made for the width at hand); its output, exit 0 asserted."""
+    done = invoke(store, columns, *arguments)
+    assert done.exit_code == 0, done.output
     return done.stdout
+
+
+def invoke(store: str, columns: int, *arguments: str) -> Result:
+    try:
+        return CliRunner().invoke(
+            app, ["results", *arguments], env={"DATABASE_URL": store, "COLUMNS": str(columns)}
+        )
+    finally:
+        dispose_engines()
 
 
 @pytest.mark.parametrize(
@@ -96,7 +107,6 @@ def test_wide_and_chosen_columns_and_json_keep_every_field(store: str) -> None:
     assert header.split() == ["rank", "model", "alpha", "beta"]
     rows = json.loads(results(store, 80, "--format", "json"))
     assert {"annualized", "sortino", "calmar", "info_ratio", "dd_peak"} <= set(rows[0])
-    env = {**os.environ, "DATABASE_URL": store}
-    bad = run_command([sys.executable, "-m", "deployments", "results", "--columns", "nope"], env)
-    assert bad.returncode == 1 and "unknown column(s) nope; known: rank, model" in bad.stderr
+    bad = invoke(store, 100, "--columns", "nope")
+    assert bad.exit_code == 1 and "unknown column(s) nope; known: rank, model" in bad.stderr
     assert Path(store.removeprefix("sqlite:///")).exists()

@@ -154,6 +154,7 @@ def _data(message: Any) -> Any:
     return json.loads(text)
 
 
+@pytest.mark.slow  # `aitrader tools serve` in its own process
 def test_tools_serve_answers_an_agent_over_http(
     served: int, shared_data: Path, tmp_path: Path
 ) -> None:
@@ -238,6 +239,7 @@ def test_build_manual_context_serves_an_hourly_market_under_its_rules(
     assert context.market.today("600519.SH").open == context.trading.open_price("600519.SH")
 
 
+@pytest.mark.slow  # `aitrader tools serve` in its own process
 def test_tools_serve_refuses_a_day_it_cannot_serve(
     store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -79,7 +79,7 @@ class ServedPrefect:
     store: str  # the project store the served backtests write to
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def served_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedPrefect]:
     """A Prefect server with basic auth and `aitrader serve` of the backtest deployments."""
     home = tmp_path_factory.mktemp("windmill-e2e")
@@ -91,7 +91,7 @@ def served_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedP
             yield ServedPrefect(api_url=url, store=store)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def e2e(bun: Path, served_prefect: ServedPrefect, tmp_path_factory: pytest.TempPathFactory):
     """windmill/tests/prefect_e2e.test.ts run once against the served deployments."""
     out = tmp_path_factory.mktemp("windmill-e2e-out")
