@@ -10,7 +10,6 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from agents.session import run_model_day
 from agents.types import ModelDayResult
 from models.engine import store_identity
 from models.errors import TransientModelDayError
@@ -92,6 +91,10 @@ async def simulate_model_day(
     """
     resources = lookup(run_key)
     request = resources.request(model, day)
+    # Imported here: the agent loop (LangChain, MCP) is a second of a flow run's start-up that
+    # a run refused before its first model-day never needs.
+    from agents.session import run_model_day
+
     result = await run_model_day(
         resources.engine,
         request,
