@@ -30,6 +30,7 @@ from tests.conftest import (
     FinishedBacktest,
     quickstart_job,
     sqlite_backup,
+    untraced,
 )
 from tests.test_deployment_e2e import served_deployments
 
@@ -495,7 +496,7 @@ def test_prefect_deployment_run_watch_exits_as_documented(prefect_server: str, t
     def prefect(words_: list[str]) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "prefect", *words_[1:]],
-            env=env,
+            env=untraced(env),  # Prefect's CLI, not our code
             cwd=ROOT,
             capture_output=True,
             text=True,
