@@ -40,7 +40,7 @@ def ensure_venv(extras: str) -> None:
     # them on every core instead keeps the bytecode that PYTHONDONTWRITEBYTECODE would forbid later.
     sh(PYTHON, "-m", "pip", "install", "--quiet", "--no-compile", "-e", f".{extras}")
     # Not checked: a few packages ship modules for newer Pythons, which pip skips as well.
-    subprocess.run([str(PYTHON), "-m", "compileall", "-qq", "-j", "0", str(VENV / "lib")])
+    subprocess.run([str(PYTHON), "-m", "compileall", "-qq", "-j", "0", str(VENV)])
     STAMP.write_text(wanted)
 
 
