@@ -280,8 +280,6 @@ def prefect_cli(*arguments: str, env: dict[str, str]) -> str:
     """`prefect ARGUMENTS` from the project folder; its output, or a test failure showing it.
 
     Prefect's CLI is not our code: coverage does not trace it."""
-    import sys
-
     done = run_command([sys.executable, "-m", "prefect", *arguments], untraced(env))
     assert done.returncode == 0, f"prefect {' '.join(arguments)}:\n{done.stdout}{done.stderr}"
     return done.stdout
@@ -308,7 +306,7 @@ def prefect_api(url: str, **options) -> httpx.Client:
 
 def untraced(environ: Mapping[str, str]) -> dict[str, str]:
     """`environ` without what makes coverage trace a Python child process: for Prefect's own
-    servers, whose code is not ours to measure and runs slower traced."""
+    servers, CLI and workers, whose code is not ours to measure and runs slower traced."""
     return {k: v for k, v in environ.items() if not k.startswith("COVERAGE_PROCESS_")}
 
 
@@ -321,7 +319,6 @@ def running_prefect_server(home: Path, *arguments: str, **settings: str) -> Iter
     """
     import signal
     import subprocess
-    import sys
 
     port = free_port()
     env = {**untraced(os.environ), "PREFECT_HOME": str(home), **settings}
