@@ -1,11 +1,12 @@
 """The trading rules of the original benchmark, enforced on one model's book for one session.
 
-Market orders fill completely at the open of the session's bar; no shorting, no margin, no fees.
-A market's `TradingRules` size the orders (whole shares, lots of 100, or coin fractions kept to a
-few decimals, cash included) and settle them (T+1: what was bought on a trading day cannot be
-sold until the next one, whichever hourly session of the day it was bought in). A rejected order
-raises `OrderRejected` with a message written for the agent to read, and leaves the book exactly
-as it was.
+Market orders fill completely at the open of the session's bar; no shorting, no margin. A
+market's `TradingRules` price each order's costs (commission, taxes, fees and slippage: see
+`models.costs`; none with a config's `costs: none`, as in the original), size the orders (whole
+shares, lots of 100, or coin fractions kept to a few decimals, cash included) and settle them
+(T+1: what was bought on a trading day cannot be sold until the next one, whichever hourly
+session of the day it was bought in). A rejected order raises `OrderRejected` with a message
+written for the agent to read, and leaves the book exactly as it was.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ import math
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 
-from models.book import Fill, Portfolio, Side, TradingRules, as_quantity
+from models.book import CASH_EPSILON, Fill, Portfolio, Side, TradingRules, as_quantity
+from models.costs import OrderCost, affordable_steps
 from models.errors import OrderRejected
 from models.prices import PriceBook
 
 # No real order is this large; a bigger number is a model's mistake (or an overflow attempt).
 MAX_ORDER_SHARES = 10_000_000
-# Float arithmetic on cash must not turn "exactly affordable" into "insufficient".
-CASH_EPSILON = 1e-9
 
 
 def _number(shares: object) -> float:
@@ -139,19 +139,28 @@ class TradingSession:
             held = as_quantity(self._round(held - self.bought_today.get(symbol, 0)))
         return max(held, 0)
 
+    def order_cost(self, side: Side, quantity: float, price: float) -> OrderCost:
+        """What an order of `quantity` at `price` pays beyond its value (nothing without costs)."""
+        if self.rules.costs is None:
+            return OrderCost()
+        return self.rules.costs.order_cost(side, quantity, price)
+
     def buy(self, symbol: str, shares: object) -> Fill:
-        """Buy at the open; cash may not go below zero."""
+        """Buy at the open; cash may not go below zero, costs included."""
         quantity = parse_quantity(shares, self.rules)
         symbol = self._check_symbol(symbol)
         price = self.open_price(symbol)
-        cost = price * quantity
+        costs = self.order_cost("buy", quantity, price).total
+        total = price * quantity + costs
         cash = self.portfolio.cash
-        if cost > cash + CASH_EPSILON:
+        if total > cash + CASH_EPSILON:
+            with_costs = f" plus {costs:,.2f} in costs" if self.rules.costs else ""
             raise OrderRejected(
-                f"insufficient cash: {quantity} {symbol} at {price:.4f} costs {cost:,.2f} "
-                f"but cash is {cash:,.2f} (at most {self._affordable(cash, price)})"
+                f"insufficient cash: {quantity} {symbol} at {price:.4f} costs "
+                f"{price * quantity:,.2f}{with_costs} but cash is {cash:,.2f} "
+                f"(at most {self._affordable(cash, price)})"
             )
-        fill = self._fill("buy", symbol, quantity, price, max(cash - cost, 0.0))
+        fill = self._fill("buy", symbol, quantity, price, max(cash - total, 0.0), costs)
         self.bought_today[symbol] = self._round(self.bought_today.get(symbol, 0) + quantity)
         return fill
 
@@ -173,14 +182,28 @@ class TradingSession:
                 f"{self.sellable(symbol)} can be sold now"
             )
         price = self.open_price(symbol)
-        return self._fill("sell", symbol, -quantity, price, self.portfolio.cash + price * quantity)
+        costs = self.order_cost("sell", quantity, price).total
+        new_cash = self.portfolio.cash + price * quantity - costs
+        if new_cash < -CASH_EPSILON:  # a minimum commission above a tiny sale's value
+            raise OrderRejected(
+                f"the sale of {quantity} {symbol} at {price:.4f} brings {price * quantity:,.2f} "
+                f"but costs {costs:,.2f}, more than it and the cash ({self.portfolio.cash:,.2f})"
+            )
+        return self._fill("sell", symbol, -quantity, price, max(new_cash, 0.0), costs)
 
     def _affordable(self, cash: float, price: float) -> str:
-        if self.rules.quantity == "fractional":
-            scale = 10**self.rules.decimals
-            return f"{math.floor((cash + CASH_EPSILON) / price * scale) / scale} units"
-        step = self.rules.lot if self.rules.quantity == "lots" else 1
-        return f"{int((cash + CASH_EPSILON) // (price * step)) * step} shares"
+        rules = self.rules
+        if rules.quantity == "fractional":
+            scale = 10**rules.decimals
+            if rules.costs is None:
+                return f"{math.floor((cash + CASH_EPSILON) / price * scale) / scale} units"
+            steps = affordable_steps(cash, price, lambda n: n / scale, rules.costs, CASH_EPSILON)
+            return f"{as_quantity(steps / scale)} units"
+        step = rules.lot if rules.quantity == "lots" else 1
+        if rules.costs is None:
+            return f"{int((cash + CASH_EPSILON) // (price * step)) * step} shares"
+        steps = affordable_steps(cash, price, lambda n: n * step, rules.costs, CASH_EPSILON)
+        return f"{steps * step} shares, costs included"
 
     def _round(self, value: float) -> float:
         # Fractional books keep cash and holdings at the market's precision, as the original.
@@ -189,7 +212,13 @@ class TradingSession:
         return round(value, self.rules.decimals)
 
     def _fill(
-        self, side: Side, symbol: str, delta: int | float, price: float, new_cash: float
+        self,
+        side: Side,
+        symbol: str,
+        delta: int | float,
+        price: float,
+        new_cash: float,
+        cost: float,
     ) -> Fill:
         new_cash = self._round(new_cash)
         positions = dict(self.portfolio.positions)
@@ -205,6 +234,7 @@ class TradingSession:
             price=price,
             cash_after=new_cash,
             session_at=self.at,
+            cost=cost,
         )
         self.fills.append(fill)
         return fill

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agent_tools.context import SessionContext
+from models.book import TradingRules
 
 FINISH_SIGNAL = "<FINISH_SIGNAL>"
 
@@ -32,15 +33,16 @@ margin, no fees; cash may not go below zero. You cannot see anything after today
 def rules_text(context: SessionContext) -> str:
     """The market's order rules in the words the agent reads."""
     rules = context.rules
-    if rules.quantity == "whole" and rules.settlement == "T+0" and not context.hourly:
+    if rules == TradingRules() and not context.hourly:
         return WHOLE_SHARES_RULES
     when = (
         "this session's open (the open of the current hourly bar)"
         if context.hourly
         else ("today's open")
     )
+    fees = "" if rules.costs else " no fees;"
     return (
-        f"orders fill completely at {when}; no short selling, no margin, no fees; cash may not "
+        f"orders fill completely at {when}; no short selling, no margin;{fees} cash may not "
         f"go below zero. {rules.describe()} You cannot see anything after {when}."
     )
 

@@ -9,7 +9,7 @@ per trial, and a mean curve (the average value across trials, day by day).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import pandas as pd
@@ -35,6 +35,7 @@ class ModelCurve:
     trial: int
     values: pd.Series
     trade_notional: pd.Series
+    trading_costs: pd.Series  # what each day's fills paid beyond their value (0 at the start)
     trades: int
     model_days: int
     tokens: int
@@ -48,6 +49,17 @@ class RunCurves:
     run: Run
     curves: list[ModelCurve]
     benchmark: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+
+    def at_cost_multiplier(self, multiplier: float) -> RunCurves:
+        """The curves as if every fill had paid `multiplier` times its costs (0: gross of costs),
+        the same fills assumed: each day's value moves by what the change would have paid so far."""
+        if multiplier == 1:
+            return self
+        curves = [
+            replace(c, values=c.values + (1 - multiplier) * c.trading_costs.cumsum())
+            for c in self.curves
+        ]
+        return replace(self, curves=curves)
 
     @property
     def models(self) -> dict[str, list[ModelCurve]]:
@@ -138,16 +150,19 @@ def _benchmark_curve(session: Session, run: Run, curves: RunCurves) -> pd.Series
 def _curve(session: Session, run: Run, group: pd.DataFrame) -> ModelCurve:
     values = pd.Series(group["value"].to_numpy(), index=pd.to_datetime(group["day"]))
     notional = pd.Series(group["traded_notional"].to_numpy(), index=values.index)
+    costs = pd.Series(group["trading_costs"].to_numpy(), index=values.index)
     start_point = starting_value(session, run, group["portfolio"].iloc[0], values.index[0])
     if start_point is not None:
         day, value = start_point
         values = pd.concat([pd.Series([value], index=[day]), values])
         notional = pd.concat([pd.Series([0.0], index=[day]), notional])
+        costs = pd.concat([pd.Series([0.0], index=[day]), costs])
     return ModelCurve(
         model=str(group["model"].iloc[0]),
         trial=int(group["trial"].iloc[0]),
         values=values,
         trade_notional=notional,
+        trading_costs=costs,
         trades=int(group["trades"].sum()),
         model_days=len(group),
         tokens=int(group["tokens_in"].sum() + group["tokens_out"].sum()),

@@ -1,5 +1,10 @@
 """The leaderboard: every model of a run ranked over a window beside the benchmark, and how sure
-the ranking is: bootstrap intervals, significance tiers, repeated trials and LLM cost.
+the ranking is: bootstrap intervals, significance tiers, repeated trials, LLM cost, and what the
+fills paid in trading costs.
+
+Returns are net of trading costs. Each row also says what the model's fills paid, its return had
+they been free, and its return, rank and tier had they paid 0, 1, 2 or 3 times as much (the same
+fills assumed), so a reader sees which rankings survive realistic and pessimistic costs.
 
 A model run in several trials is ranked on its mean curve (the value averaged across trials);
 its row also lists each trial's return and an interval across trials. Tiers come from paired
@@ -20,9 +25,14 @@ from analysis.statistics import (
     Interval,
     ModelStatistics,
     PairTest,
+    pairwise_tests,
     ranking_statistics,
+    tiers,
     trial_interval,
 )
+
+# The cost scenarios every leaderboard reports: free fills, the market's costs, twice, thrice.
+COST_MULTIPLIERS = (0.0, 1.0, 2.0, 3.0)
 
 
 class RankingOptions(BaseModel):
@@ -32,6 +42,9 @@ class RankingOptions(BaseModel):
     resamples: int = Field(2000, ge=100, le=100_000)
     seed: int = 0
     risk_free_rate: float = 0.0
+    cost_multiplier: float = Field(
+        1.0, ge=0.0, le=10.0, description="rank as if every fill paid this many times its costs"
+    )
 
 
 class Trials(BaseModel):
@@ -52,7 +65,23 @@ class Cost(BaseModel):
     tokens_per_day: float
     usd_per_day: float
     return_per_usd: float | None  # the cumulative return per dollar spent; None if nothing spent
-    net_return: float  # the cumulative return after paying for the LLM calls out of the book
+    return_after_llm_cost: float  # the cumulative return had the book paid for the LLM calls
+
+
+class CostsPaid(BaseModel):
+    """What a model's fills paid beyond their value over the window (mean over trials)."""
+
+    costs_paid: float  # at the ranking's cost multiplier
+    gross_return: float  # the cumulative return had every fill been free
+
+
+class CostScenario(BaseModel):
+    """A model's standing had every fill paid `multiplier` times its costs."""
+
+    multiplier: float
+    cumulative_return: float
+    rank: int
+    tier: int
 
 
 class LeaderboardRow(BaseModel):
@@ -68,6 +97,8 @@ class LeaderboardRow(BaseModel):
     psr_vs_benchmark: float | None = None  # ... above the benchmark's Sharpe ratio
     trials: Trials | None = None
     cost: Cost | None = None
+    costs_paid: CostsPaid | None = None
+    cost_scenarios: list[CostScenario] = Field(default_factory=list)
 
 
 class Ranking(BaseModel):
@@ -86,9 +117,11 @@ def rank_run(
     model: str | None = None,
     options: RankingOptions | None = None,
 ) -> Ranking:
-    """Every model of a run ranked by cumulative return, with intervals, tiers and cost."""
+    """Every model of a run ranked by cumulative return (net of trading costs at the options'
+    multiplier), with intervals, tiers, LLM and trading costs, and the cost scenarios."""
     options = options or RankingOptions()
-    curves = run_curves(session, run_id, start, end, model)
+    charged = run_curves(session, run_id, start, end, model)
+    curves = charged.at_cost_multiplier(options.cost_multiplier)
     rows = [_model_row(curves, name, trials, options) for name, trials in curves.models.items()]
     rows.sort(key=lambda r: r.performance.cumulative_return, reverse=True)
     for rank, row in enumerate(rows, start=1):
@@ -105,6 +138,7 @@ def rank_run(
     )
     for row in rows:
         _add_statistics(row, stats.models[row.model], stats.tiers[row.model])
+    _add_trading_costs(rows, charged, options)
     if len(curves.benchmark):
         rows.append(_benchmark_row(curves, options))
     return Ranking(rows=rows, pairs=stats.pairs, options=options)
@@ -170,8 +204,51 @@ def _cost(trials: list[ModelCurve], performance: PerformanceSummary) -> Cost:
         tokens_per_day=tokens / days if days else 0.0,
         usd_per_day=usd / days if days else 0.0,
         return_per_usd=gained / per_trial_usd if per_trial_usd > 0 else None,
-        net_return=(performance.end_value - per_trial_usd) / performance.start_value - 1,
+        return_after_llm_cost=(performance.end_value - per_trial_usd) / performance.start_value - 1,
     )
+
+
+def _add_trading_costs(rows: list[LeaderboardRow], charged: RunCurves, options: RankingOptions):
+    """Each row's costs paid, gross return and standing in every cost scenario."""
+    gross = charged.at_cost_multiplier(0.0)
+    for row in rows:
+        trials = charged.models[row.model]
+        paid = sum(float(c.trading_costs.sum()) for c in trials) / len(trials)
+        values = gross.mean_values(row.model)
+        row.costs_paid = CostsPaid(
+            costs_paid=paid * options.cost_multiplier,
+            gross_return=float(values.iloc[-1] / values.iloc[0] - 1),
+        )
+    free = all(row.costs_paid.costs_paid == 0 for row in rows if row.costs_paid)
+    for multiplier in COST_MULTIPLIERS:
+        if free or multiplier == options.cost_multiplier:  # the ranking already made
+            returns = {row.model: row.performance.cumulative_return for row in rows}
+            tier_of = {row.model: row.tier or 1 for row in rows}
+        else:
+            returns, tier_of = _scenario(charged.at_cost_multiplier(multiplier), options)
+        ranked = sorted(returns, key=lambda name: returns[name], reverse=True)
+        for row in rows:
+            row.cost_scenarios.append(
+                CostScenario(
+                    multiplier=multiplier,
+                    cumulative_return=returns[row.model],
+                    rank=ranked.index(row.model) + 1,
+                    tier=tier_of[row.model],
+                )
+            )
+
+
+def _scenario(
+    curves: RunCurves, options: RankingOptions
+) -> tuple[dict[str, float], dict[str, int]]:
+    """Each model's cumulative return and tier on `curves`."""
+    values = {name: curves.mean_values(name) for name in curves.models}
+    returns = {name: float(v.iloc[-1] / v.iloc[0] - 1) for name, v in values.items()}
+    ranked = sorted(returns, key=lambda name: returns[name], reverse=True)
+    pairs = pairwise_tests(
+        values, confidence=options.confidence, resamples=options.resamples, seed=options.seed
+    )
+    return returns, tiers(ranked, pairs)
 
 
 def _add_statistics(row: LeaderboardRow, stats: ModelStatistics, tier: int) -> None:

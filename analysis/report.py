@@ -12,7 +12,7 @@ import pandas as pd
 from sqlmodel import Session
 
 from analysis.curves import run_curves
-from analysis.leaderboard import LeaderboardRow, Ranking, rank_run
+from analysis.leaderboard import COST_MULTIPLIERS, LeaderboardRow, Ranking, rank_run
 from models.errors import ResultsError
 from models.results import get_run
 from models.tables import Run
@@ -119,8 +119,23 @@ def _table_row(row: LeaderboardRow) -> dict:
         "trial_return_ci_high_pct": _pct(trials.return_interval.upper if trials else None),
         "usd_per_day": _round(cost.usd_per_day if cost else None),
         "tokens_per_day": _round(cost.tokens_per_day if cost else None, 1),
-        "net_return_pct": _pct(cost.net_return if cost else None),
+        "return_after_llm_cost_pct": _pct(cost.return_after_llm_cost if cost else None),
+        "gross_return_pct": _pct(row.costs_paid.gross_return if row.costs_paid else None),
+        "costs_paid": round(row.costs_paid.costs_paid, 2) if row.costs_paid else None,
+        **_scenario_cells(row),
     }
+
+
+def _scenario_cells(row: LeaderboardRow) -> dict:
+    """`return_at_<m>x_pct` and `tier_at_<m>x` for each cost multiplier (None for the benchmark)."""
+    scenarios = {s.multiplier: s for s in row.cost_scenarios}
+    cells: dict = {}
+    for multiplier in COST_MULTIPLIERS:
+        scenario = scenarios.get(multiplier)
+        times = f"{multiplier:g}x"
+        cells[f"return_at_{times}_pct"] = _pct(scenario.cumulative_return if scenario else None)
+        cells[f"tier_at_{times}"] = scenario.tier if scenario else None
+    return cells
 
 
 MARKDOWN_COLUMNS = [
@@ -134,6 +149,7 @@ MARKDOWN_COLUMNS = [
     "sharpe",
     "max_drawdown_pct",
     "trades",
+    "costs_paid",
     "usd_per_day",
 ]
 
@@ -151,12 +167,37 @@ def markdown_report(
             cells = ("-" if row[c] is None else str(row[c]) for c in MARKDOWN_COLUMNS)
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", TIERS_NOTE]
+        lines += _cost_scenarios_markdown(table)
     for name, image in (("return intervals", intervals_png), ("equity curves", png)):
         if image:
             encoded = base64.b64encode(image).decode()
             lines += ["", f"![{name}](data:image/png;base64,{encoded})"]
     return "\n".join(lines) + "\n"
 
+
+def _cost_scenarios_markdown(table: list[dict]) -> list[str]:
+    """Each model's return and tier had its fills paid 0, 1, 2 or 3 times their costs."""
+    models = [row for row in table if row["rank"] != "benchmark"]
+    if not any(row["costs_paid"] for row in models):
+        return []  # free fills: every scenario is the leaderboard itself
+    header = ["model", *(f"{m:g}x costs" for m in COST_MULTIPLIERS)]
+    lines = ["", "## Trading costs", "", COSTS_NOTE, ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in models:
+        cells = [
+            f"{row[f'return_at_{m:g}x_pct']}% (tier {row[f'tier_at_{m:g}x']})"
+            for m in COST_MULTIPLIERS
+        ]
+        lines.append("| " + " | ".join([row["model"], *cells]) + " |")
+    return lines
+
+
+COSTS_NOTE = (
+    "Returns are net of the market's trading costs (commission, taxes, fees and slippage; "
+    "`costs_paid` in the leaderboard). Below, each model's return and tier had the same fills "
+    "paid nothing, the market's costs, twice or three times them: a ranking that holds at 2x and "
+    "3x does not depend on the cost assumptions."
+)
 
 TIERS_NOTE = (
     "The interval is where the cumulative return would fall in 95 of 100 replays of the same "

@@ -11,6 +11,7 @@ from pydantic import AliasChoices, BaseModel, Field, ValidationError, model_vali
 
 from configs.markets import DEFAULT_MARKET, Market, load_market
 from configs.yaml_files import read_yaml
+from models.costs import TradingCosts
 from models.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parent
@@ -178,6 +179,11 @@ class AppConfig(BaseModel):
     models: list[ModelConfig] = Field(default_factory=list)
     agent: AgentConfig = AgentConfig()
     budget: BudgetConfig | None = None
+    costs: Literal["market", "none"] | dict[str, float] = Field(
+        default="market",
+        description="what orders cost: the market's schedule (configs/markets.yaml), none (the "
+        "original's free fills), or a mapping changing some of the schedule's numbers",
+    )
     # A run setting, not a model's behaviour: no portfolio's fingerprint includes it.
     trials: int = Field(
         default=1,
@@ -229,11 +235,32 @@ class AppConfig(BaseModel):
                 raise ValueError(str(exc)) from None
         if self.start_date and self.end_date and self.end_date < self.start_date:
             raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        try:
+            self.trading_costs  # noqa: B018 (a changed schedule is checked here, not mid-run)
+        except ValidationError as exc:
+            problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"costs: {problems}") from None
         names = [m.name for m in self.models]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
         return self
+
+    @property
+    def trading_costs(self) -> TradingCosts | None:
+        """What an order costs in this config's runs (None: nothing, as in the original)."""
+        schedule = self.market.definition.costs
+        if self.costs == "none":
+            return None
+        if self.costs == "market":
+            return schedule
+        base = schedule.model_dump() if schedule else {}
+        return TradingCosts.model_validate({**base, **self.costs})
+
+    @property
+    def trading_market(self) -> Market:
+        """The market this config trades, with the config's costs."""
+        return self.market.definition.with_costs(self.trading_costs)
 
     def enabled_models(self) -> list[ModelConfig]:
         return [m for m in self.models if m.enabled]

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from configs.yaml_files import read_yaml
 from models.book import TradingRules
+from models.costs import TradingCosts
 from models.errors import ConfigError
 
 MARKETS_FILE = Path(__file__).parent / "markets.yaml"
@@ -40,14 +41,22 @@ class Market(BaseModel):
     sessions: list[time] = Field(default_factory=list, description="hourly bar labels")
     bar_label: Literal["start", "end"] = "start"
     rules: TradingRules = Field(default_factory=TradingRules)
+    costs: TradingCosts | None = Field(
+        default=None, description="what its orders cost (docs/markets.md); None: nothing"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Market:
         if self.frequency == "hourly" and not self.sessions:
             raise ValueError(f"market {self.name!r}: an hourly market needs its session labels")
-        self.rules = self.rules.model_copy(update={"currency": self.currency})
+        self.rules = self.rules.model_copy(update={"currency": self.currency, "costs": self.costs})
         ZoneInfo(self.timezone)  # an unknown zone fails here, not mid-run
         return self
+
+    def with_costs(self, costs: TradingCosts | None) -> Market:
+        """This market with another cost schedule (None: free fills, as the original)."""
+        rules = self.rules.model_copy(update={"costs": costs})
+        return self.model_copy(update={"costs": costs, "rules": rules})
 
     @property
     def hourly(self) -> bool:

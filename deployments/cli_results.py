@@ -26,6 +26,7 @@ from deployments.output import (
     leaderboard_rows,
     one_line_errors,
     render,
+    without_cost_scenarios,
 )
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class ResultsView(StrEnum):
     days = "days"
     runs = "runs"
     pairs = "pairs"
+    costs = "costs"
     report = "report"
 
 
@@ -69,8 +71,9 @@ def results(
     view: Annotated[
         ResultsView | None,
         typer.Argument(
-            help="leaderboard, days, runs, pairs (which models can be told apart), or report "
-            "(write the run's report files); default: leaderboard (days with --detail full).",
+            help="leaderboard, days, runs, pairs (which models can be told apart), costs (each "
+            "model's return and tier at 0, 1, 2 and 3 times its trading costs), or report (write "
+            "the run's report files); default: leaderboard (days with --detail full).",
             show_default=False,
         ),
     ] = None,
@@ -109,6 +112,14 @@ def results(
     resamples: Annotated[
         int, typer.Option(help="Bootstrap resamples (seeded: the same answer every time).", min=100)
     ] = 2000,
+    cost_multiplier: Annotated[
+        float,
+        typer.Option(
+            help="Rank as if every fill had paid this many times its trading costs (0: gross).",
+            min=0.0,
+            max=10.0,
+        ),
+    ] = 1.0,
 ) -> None:
     """Show runs, per model-day values, or the leaderboard with its metrics."""
     from models.results import list_runs, model_days_frame
@@ -134,11 +145,16 @@ def results(
         else:
             scope = Scope(run=run, model=model, start=first, end=last)
             options = RankingOptions(
-                confidence=confidence, resamples=resamples, risk_free_rate=risk_free_rate
+                confidence=confidence,
+                resamples=resamples,
+                risk_free_rate=risk_free_rate,
+                cost_multiplier=cost_multiplier,
             )
             ranking = rank_run(session, run, first, last, model, options)
             if view is ResultsView.pairs:
                 _print_pairs(ranking, fmt)
+            elif view is ResultsView.costs:
+                _print_cost_scenarios(ranking, fmt)
             else:
                 chosen = ColumnChoice(wide=wide, chosen=split_commas(columns))
                 _print_leaderboard(session, scope, ranking, fmt, chosen)
@@ -173,13 +189,34 @@ def _print_leaderboard(
 
     selected = get_run(session, scope.run)
     rows = leaderboard_rows(ranking.rows)
+    if fmt is OutputFormat.table and not columns.chosen:
+        rows = without_cost_scenarios(rows)
     first = ranking.rows[0].performance
     title = (
         f"leaderboard of run {selected.id}: {selected.name}, {first.start_date} to "
         f"{first.end_date} ({ranking.options.confidence:.0%} intervals, tier 1 = "
         "cannot be told apart from the best)"
     )
+    if ranking.options.cost_multiplier != 1:
+        title += f", every fill charged {ranking.options.cost_multiplier:g} times its costs"
     render(rows, fmt, title, fit=leaderboard_columns(rows, columns.wide, columns.chosen))
+
+
+def _print_cost_scenarios(ranking: Any, fmt: OutputFormat) -> None:
+    """Each model's costs paid, and its return, rank and tier at every cost multiplier."""
+    rows = []
+    for row in ranking.rows:
+        if row.is_benchmark:
+            continue
+        cells: dict[str, Any] = {"model": row.model, "costs_paid": row.costs_paid.costs_paid}
+        for scenario in row.cost_scenarios:
+            times = f"{scenario.multiplier:g}x"
+            cells[f"return_at_{times}"] = scenario.cumulative_return
+            cells[f"rank_at_{times}"] = scenario.rank
+            cells[f"tier_at_{times}"] = scenario.tier
+        rows.append(cells)
+    title = "returns and tiers had every fill paid 0, 1, 2 or 3 times its trading costs"
+    render(rows, fmt, title=title)
 
 
 def _print_pairs(ranking: Any, fmt: OutputFormat) -> None:

@@ -47,8 +47,10 @@ PERCENT_COLUMNS = {
     "alpha",
     "benchmark_return",
     "excess_return",
-    "net_return",
+    "return_after_llm_cost",
     "trial_return",
+    "gross_return",
+    *(f"return_at_{m:g}x" for m in (0, 1, 2, 3)),
 }
 
 P = ParamSpec("P")
@@ -244,8 +246,16 @@ def leaderboard_row(row: Any) -> dict[str, Any]:
             usd_per_day=row.cost.usd_per_day,
             cost_usd=row.cost.cost_usd,
             return_per_usd=row.cost.return_per_usd,
-            net_return=row.cost.net_return,
+            return_after_llm_cost=row.cost.return_after_llm_cost,
         )
+    if row.costs_paid is not None:
+        fields.update(
+            gross_return=row.costs_paid.gross_return, costs_paid=row.costs_paid.costs_paid
+        )
+    for scenario in row.cost_scenarios:
+        times = f"{scenario.multiplier:g}x"
+        fields[f"return_at_{times}"] = scenario.cumulative_return
+        fields[f"tier_at_{times}"] = scenario.tier
     return fields
 
 
@@ -269,7 +279,12 @@ LEADERBOARD_COLUMNS = (
     "sharpe",
     "max_drawdown",
     "trades",
+    "costs_paid",
 )
+
+
+# Columns of the cost scenarios (`return_at_2x`, `tier_at_2x`): in JSON and CSV, not in tables.
+COST_SCENARIO_PREFIXES = ("return_at_", "tier_at_")
 
 
 def leaderboard_columns(
@@ -285,4 +300,12 @@ def leaderboard_columns(
         return list(dict.fromkeys(["rank", "model", *chosen]))
     if wide:
         return None  # every column, however wide
-    return [c for c in LEADERBOARD_COLUMNS if c in known]
+    free = not any(row.get("costs_paid") for row in rows)  # then a column of zeros says nothing
+    return [c for c in LEADERBOARD_COLUMNS if c in known and not (free and c == "costs_paid")]
+
+
+def without_cost_scenarios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Leaderboard rows for a table: the cost scenarios have their own view (`results costs`)."""
+    return [
+        {k: v for k, v in row.items() if not k.startswith(COST_SCENARIO_PREFIXES)} for row in rows
+    ]

@@ -113,7 +113,11 @@ def model_fingerprint(config: AppConfig, model: ModelConfig) -> str:
         "market": config.market.store_market,
     }
     if config.market.name != DEFAULT_MARKET:  # the default market's portfolios keep their keys
-        payload["rules"] = config.market.definition.model_dump(mode="json")
+        payload["rules"] = config.market.definition.model_dump(
+            mode="json", exclude={"costs": True, "rules": {"costs"}}
+        )
+    if config.trading_costs is not None:  # free fills keep the keys they had before costs
+        payload["costs"] = config.trading_costs.model_dump(mode="json")
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

@@ -11,7 +11,11 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
+from models.costs import TradingCosts
+
 Side = Literal["buy", "sell"]
+# Float arithmetic on cash must not turn "exactly affordable" into "insufficient".
+CASH_EPSILON = 1e-9
 
 
 def as_quantity(value: float) -> int | float:
@@ -42,6 +46,7 @@ class Fill(BaseModel):
     price: float
     cash_after: float
     session_at: datetime | None = None  # the session it filled in, exchange local time
+    cost: float = 0.0  # commission, taxes, fees and slippage, paid out of cash
 
     @property
     def notional(self) -> float:
@@ -58,6 +63,7 @@ class TradingRules(BaseModel):
     decimals: int = Field(default=4, ge=0, le=8, description="for quantity=fractional")
     settlement: Literal["T+0", "T+1"] = "T+0"
     currency: str = "USD"
+    costs: TradingCosts | None = Field(default=None, description="None: every fill is free")
 
     def describe(self) -> str:
         """The rules in one sentence an agent can act on."""
@@ -71,4 +77,5 @@ class TradingRules(BaseModel):
             if self.settlement == "T+1"
             else ""
         )
-        return f"Order quantities: {sizes}{settle}. Prices and cash are in {self.currency}."
+        text = f"Order quantities: {sizes}{settle}. Prices and cash are in {self.currency}."
+        return text if self.costs is None else f"{text} {self.costs.describe(self.currency)}"

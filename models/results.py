@@ -69,6 +69,7 @@ DAY_COLUMNS = [
     "value",
     "trades",
     "traded_notional",
+    "trading_costs",
     "tokens_in",
     "tokens_out",
     "cost_usd",
@@ -95,18 +96,20 @@ def model_days_frame(
     start: date | None = None,
     end: date | None = None,
 ) -> pd.DataFrame:
-    """One row per model-day: status, end-of-day cash and value, trades, tokens and cost."""
+    """One row per model-day: status, end-of-day cash and value, trades and what they cost,
+    tokens and LLM cost."""
     trades = (
         select(
             Trade.model_day_id,
             func.count().label("n"),
             func.sum(Trade.shares * Trade.price).label("notional"),
+            func.sum(Trade.cost).label("costs"),
         )
         .group_by(Trade.model_day_id)
         .subquery()
     )
     query = (
-        select(ModelDay, Run.name, trades.c.n, trades.c.notional)
+        select(ModelDay, Run.name, trades.c.n, trades.c.notional, trades.c.costs)
         .join(Run, Run.id == ModelDay.run_id)
         .outerjoin(trades, trades.c.model_day_id == ModelDay.id)
         .order_by(ModelDay.model, ModelDay.trial, ModelDay.day, ModelDay.run_id)
@@ -126,13 +129,16 @@ def model_days_frame(
             "value": md.value_end,
             "trades": int(n or 0),
             "traded_notional": float(notional or 0.0),
+            "trading_costs": float(costs or 0.0),
             "tokens_in": md.tokens_in,
             "tokens_out": md.tokens_out,
             "cost_usd": md.cost_usd,
             "cached": md.cached,
             "error": md.error or md.skip_reason,
         }
-        for md, run_name, n, notional in session.execute(_within(query, model, start, end)).all()
+        for md, run_name, n, notional, costs in session.execute(
+            _within(query, model, start, end)
+        ).all()
     ]
     return pd.DataFrame(rows, columns=DAY_COLUMNS)
 
@@ -183,7 +189,7 @@ def starting_value(
 
 MESSAGE_FIELDS = {"seq", "role", "content", "reasoning"}
 TOOL_CALL_FIELDS = {"seq", "tool", "arguments", "result", "is_error", "latency_ms"}
-TRADE_FIELDS = {"seq", "side", "symbol", "shares", "price", "cash_after"}
+TRADE_FIELDS = {"seq", "side", "symbol", "shares", "price", "cost", "cash_after"}
 
 
 class ModelDayDetail(BaseModel):

@@ -140,6 +140,11 @@ class Trade(SQLModel, table=True):
     session_at: NaiveDatetime | None = Field(
         default=None, description="the session it filled in (bar label, exchange local time)"
     )
+    cost: float = Field(
+        default=0.0,
+        sa_column_kwargs={"server_default": "0"},
+        description="commission, taxes, fees and slippage it paid, in the run's currency",
+    )
     executed_at: datetime = Field(default_factory=utcnow)
 
 

@@ -56,7 +56,7 @@ class RunResources:
             claimant=self.claimant,
             lease_seconds=self.lease_seconds,
             trial=model_plan.trial,
-            market=plan.config.market.definition,
+            market=plan.config.trading_market,
         )
 
 

@@ -116,6 +116,7 @@ def test_a_whole_model_day_trades_and_persists_everything(engine, prices, stub) 
     system = stub.requests[0]["messages"][0]
     assert system["role"] == "system" and "2025-10-15" in system["content"]
     assert "<FINISH_SIGNAL>" in system["content"] and "AAPL 247.77->249.485" in system["content"]
+    assert "a commission of 0.005 USD a share (at least 1.00 USD" in system["content"]
     # The tool answers reached the model.
     second = json.dumps(stub.requests[1]["messages"])
     assert '\\"cash\\":10000.0' in second and "2025-10-14" in second
@@ -125,7 +126,9 @@ def test_a_whole_model_day_trades_and_persists_everything(engine, prices, stub) 
         (trade,) = session.exec(select(Trade)).all()
         assert (trade.side, trade.symbol, trade.shares) == ("buy", "AAPL", 5)
         assert trade.price == open_of(prices, "AAPL", DAY)
-        assert model_day.cash_end == pytest.approx(10_000 - 5 * trade.price)
+        # The US broker's minimum commission ($1 for 5 shares) and 5 bp of slippage.
+        assert trade.cost == pytest.approx(1.0 + 5 * trade.price * 5e-4)
+        assert model_day.cash_end == pytest.approx(10_000 - 5 * trade.price - trade.cost)
         close = prices.bar_on("AAPL", DAY).close
         assert model_day.value_end == pytest.approx(model_day.cash_end + 5 * close)
         assert (model_day.tokens_in, model_day.tokens_out) == (300, 60)

@@ -228,7 +228,8 @@ def test_crypto_rounds_amounts_to_four_decimals_and_refuses_dust() -> None:
 )
 def test_nasdaq_trades_whole_shares_and_may_sell_todays_buys(shares, hourly) -> None:
     market = load_market("nasdaq100-hourly" if hourly else "nasdaq100")
-    assert market.rules == TradingRules()  # whole shares, T+0, USD
+    # Whole shares, T+0, USD; the US broker's costs.
+    assert market.rules.model_copy(update={"costs": None}) == TradingRules()
     first = datetime(2025, 10, 2, 10) if hourly else datetime(2025, 10, 2)
     times = [first, first + timedelta(hours=1)] if hourly else [first]
     prices = price_book(US_OPENS, times, HOURLY if hourly else DAILY)
@@ -243,7 +244,8 @@ def test_nasdaq_trades_whole_shares_and_may_sell_todays_buys(shares, hourly) -> 
         trading.next_session(times[1])
     sold = trading.sell("AAPL", shares)  # T+0: today's buy may be sold today
     assert trading.portfolio.positions == {} and isinstance(sold.shares, int)
-    expected = 20_000.0 - bought.notional + sold.notional
+    assert bought.cost > 0 and sold.cost > 0
+    expected = 20_000.0 - bought.notional + sold.notional - bought.cost - sold.cost
     assert math.isclose(trading.portfolio.cash, expected, abs_tol=1e-9)
 
 

@@ -20,7 +20,8 @@ Symbol = Annotated[str, Field(description="Ticker, e.g. AAPL")]
 def register(server: FastMCP, context: SessionContext) -> None:
     """Add the trade tools, bound to `context`, to `server`."""
     rules = context.rules
-    # Other markets state their rules in the tools; NASDAQ-100 daily keeps its recorded wording.
+    # Other markets and costed fills state their rules in the tools; NASDAQ-100 daily with free
+    # fills keeps its recorded wording.
     market_rules_shown = rules != TradingRules() or context.hourly
 
     def portfolio_view() -> dict:
@@ -39,7 +40,7 @@ def register(server: FastMCP, context: SessionContext) -> None:
             "value_at_open": round(value, 4),
         }
         if market_rules_shown:
-            view["rules"] = rules.model_dump()
+            view["rules"] = rules.model_dump(exclude_none=True)  # free fills: no `costs` key
             view["sellable"] = {s: context.trading.sellable(s) for s in sorted(book.positions)}
         return view
 
@@ -53,9 +54,8 @@ def register(server: FastMCP, context: SessionContext) -> None:
             fill = order(symbol, shares)
         except OrderRejected as exc:
             raise RejectedCall(f"{side} rejected: {exc}") from None
-        return answer(
-            {"filled": fill.model_dump(exclude={"seq", "session_at"}), **portfolio_view()}
-        )
+        hidden = {"seq", "session_at"} if rules.costs else {"seq", "session_at", "cost"}
+        return answer({"filled": fill.model_dump(exclude=hidden), **portfolio_view()})
 
     async def buy(symbol: Symbol, shares: Shares) -> str:
         """Buy whole shares at today's open. Cash may not go below zero."""

@@ -14,10 +14,9 @@ from pydantic import Field, field_validator
 
 from agents.strategies.chat_model import Order, Plan, StrategyChatModel, StrategyParams
 from agents.strategies.observations import GET_CLOSES, GET_PORTFOLIO, GET_SNAPSHOT, Book, DayView
-from models.book import TradingRules, as_quantity
+from models.book import CASH_EPSILON, TradingRules, as_quantity
+from models.costs import TradingCosts, affordable_steps, buy_total
 
-# Cash arithmetic in floats must never turn "exactly affordable" into a rejected order.
-CASH_EPSILON = 1e-9
 # get_portfolio reports cash to 4 decimals and a fractional book rounds its cash after each fill,
 # so outside NASDAQ-100 daily every buy keeps this much back (more with more orders before it).
 CASH_MARGIN = 1e-4
@@ -72,11 +71,13 @@ def _affordable(cash: float, price: float) -> int:
 @dataclass(frozen=True)
 class Sizing:
     """Order sizes in steps under a market's rules: shares, lots of `step` shares, or coin
-    amounts of 10**-decimals. `Sizing()` is NASDAQ-100 daily's sizing, kept exactly as recorded."""
+    amounts of 10**-decimals, each buy leaving room for its costs. `Sizing()` is NASDAQ-100
+    daily's sizing with free fills, kept exactly as recorded."""
 
     step: int = 1  # shares per step: 1, or one lot
     decimals: int = 0  # fractional markets: a step is 10**-decimals
     margin: float = 0.0  # cash kept back per order (CASH_MARGIN), 0 on NASDAQ-100 daily
+    costs: TradingCosts | None = None  # what an order pays beyond its value
 
     @classmethod
     def of(cls, rules: TradingRules | None) -> Sizing:
@@ -84,10 +85,11 @@ class Sizing:
         if rules is None:
             return cls()
         if rules.quantity == "lots":
-            return cls(step=rules.lot, margin=CASH_MARGIN)
+            return cls(step=rules.lot, margin=CASH_MARGIN, costs=rules.costs)
         if rules.quantity == "fractional":
-            return cls(decimals=rules.decimals, margin=max(CASH_MARGIN, 10.0**-rules.decimals))
-        return cls(margin=CASH_MARGIN)
+            margin = max(CASH_MARGIN, 10.0**-rules.decimals)
+            return cls(decimals=rules.decimals, margin=margin, costs=rules.costs)
+        return cls(margin=CASH_MARGIN, costs=rules.costs)
 
     @property
     def scale(self) -> int:
@@ -106,17 +108,24 @@ class Sizing:
         return max(math.floor(quantity * self.scale + 1e-6), 0)
 
     def affordable(self, cash: float, price: float, placed: int = 0) -> int:
-        """Whole steps `cash` buys at `price`, keeping back the margin of `placed` + 1 orders."""
+        """Whole steps `cash` buys at `price`, costs included, keeping back the margin of
+        `placed` + 1 orders."""
         if self == Sizing():
             return _affordable(cash, price)
         budget = cash - self.margin * (placed + 1)
         if budget <= 0:
             return 0
+        if self.costs is not None:
+            return affordable_steps(budget, price, self.amount, self.costs)
         steps = math.floor(budget / (price * self.step) * self.scale)
         # Priced as the trading rules price the order, so the check is theirs exactly.
         while steps > 0 and price * self.amount(steps) > budget:
             steps -= 1
         return steps
+
+    def buy_total(self, quantity: float, price: float) -> float:
+        """What a buy of `quantity` at `price` takes from cash, costs included."""
+        return buy_total(quantity, price, self.costs)
 
     def buys_any(self, budget: float, price: float) -> bool:
         """Whether `budget` buys the smallest order at `price`."""
@@ -140,7 +149,7 @@ class EqualWeightBuyAndHold(StrategyChatModel):
     the N tradable symbols (those with an open today, optionally only `symbols`); once it holds
     anything, it never trades again (so an hourly market's later sessions hold too). The market's
     rules round each amount down to whole lots (a name whose lot costs more than its share is
-    skipped) or to the coin decimals.
+    skipped) or to the coin decimals, each buy leaving room for its costs where orders cost.
     """
 
     strategy: ClassVar[str] = "equal-weight"
@@ -307,7 +316,7 @@ class Momentum(StrategyChatModel):
                 if steps > 0:
                     shares = sizing.amount(steps)
                     orders.append((symbol, shares))
-                    cash -= shares * price
+                    cash -= sizing.buy_total(shares, price)
             return orders
 
         leaders = ", ".join(f"{s} {_percent(returns[s])}" for s in top)
@@ -383,7 +392,7 @@ class RandomTrader(StrategyChatModel):
                 if most > 0:
                     shares = sizing.amount(min(most, 1 + int(draw * most)))
                     orders.append((symbol, shares))
-                    cash -= shares * price
+                    cash -= sizing.buy_total(shares, price)
             return orders
 
         return Plan(
