@@ -159,11 +159,16 @@ def test_flow_results_are_stored_and_shown(e2e, served_prefect: ServedPrefect, m
         "tier",
         "return_ci_low_pct",
         "return_ci_high_pct",
+        "costs_paid",
+        "return_at_0x_pct",
+        "tier_at_3x",
     )
     assert {tuple(r[k] for k in shown) for r in table} == {
         tuple(r[k] for k in shown) for r in board
     }
     assert {r["tier"] for r in table if r["model"] != "QQQ"} >= {1}  # the dashboard shows tiers
+    # ... and what the fills paid: with the US costs, every model that traded paid something.
+    assert all(r["costs_paid"] > 0 for r in table if r["model"] != "QQQ" and r["trades"])
     returns = [r["return_pct"] for r in table]
     assert returns == sorted(returns, reverse=True)
     chart = latest.main("chart")

@@ -1,7 +1,9 @@
 """Latest performance per model from the stored backtest results, for the dashboard.
 
 shape="table": one row per model (and benchmark), from the most recent stored run that has it,
-best return first, with its tier and the 95% interval of its return: the AgGrid table's rows.
+best return first, with its tier and the 95% interval of its return, what its fills paid in
+trading costs, and its return and tier had they paid 0, 2 or 3 times as much (the return and
+tier are the 1x ones): the AgGrid table's rows.
 shape="chart": portfolio value per model and trading day over the last `days` calendar days,
 as Chart.js line data `{labels, datasets: [{label, data}]}` for chartjscomponentv2.
 """
@@ -21,6 +23,14 @@ SELECT DISTINCT ON (l.model)
     (l.metrics->>'tier')::integer AS tier,
     (l.metrics->>'return_ci_low_pct')::double precision AS return_ci_low_pct,
     (l.metrics->>'return_ci_high_pct')::double precision AS return_ci_high_pct,
+    (l.metrics->>'costs_paid')::double precision AS costs_paid,
+    (l.metrics->>'gross_return_pct')::double precision AS gross_return_pct,
+    (l.metrics->>'return_at_0x_pct')::double precision AS return_at_0x_pct,
+    (l.metrics->>'tier_at_0x')::integer AS tier_at_0x,
+    (l.metrics->>'return_at_2x_pct')::double precision AS return_at_2x_pct,
+    (l.metrics->>'tier_at_2x')::integer AS tier_at_2x,
+    (l.metrics->>'return_at_3x_pct')::double precision AS return_at_3x_pct,
+    (l.metrics->>'tier_at_3x')::integer AS tier_at_3x,
     r.flow_run_id, r.flow_run_name, r.end_time,
     (SELECT min(d.day) FROM simulation_daily_value d
       WHERE d.flow_run_id = l.flow_run_id AND d.model = l.model) AS window_start,
