@@ -25,8 +25,8 @@ from analysis.statistics import (
     Interval,
     ModelStatistics,
     PairTest,
-    pairwise_tests,
     ranking_statistics,
+    scenario_pairwise_tests,
     tiers,
     trial_interval,
 )
@@ -121,24 +121,36 @@ def rank_run(
     multiplier), with intervals, tiers, LLM and trading costs, and the cost scenarios."""
     options = options or RankingOptions()
     charged = run_curves(session, run_id, start, end, model)
-    curves = charged.at_cost_multiplier(options.cost_multiplier)
+    scenarios = _cost_scenarios(charged, options.cost_multiplier)
+    curves = scenarios[options.cost_multiplier]
     rows = [_model_row(curves, name, trials, options) for name, trials in curves.models.items()]
     rows.sort(key=lambda r: r.performance.cumulative_return, reverse=True)
     for rank, row in enumerate(rows, start=1):
         row.rank = rank
+    ranked = [row.model for row in rows]
+    # Every scenario's pairs at once: the resamples drawn once per pair serve them all.
+    pair_sets = scenario_pairwise_tests(
+        [{name: c.mean_values(name) for name in ranked} for c in scenarios.values()],
+        confidence=options.confidence,
+        resamples=options.resamples,
+        seed=options.seed,
+    )
     stats = ranking_statistics(
-        {row.model: curves.mean_values(row.model) for row in rows},
-        [row.model for row in rows],
+        {name: curves.mean_values(name) for name in ranked},
+        ranked,
         curves.benchmark if len(curves.benchmark) else None,
         confidence=options.confidence,
         resamples=options.resamples,
         seed=options.seed,
         risk_free_rate=options.risk_free_rate,
         periods_per_year=curves.periods_per_year,
+        pairs=pair_sets[0],
     )
     for row in rows:
         _add_statistics(row, stats.models[row.model], stats.tiers[row.model])
-    _add_trading_costs(rows, charged, options)
+    _add_trading_costs(rows, charged, options.cost_multiplier)
+    tested = zip(scenarios.items(), pair_sets, strict=True)
+    _add_cost_scenarios(rows, {m: (c, pairs) for (m, c), pairs in tested})
     if len(curves.benchmark):
         rows.append(_benchmark_row(curves, options))
     return Ranking(rows=rows, pairs=stats.pairs, options=options)
@@ -208,25 +220,36 @@ def _cost(trials: list[ModelCurve], performance: PerformanceSummary) -> Cost:
     )
 
 
-def _add_trading_costs(rows: list[LeaderboardRow], charged: RunCurves, options: RankingOptions):
-    """Each row's costs paid, gross return and standing in every cost scenario."""
+def _cost_scenarios(charged: RunCurves, multiplier: float) -> dict[float, RunCurves]:
+    """The curves at `multiplier` first, then at each of COST_MULTIPLIERS (only the first when
+    no fill paid anything: every scenario would be the same)."""
+    free = all(float(c.trading_costs.sum()) == 0 for c in charged.curves)
+    multipliers = [multiplier] if free else [multiplier, *COST_MULTIPLIERS]
+    return {m: charged.at_cost_multiplier(m) for m in dict.fromkeys(multipliers)}
+
+
+def _add_trading_costs(rows: list[LeaderboardRow], charged: RunCurves, multiplier: float) -> None:
+    """Each row's costs paid at `multiplier` and its return had its fills been free."""
     gross = charged.at_cost_multiplier(0.0)
     for row in rows:
         trials = charged.models[row.model]
         paid = sum(float(c.trading_costs.sum()) for c in trials) / len(trials)
         values = gross.mean_values(row.model)
         row.costs_paid = CostsPaid(
-            costs_paid=paid * options.cost_multiplier,
-            gross_return=float(values.iloc[-1] / values.iloc[0] - 1),
+            costs_paid=paid * multiplier, gross_return=float(values.iloc[-1] / values.iloc[0] - 1)
         )
-    free = all(row.costs_paid.costs_paid == 0 for row in rows if row.costs_paid)
+
+
+def _add_cost_scenarios(
+    rows: list[LeaderboardRow], tested: dict[float, tuple[RunCurves, list[PairTest]]]
+) -> None:
+    """Each row's return, rank and tier at every cost multiplier (free fills: the ranking's)."""
     for multiplier in COST_MULTIPLIERS:
-        if free or multiplier == options.cost_multiplier:  # the ranking already made
-            returns = {row.model: row.performance.cumulative_return for row in rows}
-            tier_of = {row.model: row.tier or 1 for row in rows}
-        else:
-            returns, tier_of = _scenario(charged.at_cost_multiplier(multiplier), options)
+        curves, pairs = tested.get(multiplier) or next(iter(tested.values()))
+        values = {row.model: curves.mean_values(row.model) for row in rows}
+        returns = {name: float(v.iloc[-1] / v.iloc[0] - 1) for name, v in values.items()}
         ranked = sorted(returns, key=lambda name: returns[name], reverse=True)
+        tier_of = tiers(ranked, pairs)
         for row in rows:
             row.cost_scenarios.append(
                 CostScenario(
@@ -236,19 +259,6 @@ def _add_trading_costs(rows: list[LeaderboardRow], charged: RunCurves, options: 
                     tier=tier_of[row.model],
                 )
             )
-
-
-def _scenario(
-    curves: RunCurves, options: RankingOptions
-) -> tuple[dict[str, float], dict[str, int]]:
-    """Each model's cumulative return and tier on `curves`."""
-    values = {name: curves.mean_values(name) for name in curves.models}
-    returns = {name: float(v.iloc[-1] / v.iloc[0] - 1) for name, v in values.items()}
-    ranked = sorted(returns, key=lambda name: returns[name], reverse=True)
-    pairs = pairwise_tests(
-        values, confidence=options.confidence, resamples=options.resamples, seed=options.seed
-    )
-    return returns, tiers(ranked, pairs)
 
 
 def _add_statistics(row: LeaderboardRow, stats: ModelStatistics, tier: int) -> None:

@@ -531,25 +531,35 @@ def _pair_rng(seed: int, a: str, b: str) -> np.random.Generator:
 MIN_TEST_SESSIONS = 5  # fewer common daily returns than this: p = 1, never significant
 
 
-def _pair_test(
-    a: pd.Series, b: pd.Series, resamples: int, rng: np.random.Generator
-) -> tuple[int, float, float, float]:
-    """(sessions, block length, mean difference, raw two-sided p-value) of one pair."""
+def _pair_differences(a: pd.Series, b: pd.Series) -> np.ndarray:
+    """The daily return differences of two models over their common sessions."""
     common = a.index.intersection(b.index)
     if len(common) < 2:
-        return 0, 1.0, 0.0, 1.0
-    d = _returns(a.loc[common].to_numpy()) - _returns(b.loc[common].to_numpy())
-    observed = float(d.mean())
-    if len(d) < MIN_TEST_SESSIONS:
-        # Resampling a handful of differences only reshuffles them: no evidence either way.
-        return len(d), 1.0, observed, 1.0
-    if np.all(np.abs(d) <= ZERO_DISPERSION):
-        return len(d), 1.0, observed, 1.0  # the same returns: nothing to test
-    block = optimal_block_length(d)
-    means = d[stationary_indices(len(d), resamples, block, rng)].mean(axis=1)
-    # mean(d*) - mean(d) mimics mean(d) - E[d]: shifted to E[d] = 0, the null's distribution.
-    extreme = int(np.count_nonzero(np.abs(means - observed) >= abs(observed)))
-    return len(d), block, observed, (1 + extreme) / (1 + resamples)
+        return np.empty(0)
+    return _returns(a.loc[common].to_numpy()) - _returns(b.loc[common].to_numpy())
+
+
+def _pair_test(
+    differences: Sequence[np.ndarray], resamples: int, rng: np.random.Generator
+) -> list[tuple[int, float, float, float]]:
+    """(sessions, block length, mean difference, raw two-sided p-value) of one pair in each
+    scenario; the resamples are drawn once, sized by the first scenario's differences."""
+    first = differences[0]
+    testable = len(first) >= MIN_TEST_SESSIONS and not np.all(np.abs(first) <= ZERO_DISPERSION)
+    # Fewer differences than MIN_TEST_SESSIONS: resampling only reshuffles them, no evidence.
+    block = optimal_block_length(first) if testable else 1.0
+    indices = stationary_indices(len(first), resamples, block, rng) if testable else None
+    results = []
+    for d in differences:
+        observed = float(d.mean()) if len(d) else 0.0
+        if indices is None or len(d) != len(first) or np.all(np.abs(d) <= ZERO_DISPERSION):
+            results.append((len(d), 1.0 if indices is None else block, observed, 1.0))
+            continue
+        means = d[indices].mean(axis=1)
+        # mean(d*) - mean(d) mimics mean(d) - E[d]: shifted to E[d] = 0, the null's distribution.
+        extreme = int(np.count_nonzero(np.abs(means - observed) >= abs(observed)))
+        results.append((len(d), block, observed, (1 + extreme) / (1 + resamples)))
+    return results
 
 
 def pairwise_tests(
@@ -563,14 +573,42 @@ def pairwise_tests(
 
     Pairs come in the order of ``combinations(values_by_model)``; significant at ``1-confidence``.
     """
+    (pairs,) = scenario_pairwise_tests(
+        [values_by_model], confidence=confidence, resamples=resamples, seed=seed
+    )
+    return pairs
+
+
+def scenario_pairwise_tests(
+    scenarios: Sequence[Mapping[str, pd.Series]],
+    *,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> list[list[PairTest]]:
+    """:func:`pairwise_tests` of each scenario (the same models, their values changed, as by a
+    cost multiplier) with common random numbers: each pair's resamples are drawn once, their
+    block length from the first scenario, which therefore gets exactly `pairwise_tests`' answer.
+    """
     _check_confidence(confidence)
     _check_resamples(resamples)
-    clean = {
-        name: _clean(series, f"values of {name!r}") for name, series in values_by_model.items()
-    }
-    raw: list[tuple[str, str, int, float, float, float]] = []
-    for a, b in combinations(clean, 2):
-        raw.append((a, b, *_pair_test(clean[a], clean[b], resamples, _pair_rng(seed, a, b))))
+    cleaned = [
+        {name: _clean(series, f"values of {name!r}") for name, series in values.items()}
+        for values in scenarios
+    ]
+    names = list(cleaned[0]) if cleaned else []
+    raw: list[list[tuple[str, str, int, float, float, float]]] = [[] for _ in cleaned]
+    for a, b in combinations(names, 2):
+        differences = [_pair_differences(values[a], values[b]) for values in cleaned]
+        tested = _pair_test(differences, resamples, _pair_rng(seed, a, b))
+        for rows, result in zip(raw, tested, strict=True):
+            rows.append((a, b, *result))
+    return [_holm_adjusted(rows, confidence) for rows in raw]
+
+
+def _holm_adjusted(
+    raw: list[tuple[str, str, int, float, float, float]], confidence: float
+) -> list[PairTest]:
     adjusted = holm([row[5] for row in raw]) if raw else []
     alpha = 1.0 - confidence
     return [
@@ -619,8 +657,10 @@ def ranking_statistics(
     seed: int = 0,
     risk_free_rate: float = 0.0,
     periods_per_year: float = TRADING_DAYS_PER_YEAR,
+    pairs: Sequence[PairTest] | None = None,
 ) -> RankingStatistics:
-    """Every model's :func:`model_statistics`, every :func:`pairwise_tests` pair, the tiers."""
+    """Every model's :func:`model_statistics`, every :func:`pairwise_tests` pair (unless given),
+    the tiers."""
     models = {
         name: model_statistics(
             values,
@@ -633,8 +673,11 @@ def ranking_statistics(
         )
         for name, values in values_by_model.items()
     }
-    pairs = pairwise_tests(values_by_model, confidence=confidence, resamples=resamples, seed=seed)
-    return RankingStatistics(models=models, pairs=pairs, tiers=tiers(ranked_models, pairs))
+    if pairs is None:
+        pairs = pairwise_tests(
+            values_by_model, confidence=confidence, resamples=resamples, seed=seed
+        )
+    return RankingStatistics(models=models, pairs=list(pairs), tiers=tiers(ranked_models, pairs))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from datetime import date, datetime, time
 from pathlib import Path
 
 import fastmcp
+import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,6 +22,7 @@ from agent_tools.context import SessionContext
 from agent_tools.servers import build_server
 from agent_tools.trading_rules import TradingSession
 from agents.prompt import WHOLE_SHARES_RULES, rules_text
+from analysis.statistics import pairwise_tests, scenario_pairwise_tests
 from configs.loader import AppConfig, load_config
 from configs.markets import load_market, market_names
 from deployments.cli import app
@@ -354,3 +357,22 @@ def test_the_leaderboard_is_net_of_costs_and_a_zero_multiplier_gives_the_gross_r
     assert sum(d["trading_costs"] for d in per_day if d["model"] == "momentum") == pytest.approx(
         paid["momentum"]
     )
+
+
+def test_cost_scenarios_share_each_pairs_resamples_and_the_first_is_the_plain_test() -> None:
+    rng = np.random.default_rng(3)
+    days = pd.bdate_range("2025-01-02", periods=61)
+    values = {
+        name: pd.Series(10_000 * np.cumprod(np.r_[1.0, 1 + rng.normal(edge, 0.01, 60)]), days)
+        for name, edge in (("a", 0.004), ("b", 0.0), ("c", -0.002))
+    }
+    # "a" pays a cost each day: enough at 3x to lose its lead over "b".
+    costly = {**values, "a": values["a"] - 3 * 40.0 * np.arange(61)}
+    plain, charged = scenario_pairwise_tests([values, costly], resamples=999)
+    assert plain == pairwise_tests(values, resamples=999)
+    a_over_b = [
+        next(p for p in pairs if p.model_a == "a" and p.model_b == "b")
+        for pairs in (plain, charged)
+    ]
+    assert a_over_b[1].mean_difference < a_over_b[0].mean_difference
+    assert [p.block_length for p in charged] == [p.block_length for p in plain]

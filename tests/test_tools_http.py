@@ -179,17 +179,19 @@ def test_tools_serve_answers_an_agent_over_http(
     assert "2025-10-16 is in the future" in _text(future)
 
     filled = _data(answers["buy"])["filled"]
+    cost = 1.0 + 2 * bar["open"] * 5e-4  # the US broker's $1 minimum and 5 bp of slippage
     assert filled == {
         "side": "buy",
         "symbol": "AAPL",
         "shares": 2,
         "price": bar["open"],
-        "cash_after": pytest.approx(5000 - 2 * bar["open"]),
+        "cost": pytest.approx(cost),
+        "cash_after": pytest.approx(5000 - 2 * bar["open"] - cost),
     }
     # Each call is a new MCP session; the book lives in the server, so the buy is still there.
     portfolio = _data(answers["portfolio"])
     assert portfolio["positions"] == {"AAPL": 2}
-    assert portfolio["cash"] == pytest.approx(5000 - 2 * bar["open"])
+    assert portfolio["cash"] == pytest.approx(5000 - 2 * bar["open"] - cost)
 
     snapshot = _data(answers["snapshot"])
     assert [row["symbol"] for row in snapshot["symbols"]] == ["AAPL", "MSFT", "NVDA"]
