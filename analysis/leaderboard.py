@@ -14,7 +14,9 @@ from the best share tier 1, and so on down.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlmodel import Session
@@ -279,3 +281,72 @@ def _benchmark_row(curves: RunCurves, options: RankingOptions) -> LeaderboardRow
     return LeaderboardRow(
         rank=None, model=curves.run.benchmark, is_benchmark=True, performance=performance
     )
+
+
+def leaderboard_row(row: LeaderboardRow) -> dict[str, Any]:
+    """A leaderboard row as `aitrader results --format json` and the site show it: fractions
+    (not percentages), intervals as `[low, high]`, and per-trial and cost figures where the run
+    has them."""
+    p = row.performance
+    ci = row.intervals
+    fields: dict[str, Any] = {
+        "rank": row.rank,
+        "model": row.model,
+        "tier": row.tier,
+        "start": p.start_date,
+        "end": p.end_date,
+        "final_value": p.end_value,
+        "return": p.cumulative_return,
+        "return_ci": _bounds(ci.get("cumulative_return")),
+        "annualized": p.annualized_return,
+        "annualized_ci": _bounds(ci.get("annualized_return")),
+        "volatility": p.annualized_volatility,
+        "sharpe": p.sharpe_ratio,
+        "sharpe_ci": _bounds(ci.get("sharpe_ratio")),
+        "psr": row.psr,
+        "psr_vs_benchmark": row.psr_vs_benchmark,
+        "sortino": p.sortino_ratio,
+        "sortino_ci": _bounds(ci.get("sortino_ratio")),
+        "max_drawdown": p.max_drawdown,
+        "max_drawdown_ci": _bounds(ci.get("max_drawdown")),
+        "dd_peak": p.max_drawdown_peak,
+        "dd_trough": p.max_drawdown_trough,
+        "calmar": p.calmar_ratio,
+        "win_rate": p.win_rate,
+        "trades": p.trades,
+        "turnover": p.turnover,
+        "alpha": p.alpha,
+        "beta": p.beta,
+        "info_ratio": p.information_ratio,
+        "benchmark_return": p.benchmark_cumulative_return,
+        "excess_return_ci": _bounds(ci.get("excess_return")),
+    }
+    if row.trials is not None:
+        fields["trials"] = row.trials.count
+        fields["trial_returns"] = row.trials.returns
+        fields["trial_return_ci"] = _bounds(row.trials.return_interval)
+    if row.cost is not None:
+        fields.update(
+            tokens_per_day=row.cost.tokens_per_day,
+            usd_per_day=row.cost.usd_per_day,
+            cost_usd=row.cost.cost_usd,
+            return_per_usd=row.cost.return_per_usd,
+            return_after_llm_cost=row.cost.return_after_llm_cost,
+        )
+    if row.costs_paid is not None:
+        fields.update(
+            gross_return=row.costs_paid.gross_return, costs_paid=row.costs_paid.costs_paid
+        )
+    for scenario in row.cost_scenarios:
+        times = f"{scenario.multiplier:g}x"
+        fields[f"return_at_{times}"] = scenario.cumulative_return
+        fields[f"tier_at_{times}"] = scenario.tier
+    return fields
+
+
+def _bounds(interval: Interval | None) -> list[float | None] | None:
+    return None if interval is None else [interval.lower, interval.upper]
+
+
+def leaderboard_rows(board: Sequence[LeaderboardRow]) -> list[dict[str, Any]]:
+    return [leaderboard_row(row) for row in board]

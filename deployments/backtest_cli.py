@@ -19,10 +19,11 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from analysis.leaderboard import leaderboard_rows
 from analysis.report import render_report, write_report
 from deployments.api import BacktestResult, run_backtest
 from deployments.cli_options import announce_store
-from deployments.output import OutputFormat, console, leaderboard_columns, leaderboard_rows, render
+from deployments.output import OutputFormat, console, leaderboard_columns, render
 from flows.parameters import BacktestParameters
 from models.engine import get_engine
 from models.errors import BacktestError

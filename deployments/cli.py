@@ -19,6 +19,7 @@ from deployments.cli_options import (
     store_session,
 )
 from deployments.cli_results import results
+from deployments.cli_site import site_app
 from deployments.output import (
     OneLineUsageErrors,
     OutputFormat,
@@ -42,6 +43,7 @@ tools_app = typer.Typer(help="The agents' MCP tool servers, for manual sessions 
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
 app.add_typer(tools_app, name="tools")
+app.add_typer(site_app, name="site")
 
 
 def _about(field: str) -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from sqlmodel import Session
 
-from analysis.leaderboard import RankingOptions, rank_run
+from analysis.leaderboard import RankingOptions, leaderboard_rows, rank_run
 from deployments.cli_options import (
     FormatOption,
     day_option,
@@ -23,7 +23,6 @@ from deployments.output import (
     OutputFormat,
     console,
     leaderboard_columns,
-    leaderboard_rows,
     one_line_errors,
     render,
     without_cost_scenarios,

@@ -18,6 +18,7 @@ PACKAGES = [
     "agents",
     "tasks",
     "flows",
+    "website",
     "deployments",
 ]
 # Which project packages each package may import (itself always). Domain code stays below the
@@ -32,6 +33,7 @@ MAY_IMPORT = {
     # flows.plan and flows.parameters are plain data shared with the tasks of a run.
     "tasks": {"agents", "agent_tools", "market_data", "models", "configs", "flows.plan"},
     "flows": {"tasks", "agents", "agent_tools", "market_data", "analysis", "models", "configs"},
+    "website": {"analysis", "models", "configs"},
     "deployments": set(PACKAGES),
 }
 PREFECT_ALLOWED = {"flows", "tasks", "deployments"}

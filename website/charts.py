@@ -1,0 +1,118 @@
+"""The site's charts: plotly figures as page fragments that share one offline bundle."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io
+import plotly.offline
+
+from website.content import RunContent
+
+# Plotly's default qualitative palette, one colour per model wherever the run shows it.
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+BENCHMARK_COLOUR = "#444444"
+CONFIG = {"displaylogo": False, "responsive": True}
+
+
+@cache
+def plotly_bundle() -> str:
+    """plotly.js as the installed plotly ships it: no CDN, the same file for every page."""
+    return plotly.offline.get_plotlyjs()
+
+
+def colours(models: list[str]) -> dict[str, str]:
+    """One colour per model, in leaderboard order, the same on every chart of the run."""
+    return {model: PALETTE[k % len(PALETTE)] for k, model in enumerate(models)}
+
+
+def fragment(figure: go.Figure, label: str) -> str:
+    """A chart as a `<div>` and its script (the page loads plotly.js once)."""
+    figure.update_layout(
+        margin={"l": 56, "r": 16, "t": 40, "b": 40},
+        legend={"orientation": "h", "y": -0.18},
+        template="plotly_white",
+        height=420,
+    )
+    html = plotly.io.to_html(figure, include_plotlyjs=False, full_html=False, config=CONFIG)
+    return f'<figure class="chart" aria-label="{label}">{html}</figure>'
+
+
+def equity(content: RunContent) -> str:
+    """Each model's value from its starting book against the benchmark; trials faint."""
+    assert content.curves is not None
+    curves = content.curves
+    colour = colours(content.models)
+    currency = content.run.currency
+    hover = f"%{{x|%Y-%m-%d}}: %{{y:,.2f}} {currency}<extra>%{{fullData.name}}</extra>"
+    figure = go.Figure()
+    trials = curves.trial_frame()
+    for column in trials.columns:
+        model = column.split("#")[0]
+        series = trials[column].dropna()
+        figure.add_trace(
+            go.Scatter(
+                x=series.index,
+                y=series.values,
+                name=column,
+                mode="lines",
+                line={"color": colour.get(model), "width": 1},
+                opacity=0.3,
+                showlegend=False,
+                hovertemplate=hover,
+            )
+        )
+    frame = curves.frame()
+    for column in frame.columns:
+        series = frame[column].dropna()
+        benchmark = column == content.run.benchmark and column not in curves.models
+        figure.add_trace(
+            go.Scatter(
+                x=series.index,
+                y=series.values,
+                name=column,
+                mode="lines",
+                line={
+                    "color": BENCHMARK_COLOUR if benchmark else colour.get(column),
+                    "width": 2,
+                    "dash": "dash" if benchmark else "solid",
+                },
+                hovertemplate=hover,
+            )
+        )
+    figure.update_layout(title="Portfolio value", yaxis_title=currency)
+    return fragment(figure, "portfolio value of every model and the benchmark")
+
+
+def allocation(frame: pd.DataFrame, model: str, currency: str) -> str:
+    """A model's end-of-day book, stacked: its largest holdings, the rest, and cash."""
+    if frame.empty:
+        return ""
+    figure = go.Figure()
+    for column in frame.columns:
+        figure.add_trace(
+            go.Scatter(
+                x=frame.index,
+                y=frame[column],
+                name=column,
+                mode="lines",
+                stackgroup="book",
+                line={"width": 0.5},
+                hovertemplate=f"%{{x|%Y-%m-%d}} {column}: %{{y:,.2f}} {currency}<extra></extra>",
+            )
+        )
+    figure.update_layout(title=f"What {model} held at each close", yaxis_title=currency)
+    return fragment(figure, f"allocation of {model} over time")
