@@ -259,10 +259,19 @@ def render_report(session: Session, run_id: int) -> Report:
     return Report(
         title=title,
         ranking=ranking,
-        markdown=markdown_report(title, ranking.rows, png, bars),
+        markdown=markdown_report(title, ranking.rows, png, bars) + site_note(run.id or 0),
         equity_png=png,
         intervals_png=bars,
         equity_html=equity_html(curves.frame(), title, run.currency),
+    )
+
+
+def site_note(run_id: int) -> str:
+    """Where this run's every decision can be read: the site, built beside the reports."""
+    page = f"../site/run-{run_id}/index.html"
+    return (
+        f"\nEvery trade with the model's stated reason, and every session's conversation: run "
+        f"`aitrader site build`, then open [this run's page]({page}) (or `aitrader site serve`).\n"
     )
 
 

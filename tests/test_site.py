@@ -29,7 +29,8 @@ from market_data.legacy_import import import_aitrader_run
 from models.engine import create_store_engine, dispose_engines
 from models.tables import Message, ModelDay, Run, Trade
 from tests.conftest import FinishedBacktest, free_port, sqlite_backup, store_copy
-from website.build import build_site
+from website.build import ASSETS, build_site
+from website.charts import BUNDLE
 from website.serve import site_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -67,7 +68,13 @@ def october(nasdaq100_daily_sqlite: Path, shared_data: Path, tmp_path_factory) -
 def october_site(october: Path, tmp_path_factory) -> tuple[Path, list[str]]:
     """The October store's site, built once: its folder and its pages."""
     out = tmp_path_factory.mktemp("october-site")
-    return out, build(october, out)
+    env = {"DATABASE_URL": f"sqlite:///{october}"}
+    try:  # as a user builds it
+        result = CliRunner().invoke(app, ["site", "build", "--out", str(out)], env=env)
+    finally:
+        dispose_engines()
+    assert result.exit_code == 0 and "pages in" in result.stdout, result.output
+    return out, sorted(p.relative_to(out).as_posix() for p in out.rglob("*.html"))
 
 
 def build(store: Path, out: Path) -> list[str]:
@@ -250,6 +257,14 @@ def test_the_quick_start_site_shows_each_trade_with_its_stated_reason(
     page.close()
     sample = ["index.html", "run-1/index.html", "run-1/model-momentum.html"]
     open_pages(browser, [(tmp_path / "site" / p).as_uri() for p in sample + pages[-1:]])
+
+
+def test_the_bundled_plotly_is_the_installed_plotlys_version() -> None:
+    import plotly.offline
+
+    head = (ASSETS / BUNDLE).read_text()[:300]
+    assert f"plotly.js (basic - minified) v{plotly.offline.get_plotlyjs_version()}" in head
+    assert "MIT" in (ASSETS / "plotly-basic.LICENSE.txt").read_text()
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ def environment(live: bool = False) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(percent=percent, money=money, number=number, quantity=quantity, slug=slug)
-    env.globals.update(live=live)
+    env.globals.update(live=live, plotly_bundle=charts.BUNDLE)
     return env
 
 
@@ -217,13 +217,10 @@ def build_site(session: Session, out: Path) -> list[Path]:
 
 
 def copy_assets(folder: Path) -> None:
-    """The stylesheet, the script and plotly's bundle, once for every page."""
+    """The stylesheet, the script and plotly's bundle (with its licence), once for every page."""
     folder.mkdir(parents=True, exist_ok=True)
     for asset in ASSETS.iterdir():
         shutil.copyfile(asset, folder / asset.name)
-    bundle = folder / "plotly.min.js"
-    if not bundle.exists() or bundle.stat().st_size != len(charts.plotly_bundle()):
-        bundle.write_text(charts.plotly_bundle())
 
 
 def store_version(session: Session) -> str:

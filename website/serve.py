@@ -14,9 +14,8 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from website.build import ASSETS, Site, store_version
-from website.charts import plotly_bundle
 
-MEDIA_TYPES = {".css": "text/css", ".js": "text/javascript"}
+MEDIA_TYPES = {".css": "text/css", ".js": "text/javascript", ".txt": "text/plain"}
 
 
 def site_app(engine: Engine) -> Starlette:
@@ -36,8 +35,6 @@ def site_app(engine: Engine) -> Starlette:
 
     def asset(request: Request) -> Response:
         name = request.path_params["name"]
-        if name == "plotly.min.js":
-            return Response(plotly_bundle(), media_type=MEDIA_TYPES[".js"])
         known = {file.name: file for file in ASSETS.iterdir()}
         if name not in known:
             return PlainTextResponse(f"no asset {name!r}", status_code=404)
