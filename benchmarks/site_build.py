@@ -145,7 +145,7 @@ def generated_store(path: Path, models: int, sessions: int) -> None:
                     ("system", prompt),
                     ("user", f"Please trade {day}."),
                     ("assistant", f"Buying {held[0]}: momentum looks strong."),
-                    ("tool", json.dumps({"filled": {"side": "buy", "symbol": held[0], "shares": 3}})),
+                    ("tool", json.dumps({"filled": {"side": "buy", "symbol": held[0]}})),
                     ("assistant", "Done. <FINISH_SIGNAL>"),
                 ]
                 for seq, (role, content) in enumerate(messages):
