@@ -15,6 +15,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -160,6 +161,8 @@ def open_pages(browser, urls: list[str]) -> None:
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )
             assert overflow <= 0, f"{url} scrolls sideways by {overflow} px at {width} px"
+            shot = page.screenshot(full_page=True)  # a PNG: its width is at bytes 16 to 20
+            assert int.from_bytes(shot[16:20], "big") == width, f"{url} at {width} px"
         context.close()
         assert not problems, problems
 
@@ -255,8 +258,11 @@ def test_the_quick_start_site_shows_each_trade_with_its_stated_reason(
     assert page.url.endswith(f"day-{day.day}.html#trade-{trade.id}")
     assert trade.symbol in page.inner_text(f"#trade-{trade.id}")
     page.close()
-    sample = ["index.html", "run-1/index.html", "run-1/model-momentum.html"]
-    open_pages(browser, [(tmp_path / "site" / p).as_uri() for p in sample + pages[-1:]])
+    sample = ["index.html", "run-1/index.html", "run-1/model-momentum.html", pages[-1]]
+    open_pages(browser, [(tmp_path / "site" / p).as_uri() for p in sample])
+    with serving(f"sqlite:///{store}") as base:  # the same pages, served
+        open_pages(browser, [f"{base}/{p}" for p in sample])
+        assert httpx.get(f"{base}/{sample[2]}").text.count(f'id="trade-{trade.id}"') == 1
 
 
 def test_the_bundled_plotly_is_the_installed_plotlys_version() -> None:
@@ -267,10 +273,9 @@ def test_the_bundled_plotly_is_the_installed_plotlys_version() -> None:
     assert "MIT" in (ASSETS / "plotly-basic.LICENSE.txt").read_text()
 
 
-@pytest.fixture
-def served(october: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """`aitrader site serve`'s app on a copy of the October store, in a thread."""
-    url = sqlite_backup(october, tmp_path / "served.db")
+@contextmanager
+def serving(url: str) -> Iterator[str]:
+    """`aitrader site serve`'s app on the store at `url`, in a thread; its base URL."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(site_app(create_store_engine(url)), port=port, log_level="warning")
@@ -278,16 +283,26 @@ def served(october: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
+    for _ in range(200):
         try:
             httpx.get(f"{base}/_version", timeout=1)
             break
         except httpx.TransportError:
             time.sleep(0.05)
-    yield base, url
-    server.should_exit = True
-    thread.join(timeout=10)
-    dispose_engines()
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        dispose_engines()
+
+
+@pytest.fixture
+def served(october: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The served site of a copy of the October store: its base URL and the store's URL."""
+    url = sqlite_backup(october, tmp_path / "served.db")
+    with serving(url) as base:
+        yield base, url
 
 
 def test_the_served_site_answers_the_same_pages_and_follows_the_store(browser, served) -> None:
