@@ -47,6 +47,7 @@ from website.build import build_site  # noqa: E402
 BUILD_TARGET_S = 5.0
 LOAD_TARGET_MS = 1000.0
 SYMBOLS = [f"S{k:03d}" for k in range(100)]
+PROMPT = "You are a stock trading agent. " + "; ".join(f"{s} 100->101" for s in SYMBOLS)
 
 
 def timed(action) -> tuple[float, object]:
@@ -72,35 +73,28 @@ def quick_start(store: Path) -> bool:
     return site_s < BUILD_TARGET_S
 
 
+def weekdays(count: int) -> list[date]:
+    days, day = [], date(2024, 1, 2)
+    while len(days) < count:
+        if day.weekday() < 5:
+            days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
 def generated_store(path: Path, models: int, sessions: int) -> None:
     """A backtest's worth of rows: a run of `models` models over `sessions` weekdays."""
     engine = create_store_engine(f"sqlite:///{path}")
     upgrade(engine)
     rng = random.Random(7)
-    days = []
-    day = date(2024, 1, 2)
-    while len(days) < sessions + 1:
-        if day.weekday() < 5:
-            days.append(day)
-        day += timedelta(days=1)
+    days = weekdays(sessions + 1)  # the first is the close the books start from
     names = [f"model-{k}" for k in range(models)]
-    prompt = "You are a stock trading agent. " + "; ".join(f"{s} 100->101" for s in SYMBOLS)
     with Session(engine) as session:
         bench = 400.0
         for day in days:
             bench *= 1 + rng.gauss(0.0004, 0.012)
-            session.add(
-                PriceBar(
-                    symbol="QQQ",
-                    ts=datetime.combine(day, datetime.min.time()),
-                    day=day,
-                    open=bench,
-                    high=bench,
-                    low=bench,
-                    close=bench,
-                    volume=1.0,
-                )
-            )
+            at = datetime.combine(day, datetime.min.time())
+            session.add(PriceBar(symbol="QQQ", ts=at, day=day, open=bench, close=bench))
         run = Run(
             name="generated",
             models=names,
@@ -115,66 +109,58 @@ def generated_store(path: Path, models: int, sessions: int) -> None:
             value = 10_000.0
             for day in days[1:]:
                 value *= 1 + rng.gauss(0.0005, 0.01)
-                record = ModelDay(
-                    run_id=run.id,
-                    model=name,
-                    portfolio=f"g/{name}",
-                    day=day,
-                    status="completed",
-                    cash_end=value * 0.1,
-                    value_end=value,
-                    attempts=1,
-                    tokens_in=3000,
-                    tokens_out=400,
-                    duration_s=12.0,
-                )
-                session.add(record)
-                session.flush()
-                held = rng.sample(SYMBOLS, 10)
-                for symbol in held:
-                    session.add(
-                        Holding(
-                            model_day_id=record.id,
-                            symbol=symbol,
-                            shares=10,
-                            close=value * 0.09 / 10,
-                            value=value * 0.09,
-                        )
-                    )
-                messages = [
-                    ("system", prompt),
-                    ("user", f"Please trade {day}."),
-                    ("assistant", f"Buying {held[0]}: momentum looks strong."),
-                    ("tool", json.dumps({"filled": {"side": "buy", "symbol": held[0]}})),
-                    ("assistant", "Done. <FINISH_SIGNAL>"),
-                ]
-                for seq, (role, content) in enumerate(messages):
-                    session.add(
-                        Message(model_day_id=record.id, seq=seq, role=role, content=content)
-                    )
-                session.add(
-                    ToolCall(
-                        model_day_id=record.id,
-                        seq=1,
-                        tool="buy",
-                        arguments={"symbol": held[0], "shares": 3},
-                        result=messages[3][1],
-                        latency_ms=3.0,
-                    )
-                )
-                session.add(
-                    Trade(
-                        model_day_id=record.id,
-                        seq=1,
-                        side="buy",
-                        symbol=held[0],
-                        shares=3,
-                        price=100.0,
-                        cash_after=value * 0.1,
-                        cost=1.2,
-                    )
-                )
+                add_model_day(session, run.id or 0, name, day, value, rng)
         session.commit()
+
+
+def add_model_day(
+    session: Session, run_id: int, name: str, day: date, value: float, rng: random.Random
+) -> None:
+    """One completed model-day: ten holdings, one buy, its conversation and tool call."""
+    record = ModelDay(
+        run_id=run_id,
+        model=name,
+        portfolio=f"g/{name}",
+        day=day,
+        status="completed",
+        cash_end=value * 0.1,
+        value_end=value,
+        attempts=1,
+        tokens_in=3000,
+        tokens_out=400,
+        duration_s=12.0,
+    )
+    session.add(record)
+    session.flush()
+    held = rng.sample(SYMBOLS, 10)
+    for symbol in held:
+        session.add(Holding(model_day_id=record.id, symbol=symbol, shares=10, value=value * 0.09))
+    filled = json.dumps({"filled": {"side": "buy", "symbol": held[0], "shares": 3}})
+    messages = [
+        ("system", PROMPT),
+        ("user", f"Please trade {day}."),
+        ("assistant", f"Buying {held[0]}: momentum looks strong."),
+        ("tool", filled),
+        ("assistant", "Done. <FINISH_SIGNAL>"),
+    ]
+    for seq, (role, content) in enumerate(messages):
+        session.add(Message(model_day_id=record.id, seq=seq, role=role, content=content))
+    arguments = {"symbol": held[0], "shares": 3}
+    session.add(
+        ToolCall(model_day_id=record.id, seq=1, tool="buy", arguments=arguments, result=filled)
+    )
+    session.add(
+        Trade(
+            model_day_id=record.id,
+            seq=1,
+            side="buy",
+            symbol=held[0],
+            shares=3,
+            price=100.0,
+            cash_after=value * 0.1,
+            cost=1.2,
+        )
+    )
 
 
 def load_times(chromium: str, urls: list[str]) -> dict[str, float]:

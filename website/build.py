@@ -29,7 +29,7 @@ from sqlmodel import Session, select
 from models.results import list_runs
 from models.tables import ModelDay, Run
 from website import charts
-from website.content import RunContent, run_content, slug
+from website.content import RunContent, RunProgress, market_of, run_content, run_progress, slug
 
 TEMPLATES = Path(__file__).parent / "templates"
 ASSETS = Path(__file__).parent / "assets"
@@ -142,28 +142,16 @@ class Site:
         return self.env.get_template(template).render(root=root, path=path, **context)
 
     def _index(self) -> str:
-        boards = [c for run in self.runs() if (c := self.content(run.id or 0)) and c.rows]
-        return self._page("index.html", "index.html", boards=boards, runs=self._run_lines())
-
-    def _run_lines(self) -> list[dict[str, Any]]:
-        lines = []
+        """The newest ranked run of each config and market: the leaderboards people follow."""
+        boards: dict[tuple[str, str], RunContent] = {}
         for run in self.runs():
-            content = self.content(run.id or 0)
-            days = content.days if content else []
-            counts = {status: 0 for status in ("completed", "failed", "skipped")}
-            for view in days:
-                counts[view.record.status] = counts.get(view.record.status, 0) + 1
-            failures = [v for v in days if v.record.status in ("failed", "skipped")]
-            lines.append(
-                {
-                    "run": run,
-                    "total": len(days),
-                    "counts": counts,
-                    "failures": failures,
-                    "ranked": bool(content and content.rows),
-                }
-            )
-        return lines
+            key = (run.name, market_of(run))
+            if key not in boards and (content := self.content(run.id or 0)) and content.rows:
+                boards[key] = content
+        return self._page("index.html", "index.html", boards=list(boards.values()))
+
+    def _run_lines(self) -> list[RunProgress]:
+        return [run_progress(self.session, run) for run in self.runs()]
 
     def _run_page(self, path: str, content: RunContent) -> str:
         chart = charts.equity(content) if content.curves is not None else ""

@@ -105,10 +105,6 @@ class RunContent:
     def dates(self) -> list[date]:
         return sorted({d.record.day for d in self.days})
 
-    @property
-    def benchmark_row(self) -> dict[str, Any] | None:
-        return next((row for row in self.rows if row["rank"] is None), None)
-
     def of_model(self, model: str) -> list[ModelDayView]:
         return [d for d in self.days if d.record.model == model]
 
@@ -119,8 +115,8 @@ class RunContent:
 
     @staticmethod
     def too_few_sessions(row: dict[str, Any]) -> bool:
-        """Whether a model has too few daily returns to be told apart from any other."""
-        return row.get("sessions", 0) - 1 < MIN_TEST_SESSIONS
+        """Whether a model has too few sessions to be told apart from any other."""
+        return row["sessions"] < MIN_TEST_SESSIONS
 
     def allocation(self, model: str) -> pd.DataFrame:
         """Trial 1's end-of-day value per holding (the largest by name, the rest as `other`)
@@ -154,21 +150,16 @@ def run_content(session: Session, run: Run) -> RunContent:
     except ResultsError:
         return content  # nothing completed yet: the pages say so
     content.rows = leaderboard_rows(content.ranking.rows)
-    for row in content.rows:
-        values = _values(content, row["model"])
-        row["sessions"] = len(values)
+    done = ModelDayStatus.COMPLETED
+    completed = [d.record for d in days if d.record.status == done and d.record.trial == 1]
+    for row in content.rows:  # the sessions trial 1 traded; the benchmark's: every one
+        model = None if row["rank"] is None else row["model"]
+        row["sessions"] = len({r.day for r in completed if model in (None, r.model)})
     ids = [d.record.id for d in days]
     for holding in session.exec(select(Holding).where(Holding.model_day_id.in_(ids))):
         content.holdings.setdefault(holding.model_day_id, []).append(holding)
     content.prices = _prices_seen(session, run, days)
     return content
-
-
-def _values(content: RunContent, model: str) -> pd.Series:
-    assert content.curves is not None
-    if model in content.curves.models:
-        return content.curves.mean_values(model)
-    return content.curves.benchmark
 
 
 def _model_days(session: Session, run: Run) -> list[ModelDayView]:
@@ -241,14 +232,47 @@ def _filled(content: str) -> tuple[str, str, float] | None:
         return None
 
 
+def market_of(run: Run) -> str:
+    """The market a run traded (`configs/markets.yaml`'s name; an import's: its interval)."""
+    try:
+        return str(run.config["market"]["name"])
+    except (KeyError, TypeError):
+        return f"imported {run.config.get('interval', '1d')}"
+
+
 def bar_interval(run: Run) -> str:
     """The bars a run traded on: `1d`, or `60min` for an hourly market."""
     if "interval" in run.config:  # an import of the original's logs says it
         return str(run.config["interval"])
     try:
-        return load_market(run.config["market"]["name"]).interval
-    except (KeyError, TypeError, ConfigError):
+        return load_market(market_of(run)).interval
+    except ConfigError:
         return "1d"
+
+
+@dataclass
+class RunProgress:
+    """A run's model-days by status, and the ones that failed or were skipped."""
+
+    run: Run
+    counts: dict[str, int]
+    failures: list[ModelDay]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def run_progress(session: Session, run: Run) -> RunProgress:
+    """How far a run got, without ranking it."""
+    records = session.exec(
+        select(ModelDay).where(*run_scope(session, run.id)).order_by(ModelDay.day)
+    ).all()
+    counts = dict.fromkeys(("completed", "failed", "skipped"), 0)
+    for record in records:
+        counts[record.status] = counts.get(record.status, 0) + 1
+    failures = [r for r in records if r.status in ("failed", "skipped")]
+    return RunProgress(run=run, counts=counts, failures=failures)
 
 
 def _prices_seen(session: Session, run: Run, days: list[ModelDayView]) -> dict[date, list]:
