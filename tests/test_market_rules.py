@@ -422,6 +422,14 @@ def test_a_share_strategies_sell_only_start_of_day_holdings(market_runs, name) -
         assert "600519.SH" not in bought  # one lot is dearer than the book
 
 
+@pytest.mark.parametrize("name", list(TRADED))
+def test_equal_weight_holds_under_5_percent_cash_after_its_first_session(market_runs, name):
+    first = market_runs[name, "equal-weight"][0]
+    cash = first.fills[-1].cash_after
+    invested = sum(fill.notional for fill in first.fills)  # at the fill prices
+    assert cash < 0.05 * (cash + invested), (name, cash, invested)
+
+
 def test_hourly_equal_weight_buys_once_and_momentum_trades_in_first_sessions(market_runs) -> None:
     for name in ("nasdaq100-hourly", "sse50-hourly"):
         equal = market_runs[name, "equal-weight"]

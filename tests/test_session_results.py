@@ -48,11 +48,17 @@ def test_strategies_trade_through_persisted_model_days(
         trades_by = {}
         for trade, model_day in session.exec(select(Trade, ModelDay).join(ModelDay)):
             trades_by.setdefault((model_day.model, model_day.day), []).append(trade)
-        # Equal weight buys once, on its first day, then holds.
+        # Equal weight buys once, on its first day, every name its share affords and more,
+        # keeping less than 5 % in cash; then holds.
         affordable = [
             s for s in universe if (bar := prices.bar_on(s, DAYS[0])) and bar.open <= 10_000 / 101
         ]
-        assert len(trades_by[("equal-weight", DAYS[0])]) == len(affordable) > 20
+        bought = {t.symbol for t in trades_by[("equal-weight", DAYS[0])]}
+        assert set(affordable) <= bought and len(affordable) > 20
+        first = session.exec(
+            select(ModelDay).where(ModelDay.model == "equal-weight", ModelDay.day == DAYS[0])
+        ).one()
+        assert first.cash_end < 0.05 * first.value_end
         assert ("equal-weight", DAYS[1]) not in trades_by
         assert all(t.side == "buy" for t in trades_by[("equal-weight", DAYS[0])])
         values = {(d.model, d.day): d.value_end for d in session.exec(select(ModelDay))}

@@ -280,10 +280,11 @@ def test_reads_string_and_block_answers_and_moves_on_after_a_rejection():
         _tool_answer(observe.tool_calls[1], snapshot, blocks=True),  # content as blocks
     ]
     buys = model.invoke(conversation)
-    # 1000 / 2 tradable symbols (CCC has no open) -> floor(500 / 30) AAA, floor(500 / 7) BBB
+    # 1000 / 2 tradable symbols (CCC has no open) -> floor(500 / 30) = 16 AAA, floor(500 / 7) =
+    # 71 BBB; the 23 left buy 3 more BBB (AAA's 30 does not fit), leaving 2 in cash.
     assert [(c["name"], c["args"], c["id"]) for c in buys.tool_calls] == [
         ("buy", {"symbol": "AAA", "shares": 16}, "buy-1-0"),
-        ("buy", {"symbol": "BBB", "shares": 71}, "buy-1-1"),
+        ("buy", {"symbol": "BBB", "shares": 74}, "buy-1-1"),
     ]
     assert model.invoke(conversation).tool_calls == buys.tool_calls  # deterministic
     filled = {"filled": {}, "date": "2025-10-02", "cash": 520.0, "positions": {"AAA": 16}}
@@ -330,15 +331,14 @@ def test_equal_weight_buys_once_at_the_open_then_holds(prices, raw, sessions):
     model_days = run_days(build_strategy("equal-weight", "ew", {}), days, prices)
     first = model_days[0]
     tradable = [s for s in UNIVERSE if days[0] in raw[s]]
-    expected = {}
-    for symbol in tradable:
-        shares = math.floor(CASH / len(tradable) / raw[symbol][days[0]].open)
-        if shares:
-            expected[symbol] = shares
-    assert {f.symbol: f.shares for f in first.fills} == expected
-    assert len(first.fills) == len(expected) and all(f.side == "buy" for f in first.fills)
-    assert all(f.price == raw[f.symbol][days[0]].open for f in first.fills)
-    assert first.end.positions == expected
+    opens = {s: raw[s][days[0]].open for s in tradable}
+    bought = {f.symbol: f.shares for f in first.fills}
+    # Each name its equal share rounded down, then the rest: less cash left than any one share.
+    assert all(bought.get(s, 0) >= math.floor(CASH / len(tradable) / opens[s]) for s in opens)
+    assert first.end.cash < min(opens.values()) and first.end.cash < 0.05 * CASH
+    assert len(first.fills) == len(bought) and all(f.side == "buy" for f in first.fills)
+    assert all(f.price == opens[f.symbol] for f in first.fills)
+    assert first.end.positions == bought
     assert not first.errors
     assert "equal dollar weights" in first.final.text
     for later in model_days[1:]:
@@ -351,9 +351,12 @@ def test_equal_weight_subset_and_cash_buffer(prices, raw):
     day = date(2025, 10, 2)
     params = {"symbols": ["nvda", "AAPL", "MSFT"], "cash_buffer": 0.1}
     (model_day,) = run_days(build_strategy("equal-weight", "ew", params), [day], prices)
-    assert {f.symbol: f.shares for f in model_day.fills} == {
-        s: math.floor(CASH * 0.9 / 3 / raw[s][day].open) for s in ("NVDA", "AAPL", "MSFT")
-    }
+    opens = {s: raw[s][day].open for s in ("NVDA", "AAPL", "MSFT")}
+    bought = {f.symbol: f.shares for f in model_day.fills}
+    assert set(bought) == set(opens)
+    assert all(bought[s] >= math.floor(CASH * 0.9 / 3 / opens[s]) for s in opens)
+    kept = model_day.end.cash - CASH * 0.1  # the buffer stays; of the rest, less than a share
+    assert 0 <= kept < min(opens.values())
 
 
 def trailing_top(raw, day: date, lookback: int, top_k: int) -> tuple[list[str], dict[str, float]]:
@@ -540,11 +543,17 @@ def test_equal_weight_buys_whole_lots_and_skips_a_name_whose_lot_is_unaffordable
     opens = {"600028.SH": 5.57, "600519.SH": 1450.0, "601318.SH": 55.1}
     model = EqualWeightBuyAndHold(model_name="e")
     buys = model.invoke(_answered(model, portfolio, opens))
-    per = 100_000.0 / 3  # 600519.SH: one lot is 145,000, more than its third
-    assert _calls(buys) == [
-        ("buy", "600028.SH", math.floor(per / 5.57 / 100) * 100),
-        ("buy", "601318.SH", math.floor(per / 55.1 / 100) * 100),
-    ]
+    # 600519.SH: one lot is 145,000, more than the book. The other two split the book in lots:
+    # each at least its third rounded down, then lot by lot to the lighter, until no lot fits.
+    calls = _calls(buys)
+    assert [symbol for _, symbol, _ in calls] == ["600028.SH", "601318.SH"]
+    per = 100_000.0 / 3
+    for _, symbol, shares in calls:
+        assert shares % 100 == 0 and shares >= math.floor(per / opens[symbol] / 100) * 100
+    spent = sum(shares * opens[symbol] for _, symbol, shares in calls)
+    assert 0 <= 100_000.0 - spent < 100 * 5.57  # less than the cheapest lot is left
+    values = sorted(shares * opens[symbol] for _, symbol, shares in calls)
+    assert values[1] - values[0] < 100 * 55.1  # within one lot of the dearer name
 
 
 def test_equal_weight_buys_coin_amounts_rounded_down_to_four_decimals():

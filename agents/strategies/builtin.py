@@ -142,14 +142,54 @@ def _percent(value: float) -> str:
     return f"{value * 100:+.1f}%"
 
 
-class EqualWeightBuyAndHold(StrategyChatModel):
-    """Buy the tradable universe in equal dollar weights once, then hold forever.
+# The most single steps `invested_steps` spends leftover cash on (a guard: a few hundred suffice).
+MAX_FILL_STEPS = 100_000
 
-    While it holds nothing, it buys `floor(cash * (1 - cash_buffer) / N / open)` shares of each of
-    the N tradable symbols (those with an open today, optionally only `symbols`); once it holds
-    anything, it never trades again (so an hourly market's later sessions hold too). The market's
-    rules round each amount down to whole lots (a name whose lot costs more than its share is
-    skipped) or to the coin decimals, each buy leaving room for its costs where orders cost.
+
+def invested_steps(budget: float, prices: dict[str, float], sizing: Sizing) -> dict[str, int]:
+    """Equal weights of `budget` over `prices`' symbols, in whole steps (shares, lots, coin
+    decimals), costs included, leaving less cash than one more step of any symbol would take.
+
+    Each symbol first gets the steps its equal share buys (rounded down). What whole shares or
+    lots leave over is then spent one step at a time on the symbol that stays the least
+    overweight after it (its value against its share, the cheaper step on a tie), until no step
+    is affordable: with 101 names and $10,000, names dearer than their $99 share would otherwise
+    leave a third of the book in cash. A coin market's rounding leaves only crumbs, kept.
+    """
+    if not prices:
+        return {}
+    share = budget / len(prices)
+    steps = {symbol: sizing.affordable(share, price) for symbol, price in prices.items()}
+    if sizing.scale != 1:
+        return steps
+
+    def spent(symbol: str, count: int) -> float:
+        if count == 0:
+            return 0.0
+        return sizing.buy_total(sizing.amount(count), prices[symbol]) + sizing.margin
+
+    left = budget - sum(spent(symbol, count) for symbol, count in steps.items())
+    for _ in range(MAX_FILL_STEPS):
+        extra = {s: spent(s, n + 1) - spent(s, n) for s, n in steps.items()}
+        fitting = [s for s in prices if extra[s] <= left]
+        if not fitting:
+            break
+        step_value = {s: prices[s] * sizing.amount(1) for s in fitting}
+        pick = min(fitting, key=lambda s: ((steps[s] + 1) * step_value[s], step_value[s], s))
+        steps[pick] += 1
+        left -= extra[pick]
+    return steps
+
+
+class EqualWeightBuyAndHold(StrategyChatModel):
+    """Buy the tradable universe in equal dollar weights once, fully invested, then hold forever.
+
+    While it holds nothing, it spends `cash * (1 - cash_buffer)` on the N tradable symbols (those
+    with an open today, optionally only `symbols`) by `invested_steps`: each symbol's equal share
+    rounded down to whole shares, lots or coin decimals, then the rest one share (lot) at a time
+    on the least overweight name, until less cash is left than any more share would take, costs
+    included. Once it holds anything, it never trades again (so an hourly market's later
+    sessions hold too). A name whose single lot costs more than the whole budget is never bought.
     """
 
     strategy: ClassVar[str] = "equal-weight"
@@ -168,15 +208,9 @@ class EqualWeightBuyAndHold(StrategyChatModel):
         sizing = Sizing.of(view.rules)
 
         def buys(book: Book) -> list[Order]:
-            per_symbol = book.cash * budget_share / len(symbols)
-            orders = []
-            for symbol in symbols:
-                # Rounded down to whole shares, lots or coin decimals; a name whose smallest
-                # order costs more than its share of the cash is skipped.
-                steps = sizing.affordable(per_symbol, view.opens[symbol])
-                if steps > 0:
-                    orders.append((symbol, sizing.amount(steps)))
-            return orders
+            prices = {symbol: view.opens[symbol] for symbol in symbols}
+            steps = invested_steps(book.cash * budget_share, prices, sizing)
+            return [(symbol, sizing.amount(n)) for symbol, n in steps.items() if n > 0]
 
         note = (
             f"buying equal dollar weights of {len(symbols)} symbols at today's open, then holding"
