@@ -58,21 +58,48 @@ PROGRESS_INTERVAL_S = 1.0
 STATE_PROGRESS_INTERVAL_S = 5.0  # three API calls each: see flows/flow_run_state.py
 
 
+class Counts(BaseModel):
+    """Model-days by what happened to them: each is counted in exactly one of these."""
+
+    simulated: int = 0  # run to completion now
+    already_done: int = 0  # completed earlier (a cached task, or found completed in the store)
+    failed: int = 0
+    skipped: int = 0  # not run: the budget was spent, or its model had failed
+
+    def __add__(self, other: "Counts") -> "Counts":
+        return Counts(**{k: getattr(self, k) + getattr(other, k) for k in Counts.model_fields})
+
+    @property
+    def total(self) -> int:
+        return self.simulated + self.already_done + self.failed + self.skipped
+
+    def describe(self) -> str:
+        """`58 simulated, 2 already done` (`, 1 failed, 3 skipped` when there are any)."""
+        text = f"{self.simulated} simulated, {self.already_done} already done"
+        for name in ("failed", "skipped"):
+            if getattr(self, name):
+                text += f", {getattr(self, name)} {name}"
+        return text
+
+
 class DayOutcome(BaseModel):
     """What one trading day ended as, per model (`failed` by label: `name`, or `name#trial`)."""
 
     day: date
     results: list[ModelDayResult]
     failed: dict[str, str]
+    sat_out: list[str] = []  # labels of models that had failed earlier: skipped today
 
     @property
-    def completed(self) -> int:
-        """Model-days simulated and completed today (not those found already done)."""
-        return sum(r.status == "completed" and not r.already_done for r in self.results)
-
-    @property
-    def cached(self) -> int:
-        return sum(r.already_done for r in self.results)
+    def counts(self) -> Counts:
+        """Today's model-days, each counted once (a task that did not finish counts as failed)."""
+        statuses = [r.status for r in self.results if not r.already_done]
+        return Counts(
+            simulated=statuses.count("completed"),
+            already_done=sum(r.already_done for r in self.results),
+            failed=len(self.failed),
+            skipped=statuses.count("skipped") + len(self.sat_out),
+        )
 
 
 class BacktestSummary(BaseModel):
@@ -82,6 +109,7 @@ class BacktestSummary(BaseModel):
     status: str
     days: int
     model_days: int
+    counts: Counts
     failed: dict[str, str]
     message: str
 
@@ -114,6 +142,8 @@ async def trading_day(day: date, models: list[str], run_key: str) -> DayOutcome:
     for label, state in zip(models, states, strict=True):
         if state.is_completed():
             result: ModelDayResult = await state.aresult()
+            if state.name == "Cached":  # Prefect answered from its cache: nothing ran today
+                result = result.model_copy(update={"already_done": True})
             results.append(result)
             if result.status == "failed":  # a budget skip is not the model's failure
                 failed[label] = result.error or result.status
@@ -264,7 +294,7 @@ async def _simulate_days(
     outcomes = []
     reported = time.monotonic()
     for number, day in enumerate(days, start=1):
-        active = []
+        active, sat_out = [], []
         for model_plan in plan.models:
             if day not in model_plan.days:
                 continue
@@ -274,22 +304,23 @@ async def _simulate_days(
                 skip_model_day(
                     resources.engine, resources.request(label, day).claim, "model-failed", reason
                 )
+                sat_out.append(label)
             else:
                 active.append(label)
+        outcome = DayOutcome(day=day, results=[], failed={})
         if active:
             state = await trading_day(day, active, run_key, return_state=True)
-            outcome: DayOutcome = await state.aresult(raise_on_failure=False)
+            outcome = await state.aresult(raise_on_failure=False)
             if isinstance(outcome, BaseException):  # the subflow itself crashed
                 outcome = DayOutcome(
                     day=day, results=[], failed=dict.fromkeys(active, str(outcome))
                 )
             for label in outcome.failed:
                 resources.failed_models.setdefault(label, str(day))
+        if active or sat_out:
+            outcome = outcome.model_copy(update={"sat_out": sat_out})
             outcomes.append(outcome)
-            logger.info(
-                f"{day}: {outcome.completed} completed, "
-                f"{len(outcome.failed)} failed, {outcome.cached} already done"
-            )
+            logger.info(f"{day}: {outcome.counts.describe()}")
         # Progress is reported at most once a second: each update is a round trip to the API.
         if time.monotonic() - reported >= PROGRESS_INTERVAL_S or number == len(days):
             message = _progress_message(number, days, outcomes, resources.failed_models)
@@ -303,15 +334,16 @@ async def _simulate_days(
 def _progress_message(
     number: int, days: list[date], outcomes: list[DayOutcome], failed_models: dict[str, str]
 ) -> str:
-    """`12/60 days, through 2025-10-17: 36 model-days done` (`; failed: gpt-5` if any failed)."""
-    done = sum(outcome.completed + outcome.cached for outcome in outcomes)
+    """`12/60 days, through 2025-10-17: 30 simulated, 6 already done` (`; failed: gpt-5` if a
+    model failed)."""
+    counts = sum((outcome.counts for outcome in outcomes), Counts())
     failed = f"; failed: {', '.join(failed_models)}" if failed_models else ""
-    return f"{number}/{len(days)} days, through {days[number - 1]}: {done} model-days done{failed}"
+    return f"{number}/{len(days)} days, through {days[number - 1]}: {counts.describe()}{failed}"
 
 
 async def _finish(engine, run_id: int, plan: BacktestPlan, outcomes, failed_models: dict):
     """Leaderboard and report artifacts, the run's final status, and the flow's final state."""
-    model_days = sum(len(o.results) for o in outcomes)
+    counts = sum((outcome.counts for outcome in outcomes), Counts())
     with Session(engine) as session:
         report = None
         with contextlib.suppress(LookupError):  # nothing completed: no leaderboard to show
@@ -339,7 +371,7 @@ async def _finish(engine, run_id: int, plan: BacktestPlan, outcomes, failed_mode
     status = run_status(failed_models, [p.label for p in plan.models])
     state = Failed if status == RunStatus.FAILED else Completed
     failed_text = ", ".join(f"{m} (on {d})" for m, d in failed_models.items())
-    message = f"{len(plan.days)} day(s), {model_days} model-day(s)" + (
+    message = f"{len(plan.days)} day(s), {counts.total} model-day(s): {counts.describe()}" + (
         f"; failed: {failed_text}" if failed_models else ""
     )
     finish_run(engine, run_id, status, message)
@@ -347,7 +379,8 @@ async def _finish(engine, run_id: int, plan: BacktestPlan, outcomes, failed_mode
         run_id=run_id,
         status=status,
         days=len(plan.days),
-        model_days=model_days,
+        model_days=counts.total,
+        counts=counts,
         failed=failed_models,
         message=message,
     )
@@ -356,4 +389,4 @@ async def _finish(engine, run_id: int, plan: BacktestPlan, outcomes, failed_mode
     return state(message=message, data=summary)
 
 
-__all__ = ["BacktestSummary", "DayOutcome", "backtest", "trading_day"]
+__all__ = ["BacktestSummary", "Counts", "DayOutcome", "backtest", "trading_day"]

@@ -134,16 +134,32 @@ def test_progress_is_the_running_state_message_and_counts_no_new_run(
     assert run_count == 1  # several Running states, one attempt: retries and the UI stay right
     shown = [message for kind, message in states if kind == "RUNNING" and message]
     every_day = [
-        "1/4 days, through 2025-01-02: 2 model-days done",
-        "2/4 days, through 2025-01-03: 4 model-days done",
-        "3/4 days, through 2025-01-06: 6 model-days done",
-        "4/4 days, through 2025-01-07: 8 model-days done",
+        "1/4 days, through 2025-01-02: 2 simulated, 0 already done",
+        "2/4 days, through 2025-01-03: 4 simulated, 0 already done",
+        "3/4 days, through 2025-01-06: 6 simulated, 0 already done",
+        "4/4 days, through 2025-01-07: 8 simulated, 0 already done",
     ]
     # Sent in the background: one overtaken while another was on its way is skipped, but they
     # come in order and the last day's always arrives before the final state.
     assert len(shown) >= 2  # so run_count 1 above covers several Running transitions
     assert shown == [m for m in every_day if m in shown] and shown[-1] == every_day[-1]
-    assert states[-1] == ("COMPLETED", "4 day(s), 8 model-day(s)")
+    assert states[-1] == ("COMPLETED", "4 day(s), 8 model-day(s): 8 simulated, 0 already done")
+
+
+def test_a_rerun_of_a_finished_range_counts_every_model_day_as_already_done(
+    store, stub, tmp_path
+) -> None:
+    config = write_config(tmp_path / "c.yaml", stub)
+    first = run(start=date(2025, 1, 2), end=date(2025, 1, 3), config=config)
+    assert first.message == "2 day(s), 4 model-day(s): 4 simulated, 0 already done"
+    calls = stub.calls
+    again = run(start=date(2025, 1, 2), end=date(2025, 1, 3), config=config)
+    assert again.message == "2 day(s), 4 model-day(s): 0 simulated, 4 already done"
+    assert stub.calls == calls  # nothing ran: Prefect's cache and the store answered
+    counts = asyncio.run(again.aresult()).counts
+    assert (counts.simulated, counts.already_done, counts.failed, counts.skipped) == (0, 4, 0, 0)
+    with Session(store) as session:
+        assert session.exec(select(Run).order_by(Run.id.desc())).first().message == again.message
 
 
 def test_state_progress_never_holds_up_the_flow_and_keeps_the_latest(monkeypatch) -> None:
@@ -249,7 +265,10 @@ def test_a_failed_model_sits_out_the_rest_and_the_run_is_partial(store, stub, tm
     assert "llm (on 2025-01-03)" in state.message
     _, states = asyncio.run(flow_run_states(state.state_details.flow_run_id))
     last_progress = [m for kind, m in states if kind == "RUNNING" and m][-1]
-    assert last_progress == "5/5 days, through 2025-01-08: 6 model-days done; failed: llm"
+    assert last_progress == (
+        "5/5 days, through 2025-01-08: 6 simulated, 0 already done, 1 failed, 3 skipped; "
+        "failed: llm"
+    )
     assert stub.calls == 2  # not retried (400 is not transient), not called on later days
     with Session(store) as session:
         rows = {(d.model, str(d.day)): d for d in session.exec(select(ModelDay))}
