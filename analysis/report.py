@@ -232,8 +232,14 @@ def intervals_png(rows: list[LeaderboardRow], title: str) -> bytes | None:
     return _png(figure)
 
 
+# What a run was, as its report's title says it (`Run.kind`).
+RUN_KINDS = {"backtest": "Backtest", "backtest-replay": "Replay", "legacy-import": "Import"}
+
+
 def report_title(run: Run) -> str:
-    return f"Backtest run {run.id}: {run.name}, {run.start_date} to {run.end_date}"
+    """`Backtest run 3: …`, `Replay run 4: …` or `Import run 1: …`, with its window."""
+    kind = RUN_KINDS.get(run.kind, run.kind.capitalize())
+    return f"{kind} run {run.id}: {run.name}, {run.start_date} to {run.end_date}"
 
 
 @dataclass

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from models.errors import ConfigError
+from models.errors import ConfigError, missing
 
 
 class _DatesAsText(yaml.SafeLoader):
@@ -24,7 +24,7 @@ def read_yaml(path: Path) -> dict:
     try:
         data = yaml.load(path.read_text(), Loader=_DatesAsText)  # a SafeLoader: no objects
     except FileNotFoundError as exc:
-        raise ConfigError(f"config file not found: {path}") from exc
+        raise ConfigError(f"config file not found: {missing(path)}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

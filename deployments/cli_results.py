@@ -121,7 +121,7 @@ def results(
     ] = 1.0,
 ) -> None:
     """Show runs, per model-day values, or the leaderboard with its metrics."""
-    from models.results import list_runs, model_days_frame
+    from models.results import get_run, list_runs, model_days_frame
     from models.runs import mark_crashed_runs
 
     view = _view_of(view, detail)
@@ -137,7 +137,8 @@ def results(
             mark_crashed_runs(session.get_bind())  # a killed run cannot say so itself
             render([_run_row(r) for r in list_runs(session)], fmt, title="runs")
         elif view is ResultsView.days:
-            frame = model_days_frame(session, run, model=model, start=first, end=last)
+            newest = get_run(session, run).id  # the newest run, as its help says, not every run
+            frame = model_days_frame(session, newest, model=model, start=first, end=last)
             if fmt is OutputFormat.table:
                 frame = frame.drop(columns=["run", "traded_notional", "cached"])
             render(frame.to_dict("records"), fmt, title="model-days")
@@ -198,7 +199,8 @@ def _print_leaderboard(
     )
     if ranking.options.cost_multiplier != 1:
         title += f", every fill charged {ranking.options.cost_multiplier:g} times its costs"
-    render(rows, fmt, title, fit=leaderboard_columns(rows, columns.wide, columns.chosen))
+    fit = leaderboard_columns(rows, columns.wide, columns.chosen)
+    render(rows, fmt, title, fit=fit, in_fit_order=bool(columns.chosen))
 
 
 def _print_cost_scenarios(ranking: Any, fmt: OutputFormat) -> None:

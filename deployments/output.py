@@ -37,7 +37,9 @@ def error_console() -> Console:
     return Console(stderr=True, width=None if sys.stderr.isatty() else PIPE_WIDTH)
 
 
-# Fractions shown as percentages in tables (JSON and CSV keep the raw fractions).
+# Fractions shown as percentages in tables (JSON and CSV keep the raw fractions); a change
+# (a return) with its sign, a level (a volatility, a drawdown, a win rate) without a `+`.
+UNSIGNED_PERCENT_COLUMNS = {"volatility", "max_drawdown", "win_rate"}
 PERCENT_COLUMNS = {
     "return",
     "annualized",
@@ -84,6 +86,8 @@ def _cell(value: Any, column: str = "") -> str:
         percent = column.removesuffix("_ci") in PERCENT_COLUMNS
         low, high = (_bound(v, percent) for v in value)
         return f"{low}…{high}"
+    if column in UNSIGNED_PERCENT_COLUMNS and isinstance(value, float):
+        return f"{value:.2%}"
     if column in PERCENT_COLUMNS and isinstance(value, float):
         return f"{value:+.2%}"
     if isinstance(value, float):
@@ -96,11 +100,14 @@ def render(
     fmt: OutputFormat,
     title: str | None = None,
     fit: Sequence[str] | None = None,
+    in_fit_order: bool = False,
 ) -> None:
     """Print rows (dicts with the same keys) as a table, a JSON array or CSV.
 
     JSON and CSV keep every field. A table with `fit` (its columns in order of importance) shows
-    as many of them as the terminal's width allows and says which it left out.
+    as many of them as the terminal's width allows, in the rows' order (in `fit`'s with
+    `in_fit_order`), and says which it left out. A table without `fit` shows every column with
+    whole values, however wide.
     """
     if fmt is OutputFormat.json:
         typer.echo(json.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], indent=2))
@@ -120,6 +127,8 @@ def render(
     columns = list(dict.fromkeys(key for row in rows for key in row))  # the benchmark has fewer
     cells = [[_cell(row.get(c), c) for c in columns] for row in rows]
     shown = _fitting(columns, cells, fit, out.width) if fit else columns
+    if fit and in_fit_order:
+        shown = [c for c in fit if c in shown]
     left_out = [c for c in fit or () if c in columns and c not in shown]
     caption = f"too wide for this terminal: {', '.join(left_out)}" if left_out else None
     # No padding and no borders, the box's one space between cells: the most columns that fit.
@@ -132,6 +141,9 @@ def render(
         table.add_row(*(row_cells[columns.index(c)] for c in shown))
     if title:  # above the table, not its caption: a long title is not folded to the table's width
         out.print(title, style="bold", highlight=False)
+    if not fit:  # as wide as the values need: the terminal may wrap lines, rich cuts no value
+        needed = sum(max(len(c), *(len(r[columns.index(c)]) for r in cells)) + 1 for c in shown)
+        out.width = max(out.width, needed)
     out.print(table)
 
 
@@ -207,6 +219,7 @@ LEADERBOARD_COLUMNS = (
     "return",
     "return_ci",
     "tier",
+    "trials",  # only a repeated backtest's rows have it: their figures are means over trials
     "final_value",
     "sharpe",
     "max_drawdown",

@@ -29,7 +29,7 @@ from sqlmodel import Session, select
 from agent_tools.news import NewsArchive
 from agents.budget import RunBudget
 from agents.types import ModelDayResult
-from analysis.report import leaderboard_table, render_report
+from analysis.report import leaderboard_table, render_report, report_title
 from configs.loader import DEFAULT_CONFIG, AppConfig, BudgetConfig, load_config
 from flows.flow_run_state import StateProgress, mark_flow_run_crashed
 from flows.parameters import BacktestParameters
@@ -349,7 +349,7 @@ async def _finish(engine, run_id: int, plan: BacktestPlan, outcomes, failed_mode
         with contextlib.suppress(LookupError):  # nothing completed: no leaderboard to show
             report = render_report(session, run_id)
         frame = model_days_frame(session, run_id)
-    title = f"Backtest run {run_id}: {plan.config.name}, {plan.start} to {plan.end}"
+        title = report_title(session.get(Run, run_id))
     if report is not None:
         await acreate_table_artifact(
             key="leaderboard",

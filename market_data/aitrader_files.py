@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from market_data.alphavantage import parse_number, parse_time_series
 from market_data.json_files import read_json
-from models.errors import PriceFileError
+from models.errors import PriceFileError, missing
 from models.prices import DAILY, HOURLY, Bar, insert_bars
 
 SOURCE = "aitrader"
@@ -220,7 +220,7 @@ def _listing(path: Path) -> tuple[list[Path], list[Path]]:
     if path.is_file():
         return [path], []
     if not path.is_dir():
-        raise PriceFileError(f"{path}: no such file or folder")
+        raise PriceFileError(f"{missing(path)}: no such file or folder")
     globs = (PRICE_FILE_GLOB, INDEX_FILE_GLOB, MERGED_FILE_GLOB)
     # JSON first, raw CSV rows last: where both hold a complete bar the merged file's (what the
     # original traded on) is kept, and the CSV only completes its open-only newest bars.

@@ -34,7 +34,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from models.book import Fill, Portfolio
-from models.errors import LegacyImportError
+from models.errors import LegacyImportError, missing
 from models.ledger import record_completed_day
 from models.prices import DAILY, HOURLY, REAL_MARKET, PriceBook
 from models.tables import ModelDay, ModelDayStatus, PriceBar, Run, RunStatus, utcnow
@@ -138,7 +138,7 @@ def find_position_files(path: Path) -> dict[str, Path]:
         if found:
             return found
         raise LegacyImportError(f"no <model>/position/position.jsonl under {path}")
-    raise LegacyImportError(f"no such file or folder: {path}")
+    raise LegacyImportError(f"no such file or folder: {missing(path)}")
 
 
 def read_position_log(path: Path) -> list[PositionRecord]:

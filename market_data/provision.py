@@ -11,7 +11,7 @@ from configs.loader import AppConfig
 from market_data.aitrader_files import import_prices
 from market_data.calendar import trading_days
 from market_data.synthetic import synthesize_into
-from models.errors import MarketSetupError
+from models.errors import MarketSetupError, missing
 from models.prices import DAILY
 from models.tables import PriceBar
 
@@ -48,7 +48,7 @@ def ensure_market(session: Session, config: AppConfig) -> str:
             return "market real: using the prices already stored"
         path = Path(market.path).expanduser()
         if not path.exists():
-            raise MarketSetupError(f"market.path {path} does not exist")
+            raise MarketSetupError(f"market.path {missing(path)} does not exist")
         report = import_prices(session, path)
         session.commit()
         return f"market real: imported {report.bars_inserted:,} new bars from {path}"

@@ -35,6 +35,13 @@ The tools' `RejectedCall` is not here: it must be fastmcp's `ToolError` for the 
 
 from __future__ import annotations
 
+from pathlib import Path
+
+
+def missing(path: Path) -> str:
+    """A path that was not found, and for a relative one the folder it was looked for in."""
+    return str(path) if path.is_absolute() else f"{path} (looked for in {Path.cwd()})"
+
 
 class AITraderError(Exception):
     """The base of every error the project raises on purpose."""

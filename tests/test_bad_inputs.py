@@ -31,7 +31,13 @@ from configs.loader import load_universe
 from deployments.cli import app
 from market_data.synthetic import synthesize_into
 from models.engine import create_store_engine, dispose_engines, upgrade
-from models.errors import AITraderError, ConfigError, PlanError
+from models.errors import (
+    AITraderError,
+    ConfigError,
+    LegacyImportError,
+    PlanError,
+    PriceFileError,
+)
 from models.prices import Bar, insert_bars
 from models.tables import Holding, ModelDay, NewsItem, Run, Trade
 from tests.conftest import POSTGRES_TEST_DB, postgres_database, prefect_api, wait_for
@@ -903,3 +909,19 @@ def test_a_rest_trigger_with_bad_parameters_is_refused(
 def test_the_suite_covers_at_least_sixty_bad_inputs() -> None:
     total = len(CLI_CASES) + len(API_CASES) + len(REST_CASES)
     assert total >= 60, total
+
+
+def test_a_relative_path_that_is_not_found_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    from configs.loader import load_config
+    from market_data.aitrader_files import import_prices
+    from market_data.legacy_import import import_aitrader_run
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=f"nope.yaml \\(looked for in {tmp_path}\\)"):
+        load_config("configs/nope.yaml")
+    with pytest.raises(LegacyImportError, match=f"looked for in {tmp_path}"):
+        import_aitrader_run(None, Path("agent_data"))  # type: ignore[arg-type]
+    with pytest.raises(PriceFileError, match=f"looked for in {tmp_path}"):
+        import_prices(None, Path("prices"))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^config file not found: /nowhere/c\.yaml$"):
+        load_config("/nowhere/c.yaml")  # an absolute path is its own answer

@@ -102,11 +102,24 @@ def test_a_narrow_terminal_leaves_out_the_least_important_columns_and_says_so(st
 def test_wide_and_chosen_columns_and_json_keep_every_field(store: str) -> None:
     wide = results(store, 400, "--wide")
     assert "info_ratio" in wide and "turnover" in wide and "annualized" in wide
+    # However narrow the terminal, --wide cuts no value and no name: its lines are just longer.
+    folded = results(store, 100, "--wide")
+    header = next(line for line in folded.splitlines() if line.split()[:2] == ["rank", "model"])
+    assert "info_ratio" in header.split() and "…" not in header
+    assert max(len(line) for line in folded.splitlines()) > 100
     chosen = results(store, 100, "--columns", "beta", "--columns", "alpha")
     header = next(line for line in chosen.splitlines() if line.split()[:2] == ["rank", "model"])
-    assert header.split() == ["rank", "model", "alpha", "beta"]
+    assert header.split() == ["rank", "model", "beta", "alpha"]  # in the order asked for
     rows = json.loads(results(store, 80, "--format", "json"))
     assert {"annualized", "sortino", "calmar", "info_ratio", "dd_peak"} <= set(rows[0])
     bad = invoke(store, 100, "--columns", "nope")
     assert bad.exit_code == 1 and "unknown column(s) nope; known: rank, model" in bad.stderr
     assert Path(store.removeprefix("sqlite:///")).exists()
+
+
+def test_levels_show_no_sign_and_changes_do() -> None:
+    from deployments.output import _cell
+
+    assert _cell(0.05, "return") == "+5.00%" and _cell(0.05, "gross_return") == "+5.00%"
+    assert _cell(0.05, "volatility") == "5.00%" and _cell(0.5, "win_rate") == "50.00%"
+    assert _cell(-0.0593, "max_drawdown") == "-5.93%" and _cell(0.0, "max_drawdown") == "0.00%"
