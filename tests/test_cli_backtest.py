@@ -79,7 +79,7 @@ def test_backtest_prints_the_leaderboard_and_writes_the_report(prefect_server, t
     assert "Completed: 20 day(s), 40 model-day(s)" in done.stdout
     # The log is one line per day (and the run's own), not one per task and subflow.
     assert "Task run" not in done.stderr and "Flow run 'day-" not in done.stderr
-    day_lines = [line for line in done.stderr.splitlines() if ": 2 completed, 0 failed" in line]
+    day_lines = [line for line in done.stderr.splitlines() if ": 2 simulated, 0 already" in line]
     assert len(day_lines) == 20
     assert len(done.stderr.splitlines()) < 40
     assert "Backtest run 1: cli, 2025-01-02 to 2025-01-31" in done.stdout
