@@ -328,6 +328,12 @@ def leaderboard_row(row: LeaderboardRow) -> dict[str, Any]:
         "benchmark_return": p.benchmark_cumulative_return,
         "excess_return_ci": _bounds(ci.get("excess_return")),
     }
+    return fields | _where_known(row)
+
+
+def _where_known(row: LeaderboardRow) -> dict[str, Any]:
+    """A row's per-trial, LLM cost, book and trading cost figures, where the run has them."""
+    fields: dict[str, Any] = {}
     if row.trials is not None:
         fields["trials"] = row.trials.count
         fields["trial_returns"] = row.trials.returns

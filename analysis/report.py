@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 from sqlmodel import Session
 
+from analysis.colours import BENCHMARK_COLOUR, model_colours
 from analysis.curves import run_curves
 from analysis.leaderboard import COST_MULTIPLIERS, LeaderboardRow, Ranking, rank_run
 from models.errors import ResultsError
@@ -44,16 +45,26 @@ def _png(figure: Any) -> bytes:
 
 
 def equity_png(
-    curves: pd.DataFrame, title: str, trials: pd.DataFrame | None = None, currency: str = "USD"
+    curves: pd.DataFrame,
+    title: str,
+    trials: pd.DataFrame | None = None,
+    currency: str = "USD",
+    colours: dict[str, str] | None = None,
 ) -> bytes:
     """A line chart of the curves, the benchmark dashed; each trial of a model run in several
-    trials faintly under its mean (matplotlib)."""
+    trials faintly under its mean (matplotlib). `colours`: the store's, by model."""
     figure, axes = _pyplot().subplots(figsize=(10, 5), dpi=100)
-    colours: dict[str, Any] = {}
+    colours = dict(colours or {})
     for column in curves.columns:
         dashed = column == curves.columns[-1] and len(curves.columns) > 1
+        colour = BENCHMARK_COLOUR if dashed else colours.get(str(column))
         (line,) = axes.plot(
-            curves.index, curves[column], label=str(column), ls="--" if dashed else "-", lw=2
+            curves.index,
+            curves[column],
+            label=str(column),
+            ls="--" if dashed else "-",
+            lw=2,
+            color=colour,
         )
         colours[str(column)] = line.get_color()
     for column in trials.columns if trials is not None else []:
@@ -67,13 +78,25 @@ def equity_png(
     return _png(figure)
 
 
-def equity_html(curves: pd.DataFrame, title: str, currency: str = "USD") -> str:
+def equity_html(
+    curves: pd.DataFrame,
+    title: str,
+    currency: str = "USD",
+    colours: dict[str, str] | None = None,
+) -> str:
     """An interactive chart (plotly), self-contained so it opens offline."""
     import plotly.graph_objects as go
 
+    colours = colours or {}
     figure = go.Figure()
     for column in curves.columns:
-        figure.add_trace(go.Scatter(x=curves.index, y=curves[column], mode="lines", name=column))
+        dashed = column == curves.columns[-1] and len(curves.columns) > 1
+        line = {"color": BENCHMARK_COLOUR if dashed else colours.get(str(column))}
+        if dashed:
+            line["dash"] = "dash"
+        figure.add_trace(
+            go.Scatter(x=curves.index, y=curves[column], mode="lines", name=column, line=line)
+        )
     figure.update_layout(
         title=title, yaxis_title=f"portfolio value ({currency})", hovermode="x unified"
     )
@@ -207,7 +230,9 @@ TIERS_NOTE = (
 )
 
 
-def intervals_png(rows: list[LeaderboardRow], title: str) -> bytes | None:
+def intervals_png(
+    rows: list[LeaderboardRow], title: str, colours: dict[str, str] | None = None
+) -> bytes | None:
     """Each model's cumulative return with its interval as an error bar, best first."""
     ranked = [r for r in rows if not r.is_benchmark and "cumulative_return" in r.intervals]
     if not ranked:
@@ -218,7 +243,14 @@ def intervals_png(rows: list[LeaderboardRow], title: str) -> bytes | None:
         point = 100 * row.performance.cumulative_return
         low = point if interval.lower is None else 100 * interval.lower
         high = point if interval.upper is None else 100 * interval.upper
-        axes.errorbar(point, y, xerr=[[point - low], [high - point]], fmt="o", capsize=4)
+        axes.errorbar(
+            point,
+            y,
+            xerr=[[point - low], [high - point]],
+            fmt="o",
+            capsize=4,
+            color=(colours or {}).get(row.model),
+        )
         axes.annotate(f"tier {row.tier}", (high, y), xytext=(6, -3), textcoords="offset points")
     benchmark = next((r for r in rows if r.is_benchmark), None)
     if benchmark is not None:
@@ -260,15 +292,16 @@ def render_report(session: Session, run_id: int) -> Report:
     ranking = rank_run(session, run.id)
     curves = run_curves(session, run.id)
     title = report_title(run)
-    png = equity_png(curves.frame(), title, curves.trial_frame(), run.currency)
-    bars = intervals_png(ranking.rows, f"{title}: how sure is this ranking?")
+    colours = model_colours(session)  # the same colour for a model in every chart
+    png = equity_png(curves.frame(), title, curves.trial_frame(), run.currency, colours)
+    bars = intervals_png(ranking.rows, f"{title}: how sure is this ranking?", colours)
     return Report(
         title=title,
         ranking=ranking,
         markdown=markdown_report(title, ranking.rows, png, bars) + site_note(run.id or 0),
         equity_png=png,
         intervals_png=bars,
-        equity_html=equity_html(curves.frame(), title, run.currency),
+        equity_html=equity_html(curves.frame(), title, run.currency, colours),
     )
 
 

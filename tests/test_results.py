@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+import pandas as pd
 import pytest
 from sqlmodel import Session
 
@@ -142,3 +143,23 @@ def test_a_continued_run_tells_one_story_in_the_chart_and_the_table(session: Ses
     beats_in_table = model.performance.end_value > benchmark.performance.end_value
     beats_by_return = model.performance.cumulative_return > benchmark.performance.cumulative_return
     assert beats_in_chart == beats_in_table == beats_by_return is True
+
+
+def test_a_model_keeps_its_colour_in_every_chart_of_the_store(session: Session) -> None:
+    from analysis.colours import PALETTE, model_colours
+    from analysis.report import equity_html
+
+    session.add(Run(name="first", models=["zeta", "alpha"]))
+    session.commit()
+    before = model_colours(session)
+    session.add(Run(name="second", models=["beta", "alpha"]))  # a new model, an old one
+    session.commit()
+    after = model_colours(session)
+    assert after == {**before, "beta": PALETTE[2]}  # by first appearance: no colour moves
+    frame = pd.DataFrame(
+        {"alpha": [1.0, 2.0], "zeta": [1.0, 3.0], "QQQ": [1.0, 1.5]},
+        index=pd.to_datetime(["2025-01-02", "2025-01-03"]),
+    )
+    html = equity_html(frame, "t", colours=after)
+    for model in ("alpha", "zeta"):
+        assert f'"line":{{"color":"{after[model]}"}},"mode":"lines","name":"{model}"' in html

@@ -12,32 +12,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io
 
+from analysis.colours import BENCHMARK_COLOUR
 from website.content import RunContent
 
-# Plotly's default qualitative palette, one colour per model wherever the run shows it.
-PALETTE = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-)
-BENCHMARK_COLOUR = "#444444"
 CONFIG = {"displaylogo": False, "responsive": True}
 
 
 # Its first lines name its version; tests/test_site.py holds it to the installed plotly's.
 BUNDLE = "plotly-basic.min.js"
-
-
-def colours(models: list[str]) -> dict[str, str]:
-    """One colour per model, in leaderboard order, the same on every chart of the run."""
-    return {model: PALETTE[k % len(PALETTE)] for k, model in enumerate(models)}
 
 
 def fragment(figure: go.Figure, label: str) -> str:
@@ -56,7 +38,7 @@ def equity(content: RunContent) -> str:
     """Each model's value from its starting book against the benchmark; trials faint."""
     assert content.curves is not None
     curves = content.curves
-    colour = colours(content.models)
+    colour = content.colours
     currency = content.run.currency
     hover = f"%{{x|%Y-%m-%d}}: %{{y:,.2f}} {currency}<extra>%{{fullData.name}}</extra>"
     figure = go.Figure()

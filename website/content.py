@@ -19,6 +19,7 @@ import pandas as pd
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from analysis.colours import model_colours
 from analysis.curves import RunCurves, run_curves
 from analysis.leaderboard import Ranking, leaderboard_rows, rank_run
 from analysis.statistics import MIN_TEST_SESSIONS
@@ -93,6 +94,7 @@ class RunContent:
     rows: list[dict[str, Any]] = field(default_factory=list)  # `results --format json`'s rows
     curves: RunCurves | None = None
     holdings: dict[int, list[Holding]] = field(default_factory=dict)  # by model-day id
+    colours: dict[str, str] = field(default_factory=dict)  # the store's, by model
     prices: dict[date, list[PriceBar]] = field(default_factory=dict)  # traded symbols, by day
 
     @property
@@ -143,7 +145,7 @@ class RunContent:
 def run_content(session: Session, run: Run) -> RunContent:
     """A run's pages' content: ranked when any model-day completed, its records either way."""
     days = _model_days(session, run)
-    content = RunContent(run=run, days=days)
+    content = RunContent(run=run, days=days, colours=model_colours(session))
     try:
         content.ranking = rank_run(session, run.id)
         content.curves = run_curves(session, run.id)
