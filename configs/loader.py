@@ -97,7 +97,12 @@ class ModelConfig(BaseModel):
     base_url: str | None = Field(
         default=None, validation_alias=AliasChoices("base_url", "openai_base_url")
     )
-    api_key_env: str = Field(default="OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    api_key_env: str | None = Field(
+        default="OPENAI_API_KEY",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="the environment variable holding the key; null for a local endpoint "
+        "that takes none (aitrader demo-llm, Ollama)",
+    )
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, gt=0)
     headers: dict[str, str] = Field(default_factory=dict)

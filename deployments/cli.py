@@ -256,6 +256,24 @@ def server_command(
     os.execv(arguments[0], arguments)
 
 
+@app.command("demo-llm")
+@one_line_errors
+def demo_llm_command(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8011,  # configs/demo-llm.yaml's
+) -> None:
+    """Serve a local OpenAI-compatible endpoint that trades like an LLM (no key, no network).
+
+    `aitrader backtest --config configs/demo-llm.yaml` then runs the real LLM path against it.
+    """
+    import uvicorn
+
+    from deployments.demo_llm import DEMO_MODELS, demo_app
+
+    console().print(f"serving {', '.join(DEMO_MODELS)} at http://{host}:{port}/v1 (Ctrl+C stops)")
+    uvicorn.run(demo_app(), host=host, port=port, log_level="warning")
+
+
 @app.command("health")
 @one_line_errors
 def health_command(config: ConfigOption = None) -> None:
