@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from analysis.formats import fixed, percent
+
 # Piped output takes COLUMNS when set, else 220: a report piped to a file is not cut at 80.
 PIPE_WIDTH = 220
 
@@ -65,10 +67,10 @@ class OutputFormat(StrEnum):
     csv = "csv"
 
 
-def _bound(value: float | None, percent: bool) -> str:
+def _bound(value: float | None, as_percent: bool) -> str:
     if value is None:
         return "?"
-    return f"{value:+.1%}" if percent else f"{value:+.2f}"
+    return percent(value, 1) if as_percent else fixed(value, 2, sign=True)
 
 
 def _plain(value: Any) -> Any:
@@ -83,15 +85,13 @@ def _cell(value: Any, column: str = "") -> str:
     if value is None:
         return "-"
     if isinstance(value, list) and len(value) == 2 and column.endswith("_ci"):
-        percent = column.removesuffix("_ci") in PERCENT_COLUMNS
-        low, high = (_bound(v, percent) for v in value)
+        as_percent = column.removesuffix("_ci") in PERCENT_COLUMNS
+        low, high = (_bound(v, as_percent) for v in value)
         return f"{low}…{high}"
-    if column in UNSIGNED_PERCENT_COLUMNS and isinstance(value, float):
-        return f"{value:.2%}"
     if column in PERCENT_COLUMNS and isinstance(value, float):
-        return f"{value:+.2%}"
+        return percent(value, sign=column not in UNSIGNED_PERCENT_COLUMNS)
     if isinstance(value, float):
-        return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.2f}"
+        return fixed(value, 4 if abs(value) < 10 else 2)
     return str(_plain(value))
 
 

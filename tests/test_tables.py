@@ -123,3 +123,12 @@ def test_levels_show_no_sign_and_changes_do() -> None:
     assert _cell(0.05, "return") == "+5.00%" and _cell(0.05, "gross_return") == "+5.00%"
     assert _cell(0.05, "volatility") == "5.00%" and _cell(0.5, "win_rate") == "50.00%"
     assert _cell(-0.0593, "max_drawdown") == "-5.93%" and _cell(0.0, "max_drawdown") == "0.00%"
+
+
+def test_a_value_reads_the_same_wherever_it_was_computed() -> None:
+    from analysis.formats import fixed, percent
+    from website.build import money
+
+    # Stored as 9945.755, or summed to 9945.755000000001: one reading, as the import showed.
+    assert fixed(9945.755) == fixed(9945.755000000001) == money(9945.755) == "9,945.76"
+    assert fixed(-0.001) == "0.00" and fixed(2.5, 0) == "3" and percent(0.138894) == "+13.89%"

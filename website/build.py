@@ -26,6 +26,7 @@ import jinja2
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from analysis import formats
 from models.results import list_runs
 from models.tables import ModelDay, Run
 from website import charts
@@ -56,14 +57,12 @@ def environment(live: bool = False) -> jinja2.Environment:
 
 def percent(value: float | None, sign: bool = True) -> str:
     """A fraction as a percentage with two decimals: `+1.23%` (`n/a` when unknown)."""
-    if value is None:
-        return UNKNOWN
-    return f"{value:+.2%}" if sign else f"{value:.2%}"
+    return UNKNOWN if value is None else formats.percent(value, sign=sign)
 
 
 def money(value: float | None) -> str:
     """An amount with thousands separators and cents: `9,468.75`."""
-    return UNKNOWN if value is None else f"{value:,.2f}"
+    return UNKNOWN if value is None else formats.fixed(value)
 
 
 def number(value: float | None, digits: int = 2) -> str:
@@ -72,7 +71,7 @@ def number(value: float | None, digits: int = 2) -> str:
         return UNKNOWN
     if isinstance(value, int):
         return f"{value:,}"
-    return f"{value:,.{digits}f}"
+    return formats.fixed(value, digits)
 
 
 def quantity(value: float) -> str:
