@@ -84,7 +84,8 @@ def equity_html(
     currency: str = "USD",
     colours: dict[str, str] | None = None,
 ) -> str:
-    """An interactive chart (plotly), self-contained so it opens offline."""
+    """An interactive chart (plotly) that loads plotly.js from its folder's parent (one copy
+    for every run's report of a store: `write_report` puts it there), so it opens offline."""
     import plotly.graph_objects as go
 
     colours = colours or {}
@@ -100,7 +101,7 @@ def equity_html(
     figure.update_layout(
         title=title, yaxis_title=f"portfolio value ({currency})", hovermode="x unified"
     )
-    return figure.to_html(include_plotlyjs=True, full_html=True)
+    return figure.to_html(include_plotlyjs=f"../{PLOTLY_BUNDLE}", full_html=True)
 
 
 def leaderboard_table(rows: list[LeaderboardRow]) -> list[dict]:
@@ -264,6 +265,9 @@ def intervals_png(
     return _png(figure)
 
 
+# plotly.js, shared by the equity.html of every run's report in a store's reports folder.
+PLOTLY_BUNDLE = "plotly.min.js"
+
 # What a run was, as its report's title says it (`Run.kind`).
 RUN_KINDS = {"backtest": "Backtest", "backtest-replay": "Replay", "legacy-import": "Import"}
 
@@ -315,8 +319,14 @@ def site_note(run_id: int) -> str:
 
 
 def write_report(report: Report, folder: Path) -> list[Path]:
-    """Write a rendered report into `folder`: report.md, equity.png, intervals.png, equity.html."""
+    """Write a rendered report into `folder`: report.md, equity.png, intervals.png, equity.html
+    (and plotly.js beside the folder, once for all the store's reports)."""
     folder.mkdir(parents=True, exist_ok=True)
+    bundle = folder.parent / PLOTLY_BUNDLE
+    if not bundle.exists():
+        import plotly.offline
+
+        bundle.write_text(plotly.offline.get_plotlyjs())
     files = {
         "report.md": report.markdown,
         "equity.png": report.equity_png,

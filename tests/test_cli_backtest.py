@@ -86,7 +86,9 @@ def test_backtest_prints_the_leaderboard_and_writes_the_report(prefect_server, t
     assert "QQQ" in done.stdout and "equal-weight" in done.stdout
     folder = reports / "run-1"
     assert (folder / "equity.png").read_bytes().startswith(b"\x89PNG")
-    assert "plotly" in (folder / "equity.html").read_text()
+    html = (folder / "equity.html").read_text()  # plotly.js once per store, not per report
+    assert 'src="../plotly.min.js"' in html and len(html) < 500_000
+    assert (reports / "plotly.min.js").stat().st_size > 1_000_000
     assert "| rank | model |" in (folder / "report.md").read_text()
 
     bad = aitrader(
