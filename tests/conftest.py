@@ -261,6 +261,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextlib.contextmanager
+def served_in_thread(app, probe: str) -> Iterator[str]:
+    """An ASGI `app` served by uvicorn on a free port in a thread, answering `probe` (a path);
+    its base URL. The server stops when the block ends."""
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, 20, "the server to start")
+    base = f"http://127.0.0.1:{server.config.port}"
+    httpx.get(f"{base}{probe}", timeout=5).raise_for_status()
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 def wait_for(predicate, timeout: float, what: str, process=None) -> None:
     """Poll `predicate` until true; fail clearly on timeout or if `process` died."""
     deadline = time.monotonic() + timeout

@@ -4,15 +4,12 @@ tools, tokens, recording and replay) run end to end with no key and no network."
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 import yaml
 from sqlalchemy import update
 from sqlmodel import Session, delete, select
@@ -20,7 +17,7 @@ from sqlmodel import Session, delete, select
 from deployments.demo_llm import DEMO_MODELS, demo_app
 from flows.backtest import backtest
 from models.tables import Holding, LLMCall, Message, ModelDay, ToolCall, Trade
-from tests.conftest import free_port
+from tests.conftest import served_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -30,20 +27,8 @@ DAYS = {"start": date(2025, 1, 2), "end": date(2025, 1, 8)}
 @pytest.fixture
 def demo_llm() -> Iterator[str]:
     """`aitrader demo-llm`'s endpoint on a free port, in a thread; its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(demo_app(), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}/v1"
-    for _ in range(200):
-        try:
-            httpx.get(f"{base}/models", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    yield base
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served_in_thread(demo_app(), "/v1/models") as base:
+        yield f"{base}/v1"
 
 
 def shipped_config(tmp_path: Path, base_url: str) -> str:

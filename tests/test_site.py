@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +20,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
@@ -29,7 +27,7 @@ from deployments.cli import app
 from market_data.legacy_import import import_aitrader_run
 from models.engine import create_store_engine, dispose_engines
 from models.tables import Message, ModelDay, Run, Trade
-from tests.conftest import FinishedBacktest, free_port, sqlite_backup, store_copy
+from tests.conftest import FinishedBacktest, served_in_thread, sqlite_backup, store_copy
 from website.build import ASSETS, build_site
 from website.charts import BUNDLE
 from website.serve import site_app
@@ -276,24 +274,10 @@ def test_the_bundled_plotly_is_the_installed_plotlys_version() -> None:
 @contextmanager
 def serving(url: str) -> Iterator[str]:
     """`aitrader site serve`'s app on the store at `url`, in a thread; its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(site_app(create_store_engine(url)), port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            httpx.get(f"{base}/_version", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
     try:
-        yield base
+        with served_in_thread(site_app(create_store_engine(url)), "/_version") as base:
+            yield base
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         dispose_engines()
 
 
