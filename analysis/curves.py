@@ -2,12 +2,9 @@
 
 Each model's curve starts from the book it began the window with (the close before its first day:
 the previous completed day's value, or the initial cash), so a first day's trading counts; the
-benchmark is scaled to the initial cash on the earliest of those starting points. A book carried
-over from an earlier run (a continued portfolio, or a window inside a run) is indexed the same
-way: its curve is what the initial cash would have become, so every curve starts level with the
-benchmark and the chart, the table and `final_value` tell one story; its real value stays in
-`book_value`. Every curve's last point is the final value the leaderboard shows. A model run in
-several trials has one curve per trial, and a mean curve (the average value across trials).
+benchmark is scaled to the initial cash on the earliest of those starting points. Every curve's
+last point is the final value the leaderboard shows. A model run in several trials has one curve
+per trial, and a mean curve (the average value across trials, day by day).
 """
 
 from __future__ import annotations
@@ -43,14 +40,6 @@ class ModelCurve:
     model_days: int
     tokens: int
     cost_usd: float
-    # The book's value at the start over the initial cash's, inverted: 1 for a book that starts
-    # the window with the initial cash; a carried-over book's amounts are multiplied by it.
-    scale: float = 1.0
-
-    @property
-    def book_value(self) -> float:
-        """The book's real value at the window's end (its curve is indexed)."""
-        return float(self.values.iloc[-1] / self.scale)
 
 
 @dataclass
@@ -159,28 +148,23 @@ def _benchmark_curve(session: Session, run: Run, curves: RunCurves) -> pd.Series
 
 
 def _curve(session: Session, run: Run, group: pd.DataFrame) -> ModelCurve:
-    """One trial's curve from its starting point; a book carried over from before the window is
-    indexed to the initial cash (amounts scaled alike), as the benchmark is."""
     values = pd.Series(group["value"].to_numpy(), index=pd.to_datetime(group["day"]))
     notional = pd.Series(group["traded_notional"].to_numpy(), index=values.index)
     costs = pd.Series(group["trading_costs"].to_numpy(), index=values.index)
-    scale = 1.0
     start_point = starting_value(session, run, group["portfolio"].iloc[0], values.index[0])
     if start_point is not None:
         day, value = start_point
         values = pd.concat([pd.Series([value], index=[day]), values])
         notional = pd.concat([pd.Series([0.0], index=[day]), notional])
         costs = pd.concat([pd.Series([0.0], index=[day]), costs])
-        scale = run.initial_cash / value if value > 0 else 1.0
     return ModelCurve(
         model=str(group["model"].iloc[0]),
         trial=int(group["trial"].iloc[0]),
-        values=values * scale,
-        trade_notional=notional * scale,
-        trading_costs=costs * scale,
+        values=values,
+        trade_notional=notional,
+        trading_costs=costs,
         trades=int(group["trades"].sum()),
         model_days=len(group),
         tokens=int(group["tokens_in"].sum() + group["tokens_out"].sum()),
         cost_usd=float(group["cost_usd"].sum()),
-        scale=scale,
     )

@@ -100,9 +100,6 @@ class LeaderboardRow(BaseModel):
     trials: Trials | None = None
     cost: Cost | None = None
     costs_paid: CostsPaid | None = None
-    # The book's real value at the end, where its curve was indexed to the initial cash (a book
-    # carried over from before the window); None when the two are the same.
-    book_value: float | None = None
     cost_scenarios: list[CostScenario] = Field(default_factory=list)
 
 
@@ -188,14 +185,12 @@ def _model_row(
         risk_free_rate=options.risk_free_rate,
         periods_per_year=curves.periods_per_year,
     )
-    carried = any(c.scale != 1.0 for c in trials)
     return LeaderboardRow(
         rank=None,
         model=name,
         performance=performance,
         trials=_trials(trials, options) if len(trials) > 1 else None,
         cost=_cost(trials, performance),
-        book_value=sum(c.book_value for c in trials) / len(trials) if carried else None,
     )
 
 
@@ -215,7 +210,6 @@ def _cost(trials: list[ModelCurve], performance: PerformanceSummary) -> Cost:
     tokens = sum(c.tokens for c in trials)
     usd = sum(c.cost_usd for c in trials)
     per_trial_usd = usd / len(trials)
-    indexed_usd = sum(c.cost_usd * c.scale for c in trials) / len(trials)  # in the curves' units
     gained = performance.cumulative_return
     return Cost(
         model_days=days,
@@ -224,7 +218,7 @@ def _cost(trials: list[ModelCurve], performance: PerformanceSummary) -> Cost:
         tokens_per_day=tokens / days if days else 0.0,
         usd_per_day=usd / days if days else 0.0,
         return_per_usd=gained / per_trial_usd if per_trial_usd > 0 else None,
-        return_after_llm_cost=(performance.end_value - indexed_usd) / performance.start_value - 1,
+        return_after_llm_cost=(performance.end_value - per_trial_usd) / performance.start_value - 1,
     )
 
 
@@ -241,8 +235,7 @@ def _add_trading_costs(rows: list[LeaderboardRow], charged: RunCurves, multiplie
     gross = charged.at_cost_multiplier(0.0)
     for row in rows:
         trials = charged.models[row.model]
-        # In real money: a carried-over book's curve (and its costs) are indexed.
-        paid = sum(float(c.trading_costs.sum()) / c.scale for c in trials) / len(trials)
+        paid = sum(float(c.trading_costs.sum()) for c in trials) / len(trials)
         values = gross.mean_values(row.model)
         row.costs_paid = CostsPaid(
             costs_paid=paid * multiplier, gross_return=float(values.iloc[-1] / values.iloc[0] - 1)
@@ -346,8 +339,6 @@ def _where_known(row: LeaderboardRow) -> dict[str, Any]:
             return_per_usd=row.cost.return_per_usd,
             return_after_llm_cost=row.cost.return_after_llm_cost,
         )
-    if row.book_value is not None:
-        fields["book_value"] = row.book_value
     if row.costs_paid is not None:
         fields.update(
             gross_return=row.costs_paid.gross_return, costs_paid=row.costs_paid.costs_paid

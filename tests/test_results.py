@@ -105,46 +105,6 @@ def test_every_curve_ends_at_its_leaderboard_final_value(session: Session) -> No
     assert curves["QQQ"].iloc[0] == 10_000.0 and curves.index[0].date() == date(2024, 12, 31)
 
 
-def test_a_continued_run_tells_one_story_in_the_chart_and_the_table(session: Session) -> None:
-    # A portfolio that lost 10 % in an earlier run, then gains 3.3 % while QQQ gains 2 %: its
-    # book (9,300) stays below 10,000, but chart and table both show it beating the benchmark.
-    closes = {
-        date(2024, 12, 31): 500.0,
-        **dict(zip(DAYS, [505.0, 510.0, 500.0, 520.0], strict=True)),
-    }
-    insert_bars(
-        session,
-        [
-            Bar(symbol="QQQ", ts=datetime(d.year, d.month, d.day), open=c, close=c)
-            for d, c in closes.items()
-        ],
-    )
-    earlier = Run(name="january", models=["m"], start_date=DAYS[0], end_date=DAYS[1])
-    later = Run(name="january", models=["m"], start_date=DAYS[2], end_date=DAYS[3])
-    for run in (earlier, later):
-        run.portfolios = {"m": "c/m@1"}
-        session.add(run)
-    session.flush()
-    for run, days, values in [
-        (earlier, DAYS[:2], [9_500.0, 9_000.0]),
-        (later, DAYS[2:], [9_100.0, 9_300.0]),
-    ]:
-        for day, value in zip(days, values, strict=True):
-            session.add(completed_day(run, "m", day, value))
-    session.commit()
-
-    chart = equity_curves(session, later.id)
-    model, benchmark = leaderboard(session, later.id)
-    assert chart["m"].iloc[0] == chart["QQQ"].iloc[0] == 10_000.0  # level at the window's start
-    assert chart["m"].iloc[-1] == pytest.approx(10_000 * 9_300 / 9_000)
-    assert model.performance.end_value == pytest.approx(chart["m"].iloc[-1])
-    assert model.book_value == pytest.approx(9_300.0)  # the real book, kept beside
-    beats_in_chart = chart["m"].iloc[-1] > chart["QQQ"].iloc[-1]
-    beats_in_table = model.performance.end_value > benchmark.performance.end_value
-    beats_by_return = model.performance.cumulative_return > benchmark.performance.cumulative_return
-    assert beats_in_chart == beats_in_table == beats_by_return is True
-
-
 def test_a_model_keeps_its_colour_in_every_chart_of_the_store(session: Session) -> None:
     from analysis.colours import PALETTE, model_colours
     from analysis.report import equity_html
