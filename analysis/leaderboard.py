@@ -85,6 +85,15 @@ class CostScenario(BaseModel):
     rank: int
     tier: int
 
+    @property
+    def label(self) -> str:
+        """`0x`, `1x`, `2x`, `3x`: the suffix of its columns (`return_at_2x`)."""
+        return scenario_label(self.multiplier)
+
+
+def scenario_label(multiplier: float) -> str:
+    return f"{multiplier:g}x"
+
 
 class LeaderboardRow(BaseModel):
     """One model's (or the benchmark's) performance over a run's window, with its uncertainty."""
@@ -121,8 +130,12 @@ def rank_run(
 ) -> Ranking:
     """Every model of a run ranked by cumulative return (net of trading costs at the options'
     multiplier), with intervals, tiers, LLM and trading costs, and the cost scenarios."""
+    return rank_curves(run_curves(session, run_id, start, end, model), options)
+
+
+def rank_curves(charged: RunCurves, options: RankingOptions | None = None) -> Ranking:
+    """`rank_run` of curves already read (a caller that also draws them reads them once)."""
     options = options or RankingOptions()
-    charged = run_curves(session, run_id, start, end, model)
     scenarios = _cost_scenarios(charged, options.cost_multiplier)
     curves = scenarios[options.cost_multiplier]
     rows = [_model_row(curves, name, trials, options) for name, trials in curves.models.items()]
@@ -150,9 +163,9 @@ def rank_run(
     )
     for row in rows:
         _add_statistics(row, stats.models[row.model], stats.tiers[row.model])
-    _add_trading_costs(rows, charged, options.cost_multiplier)
     tested = zip(scenarios.items(), pair_sets, strict=True)
     _add_cost_scenarios(rows, {m: (c, pairs) for (m, c), pairs in tested})
+    _add_costs_paid(rows, charged, options.cost_multiplier)
     if len(curves.benchmark):
         rows.append(_benchmark_row(curves, options))
     return Ranking(rows=rows, pairs=stats.pairs, options=options)
@@ -230,15 +243,15 @@ def _cost_scenarios(charged: RunCurves, multiplier: float) -> dict[float, RunCur
     return {m: charged.at_cost_multiplier(m) for m in dict.fromkeys(multipliers)}
 
 
-def _add_trading_costs(rows: list[LeaderboardRow], charged: RunCurves, multiplier: float) -> None:
-    """Each row's costs paid at `multiplier` and its return had its fills been free."""
-    gross = charged.at_cost_multiplier(0.0)
+def _add_costs_paid(rows: list[LeaderboardRow], charged: RunCurves, multiplier: float) -> None:
+    """Each row's costs paid at `multiplier`, and its return had its fills been free (its 0x
+    scenario, which `_add_cost_scenarios` has added)."""
     for row in rows:
         trials = charged.models[row.model]
         paid = sum(float(c.trading_costs.sum()) for c in trials) / len(trials)
-        values = gross.mean_values(row.model)
+        (free,) = [s for s in row.cost_scenarios if s.multiplier == 0.0]
         row.costs_paid = CostsPaid(
-            costs_paid=paid * multiplier, gross_return=float(values.iloc[-1] / values.iloc[0] - 1)
+            costs_paid=paid * multiplier, gross_return=free.cumulative_return
         )
 
 
@@ -344,9 +357,8 @@ def _where_known(row: LeaderboardRow) -> dict[str, Any]:
             gross_return=row.costs_paid.gross_return, costs_paid=row.costs_paid.costs_paid
         )
     for scenario in row.cost_scenarios:
-        times = f"{scenario.multiplier:g}x"
-        fields[f"return_at_{times}"] = scenario.cumulative_return
-        fields[f"tier_at_{times}"] = scenario.tier
+        fields[f"return_at_{scenario.label}"] = scenario.cumulative_return
+        fields[f"tier_at_{scenario.label}"] = scenario.tier
     return fields
 
 

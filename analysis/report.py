@@ -13,7 +13,13 @@ from sqlmodel import Session
 
 from analysis.colours import BENCHMARK_COLOUR, model_colours
 from analysis.curves import run_curves
-from analysis.leaderboard import COST_MULTIPLIERS, LeaderboardRow, Ranking, rank_run
+from analysis.leaderboard import (
+    COST_MULTIPLIERS,
+    LeaderboardRow,
+    Ranking,
+    rank_curves,
+    scenario_label,
+)
 from models.errors import ResultsError
 from models.results import get_run
 from models.tables import Run
@@ -156,7 +162,7 @@ def _scenario_cells(row: LeaderboardRow) -> dict:
     cells: dict = {}
     for multiplier in COST_MULTIPLIERS:
         scenario = scenarios.get(multiplier)
-        times = f"{multiplier:g}x"
+        times = scenario_label(multiplier)
         cells[f"return_at_{times}_pct"] = _pct(scenario.cumulative_return if scenario else None)
         cells[f"tier_at_{times}"] = scenario.tier if scenario else None
     return cells
@@ -204,14 +210,12 @@ def _cost_scenarios_markdown(table: list[dict]) -> list[str]:
     models = [row for row in table if row["rank"] != "benchmark"]
     if not any(row["costs_paid"] for row in models):
         return []  # free fills: every scenario is the leaderboard itself
-    header = ["model", *(f"{m:g}x costs" for m in COST_MULTIPLIERS)]
+    labels = [scenario_label(m) for m in COST_MULTIPLIERS]
+    header = ["model", *(f"{label} costs" for label in labels)]
     lines = ["", "## Trading costs", "", COSTS_NOTE, ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in models:
-        cells = [
-            f"{row[f'return_at_{m:g}x_pct']}% (tier {row[f'tier_at_{m:g}x']})"
-            for m in COST_MULTIPLIERS
-        ]
+        cells = [f"{row[f'return_at_{x}_pct']}% (tier {row[f'tier_at_{x}']})" for x in labels]
         lines.append("| " + " | ".join([row["model"], *cells]) + " |")
     return lines
 
@@ -293,8 +297,8 @@ class Report:
 def render_report(session: Session, run_id: int) -> Report:
     """A run's report, whoever triggered it; ResultsError if nothing completed."""
     run = get_run(session, run_id)
-    ranking = rank_run(session, run.id)
     curves = run_curves(session, run.id)
+    ranking = rank_curves(curves)
     title = report_title(run)
     colours = model_colours(session)  # the same colour for a model in every chart
     png = equity_png(curves.frame(), title, curves.trial_frame(), run.currency, colours)

@@ -211,10 +211,9 @@ def _print_cost_scenarios(ranking: Any, fmt: OutputFormat) -> None:
             continue
         cells: dict[str, Any] = {"model": row.model, "costs_paid": row.costs_paid.costs_paid}
         for scenario in row.cost_scenarios:
-            times = f"{scenario.multiplier:g}x"
-            cells[f"return_at_{times}"] = scenario.cumulative_return
-            cells[f"rank_at_{times}"] = scenario.rank
-            cells[f"tier_at_{times}"] = scenario.tier
+            cells[f"return_at_{scenario.label}"] = scenario.cumulative_return
+            cells[f"rank_at_{scenario.label}"] = scenario.rank
+            cells[f"tier_at_{scenario.label}"] = scenario.tier
         rows.append(cells)
     title = "returns and tiers had every fill paid 0, 1, 2 or 3 times its trading costs"
     render(rows, fmt, title=title)

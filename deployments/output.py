@@ -20,6 +20,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from analysis.formats import fixed, percent
+from analysis.leaderboard import COST_MULTIPLIERS, scenario_label
 
 # Piped output takes COLUMNS when set, else 220: a report piped to a file is not cut at 80.
 PIPE_WIDTH = 220
@@ -54,7 +55,7 @@ PERCENT_COLUMNS = {
     "return_after_llm_cost",
     "trial_return",
     "gross_return",
-    *(f"return_at_{m:g}x" for m in (0, 1, 2, 3)),
+    *(f"return_at_{scenario_label(m)}" for m in COST_MULTIPLIERS),
 }
 
 P = ParamSpec("P")

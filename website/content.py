@@ -1,6 +1,6 @@
 """What the site shows, read from the store: a run's leaderboard, curves, models, days and pairs.
 
-Every figure comes from the same functions the CLI uses (`analysis.leaderboard.rank_run`,
+Every figure comes from the same functions the CLI uses (`analysis.leaderboard.rank_curves`,
 `analysis.curves.run_curves`, `analysis.leaderboard.leaderboard_rows`), so a number on a page is the
 number `aitrader results --format json` prints. A run's rows are read in a few queries (model-days,
 trades, holdings, messages, tool calls, LLM calls), never one query per page.
@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 
 from analysis.colours import model_colours
 from analysis.curves import RunCurves, run_curves
-from analysis.leaderboard import Ranking, leaderboard_rows, rank_run
+from analysis.leaderboard import Ranking, leaderboard_rows, rank_curves
 from analysis.statistics import MIN_TEST_SESSIONS
 from configs.markets import load_market
 from models.errors import ConfigError, ResultsError
@@ -147,8 +147,8 @@ def run_content(session: Session, run: Run) -> RunContent:
     days = _model_days(session, run)
     content = RunContent(run=run, days=days, colours=model_colours(session))
     try:
-        content.ranking = rank_run(session, run.id)
         content.curves = run_curves(session, run.id)
+        content.ranking = rank_curves(content.curves)
     except ResultsError:
         return content  # nothing completed yet: the pages say so
     content.rows = leaderboard_rows(content.ranking.rows)
