@@ -85,18 +85,23 @@ class Site:
     def __init__(self, session: Session, live: bool = False) -> None:
         self.session = session
         self.env = environment(live)
-        self._runs: dict[int, RunContent] = {}
+        self._runs: dict[tuple[int, bool], RunContent] = {}
 
     def runs(self) -> list[Run]:
         return list_runs(self.session, limit=MAX_RUNS)
 
-    def content(self, run_id: int) -> RunContent | None:
-        if run_id not in self._runs:
+    def content(self, run_id: int, details: bool = True) -> RunContent | None:
+        """A run's content (cached); without `details`, what its leaderboard needs, unless the
+        whole is already at hand."""
+        key = (run_id, details)
+        if key not in self._runs and (run_id, True) in self._runs:
+            return self._runs[run_id, True]
+        if key not in self._runs:
             run = self.session.get(Run, run_id)
             if run is None:
                 return None
-            self._runs[run_id] = run_content(self.session, run)
-        return self._runs[run_id]
+            self._runs[key] = run_content(self.session, run, details)
+        return self._runs[key]
 
     def render(self, path: str) -> str | None:
         """The page at `path`, or None when there is no such page."""
@@ -120,9 +125,7 @@ class Site:
         return None if day not in content.dates else self._day_page(path, content, day)
 
     def paths(self) -> Iterator[str]:
-        """Every page's path."""
-        yield "index.html"
-        yield "runs.html"
+        """Every page's path: the runs' first, so the index finds their content read."""
         for run in self.runs():
             content = self.content(run.id or 0)
             if content is None:
@@ -135,6 +138,8 @@ class Site:
                 yield f"run-{run.id}/model-{slug(model)}.html"
             for day in content.dates:
                 yield f"run-{run.id}/day-{day}.html"
+        yield "index.html"
+        yield "runs.html"
 
     def _page(self, template: str, path: str, **context: Any) -> str:
         root = "../" * path.count("/")
@@ -145,8 +150,9 @@ class Site:
         boards: dict[tuple[str, str], RunContent] = {}
         for run in self.runs():
             key = (run.name, market_of(run))
-            if key not in boards and (content := self.content(run.id or 0)) and content.rows:
-                boards[key] = content
+            board = self.content(run.id or 0, details=False) if key not in boards else None
+            if board is not None and board.rows:
+                boards[key] = board
         return self._page("index.html", "index.html", boards=list(boards.values()))
 
     def _run_lines(self) -> list[RunProgress]:

@@ -142,9 +142,13 @@ class RunContent:
         return named.assign(cash=frame["cash"])
 
 
-def run_content(session: Session, run: Run) -> RunContent:
-    """A run's pages' content: ranked when any model-day completed, its records either way."""
-    days = _model_days(session, run)
+def run_content(session: Session, run: Run, details: bool = True) -> RunContent:
+    """A run's pages' content: ranked when any model-day completed, its records either way.
+
+    Without `details`, only what a leaderboard shows: no trades, conversations, tool calls,
+    holdings or prices (a served index ranks every run, and reads nothing else of them).
+    """
+    days = _model_days(session, run, details)
     content = RunContent(run=run, days=days, colours=model_colours(session))
     try:
         content.curves = run_curves(session, run.id)
@@ -157,6 +161,8 @@ def run_content(session: Session, run: Run) -> RunContent:
     for row in content.rows:  # the sessions trial 1 traded; the benchmark's: every one
         model = None if row["rank"] is None else row["model"]
         row["sessions"] = len({r.day for r in completed if model in (None, r.model)})
+    if not details:
+        return content
     ids = [d.record.id for d in days]
     for holding in session.exec(select(Holding).where(Holding.model_day_id.in_(ids))):
         content.holdings.setdefault(holding.model_day_id, []).append(holding)
@@ -164,12 +170,15 @@ def run_content(session: Session, run: Run) -> RunContent:
     return content
 
 
-def _model_days(session: Session, run: Run) -> list[ModelDayView]:
-    """Every model-day of the run with its trades, messages, tool calls and LLM call figures."""
+def _model_days(session: Session, run: Run, details: bool) -> list[ModelDayView]:
+    """Every model-day of the run, with (`details`) its trades, messages, tool calls and LLM
+    call figures."""
     records = session.exec(
         select(ModelDay).where(*run_scope(session, run.id)).order_by(ModelDay.day, ModelDay.id)
     ).all()
     views = {r.id: ModelDayView(record=r) for r in records}
+    if not details:
+        return list(views.values())
     ids = list(views)
     for message in session.exec(
         select(Message).where(Message.model_day_id.in_(ids)).order_by(Message.seq)
