@@ -2,7 +2,11 @@
 
 Each model's curve starts from the book it began the window with (the close before its first day:
 the previous completed day's value, or the initial cash), so a first day's trading counts; the
-benchmark is scaled to the initial cash on the earliest of those starting points. Every curve's
+benchmark is scaled to the initial cash on the earliest of those starting points. A run that
+continues portfolios begun by earlier runs (a daily catch-up, a later range) shows them from their
+first day: every curve then starts from the initial cash, level with the benchmark, and its last
+point is the book's real value, so the chart, the table and `final_value` tell one story. Only an
+explicit window (`start` inside the history) starts from a carried-over book. Every curve's
 last point is the final value the leaderboard shows. A model run in several trials has one curve
 per trial, and a mean curve (the average value across trials, day by day).
 """
@@ -112,9 +116,12 @@ def run_curves(
     end: date | None = None,
     model: str | None = None,
 ) -> RunCurves:
-    """The curves of a run's completed model-days in [start, end] (optionally one model)."""
+    """The curves of a run's completed model-days in [start, end] (optionally one model); without
+    `start`, from its portfolios' first days."""
     run = get_run(session, run_id)
-    days = model_days_frame(session, run.id, model=model, start=start, end=end)
+    days = model_days_frame(
+        session, run.id, model=model, start=start, end=end, from_inception=start is None
+    )
     done = days[days["status"] == ModelDayStatus.COMPLETED]
     if done.empty:
         of_model = f" of model {model!r}" if model else ""

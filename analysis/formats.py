@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
+# Ratios read with two decimals wherever a leaderboard is shown (the CLI, the site, the report).
+RATIO_DIGITS = 2
+RATIO_COLUMNS = frozenset(
+    {"sharpe", "sortino", "calmar", "psr", "beta", "information_ratio", "turnover"}
+)
+
 
 def fixed(value: float, digits: int = 2, sign: bool = False) -> str:
     """`value` with `digits` decimals and thousands separators (a `+` on gains with `sign`)."""

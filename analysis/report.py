@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from analysis.colours import BENCHMARK_COLOUR, model_colours
 from analysis.curves import run_curves
+from analysis.formats import RATIO_COLUMNS, RATIO_DIGITS, fixed
 from analysis.leaderboard import (
     COST_MULTIPLIERS,
     LeaderboardRow,
@@ -194,7 +195,7 @@ def markdown_report(
         lines.append("| " + " | ".join(MARKDOWN_COLUMNS) + " |")
         lines.append("|" + "---|" * len(MARKDOWN_COLUMNS))
         for row in table:
-            cells = ("-" if row[c] is None else str(row[c]) for c in MARKDOWN_COLUMNS)
+            cells = (_markdown_cell(row[c], c) for c in MARKDOWN_COLUMNS)
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", TIERS_NOTE]
         lines += _cost_scenarios_markdown(table)
@@ -203,6 +204,16 @@ def markdown_report(
             encoded = base64.b64encode(image).decode()
             lines += ["", f"![{name}](data:image/png;base64,{encoded})"]
     return "\n".join(lines) + "\n"
+
+
+def _markdown_cell(value: Any, column: str) -> str:
+    """A report cell as the CLI writes it: percentages and amounts with two decimals, ratios with
+    `RATIO_DIGITS`, whole numbers as they are."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return fixed(value, RATIO_DIGITS if column in RATIO_COLUMNS else 2)
+    return str(value)
 
 
 def _cost_scenarios_markdown(table: list[dict]) -> list[str]:
@@ -215,7 +226,10 @@ def _cost_scenarios_markdown(table: list[dict]) -> list[str]:
     lines = ["", "## Trading costs", "", COSTS_NOTE, ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in models:
-        cells = [f"{row[f'return_at_{x}_pct']}% (tier {row[f'tier_at_{x}']})" for x in labels]
+        cells = [
+            f"{_markdown_cell(row[f'return_at_{x}_pct'], '')}% (tier {row[f'tier_at_{x}']})"
+            for x in labels
+        ]
         lines.append("| " + " | ".join([row["model"], *cells]) + " |")
     return lines
 

@@ -29,12 +29,21 @@ AITRADER_AGENT_MARKETS = {
 }
 
 
+# The built-in strategy that buys a universe's index weights; a config naming it without
+# `params.weights` gets the universe's (agents/strategies registers it under this name).
+INDEX_WEIGHT_STRATEGY = "index-weight"
+
+
 class Universe(BaseModel):
     """A named list of tradable symbols and the benchmark they are measured against."""
 
     name: str
     symbols: list[str]
     benchmark: str = "QQQ"
+    # The index's published weights (any positive scale) and their date, where the data has them:
+    # what the `index-weight` baseline buys.
+    weights: dict[str, float] | None = None
+    weights_as_of: date | None = None
 
 
 class MarketConfig(BaseModel):
@@ -249,7 +258,32 @@ class AppConfig(BaseModel):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
+        for model in self.models:
+            if model.strategy == INDEX_WEIGHT_STRATEGY:
+                model.params = {**model.params, "weights": self._index_weights(model)}
         return self
+
+    def _index_weights(self, model: ModelConfig) -> dict[str, float]:
+        """An index-weight model's weights: its own, or its universe's; every symbol tradable."""
+        try:
+            universe = self.resolve_universe()
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        weights = model.params.get("weights", universe.weights)
+        if weights is None:
+            raise ValueError(
+                f"model {model.name!r}: strategy {INDEX_WEIGHT_STRATEGY!r} needs params.weights "
+                f"(universe {universe.name!r} publishes no index weights)"
+            )
+        if not isinstance(weights, dict):
+            raise ValueError(f"model {model.name!r}: params.weights must map symbols to weights")
+        unknown = sorted(str(s) for s in weights if str(s).upper() not in universe.symbols)
+        if unknown:
+            raise ValueError(
+                f"model {model.name!r}: params.weights names symbols outside universe "
+                f"{universe.name!r}: {', '.join(unknown)}"
+            )
+        return weights
 
     @property
     def trading_costs(self) -> TradingCosts | None:

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from analysis.formats import fixed, percent
+from analysis.formats import RATIO_COLUMNS, RATIO_DIGITS, fixed, percent
 from analysis.leaderboard import COST_MULTIPLIERS, scenario_label
 
 # Piped output takes COLUMNS when set, else 220: a report piped to a file is not cut at 80.
@@ -92,7 +92,8 @@ def _cell(value: Any, column: str = "") -> str:
     if column in PERCENT_COLUMNS and isinstance(value, float):
         return percent(value, sign=column not in UNSIGNED_PERCENT_COLUMNS)
     if isinstance(value, float):
-        return fixed(value, 4 if abs(value) < 10 else 2)
+        digits = RATIO_DIGITS if column in RATIO_COLUMNS or abs(value) >= 10 else 4
+        return fixed(value, digits)
     return str(_plain(value))
 
 

@@ -40,8 +40,9 @@ def get_run(session: Session, run_id: int | None) -> Run:
     return run
 
 
-def run_scope(session: Session, run_id: int) -> list:
-    """Conditions selecting a run's results: its portfolios over its date range.
+def run_scope(session: Session, run_id: int, from_inception: bool = False) -> list:
+    """Conditions selecting a run's results: its portfolios over its date range (from each
+    portfolio's first day with `from_inception`, so a run continuing portfolios shows them whole).
 
     A run may find some days already simulated by an earlier run of the same portfolios (a
     re-run, a resume); those days are part of its results all the same.
@@ -50,7 +51,7 @@ def run_scope(session: Session, run_id: int) -> list:
     if not run.portfolios:
         return [ModelDay.run_id == run.id]
     conditions = [ModelDay.portfolio.in_(list(run.portfolios.values()))]
-    if run.start_date is not None:
+    if run.start_date is not None and not from_inception:
         conditions.append(ModelDay.day >= run.start_date)
     if run.end_date is not None:
         conditions.append(ModelDay.day <= run.end_date)
@@ -95,9 +96,10 @@ def model_days_frame(
     model: str | None = None,
     start: date | None = None,
     end: date | None = None,
+    from_inception: bool = False,
 ) -> pd.DataFrame:
     """One row per model-day: status, end-of-day cash and value, trades and what they cost,
-    tokens and LLM cost."""
+    tokens and LLM cost (a run's days; with `from_inception` its portfolios' whole history)."""
     trades = (
         select(
             Trade.model_day_id,
@@ -115,7 +117,7 @@ def model_days_frame(
         .order_by(ModelDay.model, ModelDay.trial, ModelDay.day, ModelDay.run_id)
     )
     if run_id is not None:
-        query = query.where(*run_scope(session, run_id))
+        query = query.where(*run_scope(session, run_id, from_inception))
     rows = [
         {
             "run_id": md.run_id,

@@ -392,6 +392,21 @@ CONFIG_CASES = [
     config_case("lookback-1", momentum(lookback=1), "params.lookback"),
     config_case("unknown-param", momentum(colour="red"), "params.colour"),
     config_case("param-wrong-type", momentum(top_k="many"), "params.top_k"),
+    config_case(
+        "index-weight-without-index-weights",
+        one_model(name="index", strategy="index-weight"),
+        "universe 'megacaps' publishes no index weights",
+    ),
+    config_case(
+        "index-weight-outside-universe",
+        one_model(name="index", strategy="index-weight", params={"weights": {"BTC": 1}}),
+        "outside universe 'megacaps': BTC",
+    ),
+    config_case(
+        "index-weight-negative",
+        one_model(name="index", strategy="index-weight", params={"weights": {"AAPL": -1}}),
+        "params.weights",
+    ),
     config_case("missing-basemodel", one_model(name="gpt"), "needs basemodel"),
     config_case(
         "api-key-in-config",

@@ -9,6 +9,7 @@ agent session does, on synthetic prices, and require every order to be accepted.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from agents.conversation import converse
 from agents.recording import RecordingChatModel
 from agents.session import session_times
 from agents.strategies import FINISH_SIGNAL, build_strategy
-from configs.loader import AgentConfig
+from configs.loader import AgentConfig, load_universe
 from configs.markets import Market, load_market
 from market_data.calendar import calendar
 from models.book import Fill, Portfolio, TradingRules
@@ -474,3 +475,44 @@ def test_crypto_momentum_rebalances_every_n_sessions_weekends_included() -> None
     for run in model_runs:
         if run.at.date() not in expected:
             assert "not a rebalance day (every 3 days)" in run.messages[-1].text
+
+
+@pytest.mark.parametrize("name", ["sse50", "sse50-hourly", "crypto"])
+def test_index_weight_buys_the_index_weights_once_and_is_invested(name) -> None:
+    market = load_market(name)
+    prices = synthetic_prices(market)
+    published = load_universe(market.universe).weights or {}
+    weights = {s: w for s, w in published.items() if s in UNIVERSES[market.universe]}
+    runs = asyncio.run(_run_market(market, "index-weight", prices, {"weights": weights}))
+    first = runs[0]
+    assert {fill.symbol for fill in first.fills} <= set(weights) and first.fills
+    assert all(not run.fills for run in runs[1:])  # bought once, then held
+    cash = first.fills[-1].cash_after
+    held = {fill.symbol: fill.notional for fill in first.fills}
+    book = cash + sum(held.values())
+    assert cash < 0.05 * book, (name, cash, book)
+    # Weights kept: no name is short of its index share by more than one lot (a coin market:
+    # 1 %); a name whose lot is dearer than the book gives its share away to the others.
+    total = sum(weights.values())
+    lots = market.rules.quantity == "lots"
+    for symbol, value in held.items():
+        price = next(f.price for f in first.fills if f.symbol == symbol)
+        slack = price * market.rules.lot if lots else 0.01 * value
+        assert value >= book * weights[symbol] / total - slack * 1.01, (name, symbol, value)
+    unbought = {s for s in weights if s not in held}
+    assert all(prices.bar_at(s, first.at).open * market.rules.lot > book for s in unbought)
+    assert not unbought or lots
+
+
+def test_the_shipped_index_weights_are_the_published_ones(shared_data) -> None:
+    import csv
+    import re
+
+    with open(shared_data / "sse50_daily" / "sse_50_weight.csv", encoding="utf-8") as handle:
+        published = {row["con_code"]: float(row["weight"]) for row in csv.DictReader(handle)}
+    sse50 = load_universe("sse50")
+    assert sse50.weights == published and set(published) == set(sse50.symbols)
+    cd5 = json.loads((shared_data / "crypto_daily" / "CD5_crypto_index.json").read_text())
+    described = cd5["Meta Data"]["1. Information"]
+    stated = {coin: float(w) for coin, w in re.findall(r"(\w+): ([\d.]+)%", described)}
+    assert load_universe("crypto10").weights == stated

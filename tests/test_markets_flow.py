@@ -91,9 +91,10 @@ def test_each_market_config_ends_with_a_leaderboard_against_its_benchmark(
     for row in rows:
         if not row.is_benchmark:
             assert row.performance.end_value > 0.5 * run.initial_cash
-    # The baseline is invested: under 5 % of its book in cash after its first session.
-    first = min((d for d in days if d.model == "equal-weight"), key=lambda d: d.day)
-    assert first.cash_end < 0.05 * first.value_end, (config, first.cash_end, first.value_end)
+    # The baselines are invested: under 5 % of the book in cash after the first session.
+    for baseline in {"equal-weight", "index-weight"} & models:
+        first = min((d for d in days if d.model == baseline), key=lambda d: d.day)
+        assert first.cash_end < 0.05 * first.value_end, (config, baseline, first.cash_end)
 
 
 def start_of_day_holdings(session: Session, run_id: int) -> dict[tuple[str, date], dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 
 import pandas as pd
@@ -9,7 +10,7 @@ import pytest
 from sqlmodel import Session
 
 from analysis.leaderboard import leaderboard
-from analysis.report import equity_curves
+from analysis.report import equity_curves, render_report
 from models.prices import Bar, insert_bars
 from models.results import model_days_frame
 from models.tables import ModelDay, Run
@@ -103,6 +104,63 @@ def test_every_curve_ends_at_its_leaderboard_final_value(session: Session) -> No
     assert curves["a"].dropna().iloc[0] == 10_000.0  # the starting book, the close before day 1
     assert curves["b"].dropna().index[0].date() == DAYS[0]  # b starts the day before its first
     assert curves["QQQ"].iloc[0] == 10_000.0 and curves.index[0].date() == date(2024, 12, 31)
+    # The report's table writes the same numbers as the CLI: amounts and percentages with two
+    # decimals and separators, ratios with two.
+    table = render_report(session, run.id).markdown.split("\n\n")[1].splitlines()
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    rows = [
+        dict(zip(header, (c.strip() for c in line.strip("|").split("|")), strict=True))
+        for line in table[2:]
+    ]
+    row_a = next(row for row in rows if row["model"] == "a")
+    assert row_a["final_value"] == "10,300.00"
+    assert row_a["return_pct"] == "3.00" and re.fullmatch(r"-?\d+\.\d\d", row_a["sharpe"])
+
+
+def test_a_continued_run_tells_one_story_in_the_chart_and_the_table(session: Session) -> None:
+    # A portfolio that lost 10 % in an earlier run, then gains 3.3 % while QQQ gains 2 %. Over
+    # the later run alone it beats QQQ, yet its book (9,300) ends below what 10,000 in QQQ became:
+    # the later run shows the portfolio from its first day, so every view says the same.
+    closes = {
+        date(2024, 12, 31): 500.0,
+        **dict(zip(DAYS, [505.0, 510.0, 500.0, 510.0], strict=True)),
+    }
+    insert_bars(
+        session,
+        [
+            Bar(symbol="QQQ", ts=datetime(d.year, d.month, d.day), open=c, close=c)
+            for d, c in closes.items()
+        ],
+    )
+    earlier = Run(name="january", models=["m"], start_date=DAYS[0], end_date=DAYS[1])
+    later = Run(name="january", models=["m"], start_date=DAYS[2], end_date=DAYS[3])
+    for run in (earlier, later):
+        run.portfolios = {"m": "c/m@1"}
+        session.add(run)
+    session.flush()
+    for run, days, values in [
+        (earlier, DAYS[:2], [9_500.0, 9_000.0]),
+        (later, DAYS[2:], [9_100.0, 9_300.0]),
+    ]:
+        for day, value in zip(days, values, strict=True):
+            session.add(completed_day(run, "m", day, value))
+    session.commit()
+
+    chart = equity_curves(session, later.id)
+    model, benchmark = leaderboard(session, later.id)
+    assert chart.index[0].date() == date(2024, 12, 31)  # the portfolio's start, not the run's
+    assert chart["m"].iloc[0] == chart["QQQ"].iloc[0] == 10_000.0
+    assert model.performance.end_value == chart["m"].iloc[-1] == 9_300.0  # the real book
+    assert benchmark.performance.end_value == pytest.approx(chart["QQQ"].iloc[-1]) == 10_200.0
+    beats_in_chart = chart["m"].iloc[-1] > chart["QQQ"].iloc[-1]
+    beats_by_value = model.performance.end_value > benchmark.performance.end_value
+    beats_by_return = model.performance.cumulative_return > benchmark.performance.cumulative_return
+    assert beats_in_chart == beats_by_value == beats_by_return is False
+    # An explicit window still measures from the book it starts with.
+    (windowed, _) = leaderboard(session, later.id, start=DAYS[2])
+    assert windowed.performance.cumulative_return == pytest.approx(9_300 / 9_000 - 1)
+    # The daily values of the run stay its own days.
+    assert list(model_days_frame(session, later.id)["day"]) == DAYS[2:]
 
 
 def test_a_model_keeps_its_colour_in_every_chart_of_the_store(session: Session) -> None:

@@ -192,9 +192,10 @@ def positions_after(fills: list[Fill], start: dict[str, int] | None = None) -> d
 
 
 def test_build_strategy_makes_each_known_strategy():
-    assert set(STRATEGIES) == {"equal-weight", "momentum", "random"}
+    assert set(STRATEGIES) == {"equal-weight", "index-weight", "momentum", "random"}
     for name, cls in STRATEGIES.items():
-        model = build_strategy(name, f"{name}-model", {})
+        params = {"weights": {"AAPL": 2, "MSFT": 1}} if name == "index-weight" else {}
+        model = build_strategy(name, f"{name}-model", params)
         assert isinstance(model, cls) and isinstance(model, BaseChatModel)
         assert model.model_name == f"{name}-model"
         assert model._llm_type.endswith(name)
@@ -219,6 +220,8 @@ def test_build_strategy_rejects_unknown_names_and_bad_params():
         ("momentum", {"topk": 5}, "topk"),
         ("equal-weight", {"cash_buffer": 1.0}, "cash_buffer"),
         ("equal-weight", {"symbols": []}, "symbols"),
+        ("index-weight", {}, "weights"),
+        ("index-weight", {"weights": {"AAPL": 0}}, "weights"),
         ("random", {"trade_probability": 1.5}, "trade_probability"),
         ("random", {"max_orders": 0}, "max_orders"),
     ]

@@ -65,7 +65,7 @@ def money(value: float | None) -> str:
     return UNKNOWN if value is None else formats.fixed(value)
 
 
-def number(value: float | None, digits: int = 2) -> str:
+def number(value: float | None, digits: int = formats.RATIO_DIGITS) -> str:
     """A ratio or a count: `-3.41`, `1,234`."""
     if value is None:
         return UNKNOWN

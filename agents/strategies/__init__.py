@@ -4,6 +4,8 @@
 
 * `equal-weight` (`EqualWeightBuyAndHold`): buys the tradable symbols in equal dollar weights
   once, then holds forever.
+* `index-weight` (`IndexWeightBuyAndHold`): buys the benchmark's constituents by index weight
+  once (the universe's published weights, or the config's), then holds forever.
 * `momentum` (`Momentum`): holds the `top_k` names by trailing return, rebalanced on the first
   trading day of every block of `rebalance_every` weekdays (calendar days in a market trading
   every day; an hourly market rebalances in a day's first session only).
@@ -21,6 +23,8 @@ from pydantic import ValidationError
 from agents.strategies.builtin import (
     EqualWeightBuyAndHold,
     EqualWeightParams,
+    IndexWeightBuyAndHold,
+    IndexWeightParams,
     Momentum,
     MomentumParams,
     RandomParams,
@@ -46,6 +50,8 @@ __all__ = [
     "DayView",
     "EqualWeightBuyAndHold",
     "EqualWeightParams",
+    "IndexWeightBuyAndHold",
+    "IndexWeightParams",
     "Momentum",
     "MomentumParams",
     "Order",
@@ -65,6 +71,7 @@ __all__ = [
 
 STRATEGIES: dict[str, type[StrategyChatModel]] = {
     "equal-weight": EqualWeightBuyAndHold,
+    IndexWeightBuyAndHold.strategy: IndexWeightBuyAndHold,
     "momentum": Momentum,
     "random": RandomTrader,
 }

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 
 from agents.strategies.chat_model import Order, Plan, StrategyChatModel, StrategyParams
 from agents.strategies.observations import GET_CLOSES, GET_PORTFOLIO, GET_SNAPSHOT, Book, DayView
+from configs.loader import INDEX_WEIGHT_STRATEGY
 from models.book import CASH_EPSILON, TradingRules, as_quantity
 from models.costs import TradingCosts, affordable_steps, buy_total
 
@@ -39,6 +40,22 @@ class EqualWeightParams(StrategyParams):
         if any(not s for s in cleaned):
             raise ValueError("symbols must be tickers such as 'AAPL'")
         return list(dict.fromkeys(cleaned))
+
+
+class IndexWeightParams(StrategyParams):
+    weights: dict[str, float] = Field(
+        min_length=1, description="each symbol's weight, any positive scale (default: the index's)"
+    )
+    cash_buffer: float = Field(default=0.0, ge=0.0, lt=1.0, description="fraction of cash kept")
+
+    @field_validator("weights")
+    @classmethod
+    def _positive(cls, weights: dict[str, float]) -> dict[str, float]:
+        cleaned = {s.strip().upper(): w for s, w in weights.items()}
+        bad = sorted(s for s, w in cleaned.items() if not s or not w > 0 or not math.isfinite(w))
+        if bad:
+            raise ValueError(f"weights must be positive numbers; not so for {', '.join(bad)}")
+        return cleaned
 
 
 class MomentumParams(StrategyParams):
@@ -146,20 +163,29 @@ def _percent(value: float) -> str:
 MAX_FILL_STEPS = 100_000
 
 
-def invested_steps(budget: float, prices: dict[str, float], sizing: Sizing) -> dict[str, int]:
-    """Equal weights of `budget` over `prices`' symbols, in whole steps (shares, lots, coin
-    decimals), costs included, leaving less cash than one more step of any symbol would take.
+def invested_steps(
+    budget: float,
+    prices: dict[str, float],
+    sizing: Sizing,
+    weights: dict[str, float] | None = None,
+) -> dict[str, int]:
+    """`budget` spread over `prices`' symbols by `weights` (default: equal), in whole steps
+    (shares, lots, coin decimals), costs included, leaving less cash than one more step of any
+    symbol would take.
 
-    Each symbol first gets the steps its equal share buys (rounded down). What whole shares or
-    lots leave over is then spent one step at a time on the symbol that stays the least
-    overweight after it (its value against its share, the cheaper step on a tie), until no step
-    is affordable: with 101 names and $10,000, names dearer than their $99 share would otherwise
+    Each symbol first gets the steps its share buys (rounded down). What whole shares or lots
+    leave over is then spent one step at a time on the symbol that stays the least overweight
+    after it (its value against its target, the cheaper step on a tie), until no step is
+    affordable: with 101 names and $10,000, names dearer than their $99 share would otherwise
     leave a third of the book in cash. A coin market's rounding leaves only crumbs, kept.
     """
     if not prices:
         return {}
-    share = budget / len(prices)
-    steps = {symbol: sizing.affordable(share, price) for symbol, price in prices.items()}
+    total = sum(weights[s] for s in prices) if weights else len(prices)
+    weight = {s: (weights[s] if weights else 1.0) / total for s in prices}
+    # budget / n exactly when equal, so the recorded equal-weight runs keep their orders.
+    share = {s: budget * weights[s] / total if weights else budget / total for s in prices}
+    steps = {s: sizing.affordable(share[s], price) for s, price in prices.items()}
     if sizing.scale != 1:
         return steps
 
@@ -175,50 +201,97 @@ def invested_steps(budget: float, prices: dict[str, float], sizing: Sizing) -> d
         if not fitting:
             break
         step_value = {s: prices[s] * sizing.amount(1) for s in fitting}
-        pick = min(fitting, key=lambda s: ((steps[s] + 1) * step_value[s], step_value[s], s))
+        # Equal weights compare values alone: the recorded runs' exact order of picks.
+        target = weight if weights else dict.fromkeys(prices, 1.0)
+        pick = min(
+            fitting, key=lambda s: ((steps[s] + 1) * step_value[s] / target[s], step_value[s], s)
+        )
         steps[pick] += 1
         left -= extra[pick]
     return steps
 
 
-class EqualWeightBuyAndHold(StrategyChatModel):
-    """Buy the tradable universe in equal dollar weights once, fully invested, then hold forever.
+class BuyOnceAndHold(StrategyChatModel):
+    """Spend the cash once on `targets`, fully invested (`invested_steps`), then hold forever.
 
-    While it holds nothing, it spends `cash * (1 - cash_buffer)` on the N tradable symbols (those
-    with an open today, optionally only `symbols`) by `invested_steps`: each symbol's equal share
-    rounded down to whole shares, lots or coin decimals, then the rest one share (lot) at a time
-    on the least overweight name, until less cash is left than any more share would take, costs
-    included. Once it holds anything, it never trades again (so an hourly market's later
-    sessions hold too). A name whose single lot costs more than the whole budget is never bought.
+    Once it holds anything it never trades again, so an hourly market's later sessions hold too.
+    A name whose single lot costs more than the whole budget is never bought; its share goes to
+    the others.
     """
 
-    strategy: ClassVar[str] = "equal-weight"
-    params: EqualWeightParams = Field(default_factory=EqualWeightParams)
+    def targets(self, view: DayView) -> tuple[list[str], dict[str, float] | None, list[str]]:
+        """The symbols to buy today, their weights (None: equal), and the wanted ones with no
+        open today."""
+        raise NotImplementedError
+
+    def describe(self, count: int) -> str:
+        """What the plan's note says it buys."""
+        raise NotImplementedError
 
     def plan(self, view: DayView) -> Plan:
         if view.positions:
             return Plan(
                 note=f"holding {len(view.positions)} positions bought earlier; never trades again"
             )
-        wanted = self.params.symbols
-        symbols = [s for s in view.opens if wanted is None or s in wanted]
+        symbols, weights, absent = self.targets(view)
         if not symbols:
             return Plan(note="nothing to buy: no requested symbol has an open price today")
-        budget_share = 1.0 - self.params.cash_buffer
+        budget_share = 1.0 - self.params.cash_buffer  # type: ignore[attr-defined]
         sizing = Sizing.of(view.rules)
 
         def buys(book: Book) -> list[Order]:
             prices = {symbol: view.opens[symbol] for symbol in symbols}
-            steps = invested_steps(book.cash * budget_share, prices, sizing)
+            steps = invested_steps(book.cash * budget_share, prices, sizing, weights)
             return [(symbol, sizing.amount(n)) for symbol, n in steps.items() if n > 0]
 
-        note = (
-            f"buying equal dollar weights of {len(symbols)} symbols at today's open, then holding"
-        )
-        if wanted is not None and len(symbols) < len(wanted):
-            absent = [s for s in wanted if s not in view.opens]
+        note = f"buying {self.describe(len(symbols))} at today's open, then holding"
+        if absent:
             note += f" (no open today for {', '.join(absent)})"
         return Plan(note=note, buys=buys)
+
+
+class EqualWeightBuyAndHold(BuyOnceAndHold):
+    """Buy the tradable universe in equal dollar weights once, fully invested, then hold forever.
+
+    While it holds nothing, it spends `cash * (1 - cash_buffer)` on the N tradable symbols (those
+    with an open today, optionally only `symbols`) by `invested_steps`: each symbol's equal share
+    rounded down to whole shares, lots or coin decimals, then the rest one share (lot) at a time
+    on the least overweight name, until less cash is left than any more share would take, costs
+    included.
+    """
+
+    strategy: ClassVar[str] = "equal-weight"
+    params: EqualWeightParams = Field(default_factory=EqualWeightParams)
+
+    def targets(self, view: DayView) -> tuple[list[str], dict[str, float] | None, list[str]]:
+        wanted = self.params.symbols
+        symbols = [s for s in view.opens if wanted is None or s in wanted]
+        absent = [s for s in wanted or [] if s not in view.opens] if symbols else []
+        return symbols, None, absent
+
+    def describe(self, count: int) -> str:
+        return f"equal dollar weights of {count} symbols"
+
+
+class IndexWeightBuyAndHold(BuyOnceAndHold):
+    """Buy the benchmark's constituents by index weight once, fully invested, then hold forever.
+
+    `weights` default to the universe's published ones (`configs/universes.yaml`: the SSE 50's,
+    CD5's coins). Symbols without an open today are left out and the others' weights rescaled;
+    lots and whole shares are filled as equal-weight fills them, against each name's target.
+    """
+
+    strategy: ClassVar[str] = INDEX_WEIGHT_STRATEGY
+    params: IndexWeightParams
+
+    def targets(self, view: DayView) -> tuple[list[str], dict[str, float] | None, list[str]]:
+        weights = self.params.weights
+        symbols = [s for s in weights if s in view.opens]
+        absent = [s for s in weights if s not in view.opens] if symbols else []
+        return symbols, weights, absent
+
+    def describe(self, count: int) -> str:
+        return f"{count} symbols by index weight"
 
 
 def weekday_ordinal(day: date) -> int:
