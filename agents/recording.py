@@ -3,6 +3,12 @@
 `RecordingChatModel` wraps any LangChain chat model. Live, it forwards each request and keeps a
 `LLMCallRecord`; in replay mode it answers from earlier records with zero network calls and fails
 clearly when a request was never recorded.
+
+A request is the model-day's transcript so far, so storing it whole repeats the conversation once
+per call. An LLM's requests are kept whole all the same, as the exact evidence of what it was
+sent; a built-in strategy's (`keep_requests=False`) keep only their message count and tools,
+since its transcript (the `message` table) and the strategy itself reproduce them: that halves
+the store's bytes per strategy model-day (benchmarks/store_bytes.py).
 """
 
 from __future__ import annotations
@@ -90,8 +96,8 @@ class ReplayBook:
 
     @classmethod
     def load(cls, session: Session, model: str) -> ReplayBook:
-        rows = session.exec(select(LLMCall).where(LLMCall.model == model).order_by(LLMCall.id))
-        return cls({row.fingerprint: row.response for row in rows})
+        query = select(LLMCall.fingerprint, LLMCall.response).where(LLMCall.model == model)
+        return cls(dict(session.exec(query.order_by(LLMCall.id)).all()))
 
 
 class RecordingChatModel(BaseChatModel):
@@ -105,6 +111,8 @@ class RecordingChatModel(BaseChatModel):
     replay_book: ReplayBook | None = None
     price: TokenPrice | None = None
     budget: RunBudget | None = None
+    # False: a request is stored as its message count and tools (see the module's docstring).
+    keep_requests: bool = True
     records: list[LLMCallRecord] = Field(default_factory=list)
 
     @property
@@ -131,7 +139,8 @@ class RecordingChatModel(BaseChatModel):
         tools = kwargs.get("tools") or []
         key = fingerprint(self.model_name, messages, tools)
         request = {
-            "messages": [message_to_dict(m) for m in messages],
+            "messages": [message_to_dict(m) for m in messages] if self.keep_requests else None,
+            "message_count": len(messages),
             "tools": [t.get("function", {}).get("name") for t in tools],
         }
         if self.mode == "replay":

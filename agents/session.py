@@ -26,6 +26,7 @@ from agents.conversation import converse
 from agents.persistence import model_day_result, persist_conversation
 from agents.recording import RecordingChatModel, ReplayBook
 from agents.types import Conversation, ModelDayRequest, ModelDayResult
+from configs.loader import ModelConfig
 from configs.markets import Market
 from market_data.calendar import calendar
 from models.book import Portfolio
@@ -128,6 +129,7 @@ async def _trade_sessions(
             replay_book=replay_book,
             price=request.model.price,
             budget=budget,
+            keep_requests=keeps_requests(request.model),
         )
         conversation = await converse(context, request.agent, recorder)
         if day_conversation is None:
@@ -138,6 +140,12 @@ async def _trade_sessions(
             break
     assert context is not None and day_conversation is not None  # a day has a session
     return context, day_conversation
+
+
+def keeps_requests(model: ModelConfig) -> bool:
+    """Whether the model's LLM calls keep their whole requests: an LLM's do; a built-in
+    strategy's are its transcript, replayable from the strategy (agents/recording.py)."""
+    return model.kind != "strategy"
 
 
 def session_times(

@@ -17,7 +17,7 @@ from deployments.cli import app
 from market_data.aitrader_files import import_prices
 from models.engine import create_store_engine, dispose_engines
 from models.prices import PriceBook
-from models.tables import ModelDay, Run, Trade
+from models.tables import LLMCall, ModelDay, Run, Trade
 
 DAYS = [date(2025, 10, 13), date(2025, 10, 14), date(2025, 10, 15)]
 
@@ -86,5 +86,37 @@ def test_strategies_trade_through_persisted_model_days(
     assert len(first["trades"]) == 10 and first["llm_calls"] >= 3
     bad = runner.invoke(app, ["results", "--detail", "everything"])
     assert bad.exit_code == 1 and "Invalid value for '--detail'" in bad.stderr
+
+    # A strategy's LLM calls keep their count and tools, not the transcript they repeat, and a
+    # replay answers from them all the same: the same trades on a fresh portfolio.
+    with Session(engine) as session:
+        calls = session.exec(select(LLMCall)).all()
+        assert calls and all(c.request["messages"] is None for c in calls)
+        assert sorted({c.request["message_count"] for c in calls})[0] >= 2
+    momentum = next(m for m in models if m.name == "momentum")
+    replayed = ModelDayRequest(
+        run_id=run_id,
+        model=momentum,
+        day=DAYS[0],
+        portfolio="replayed/momentum",
+        universe=universe,
+        mode="replay",
+    )
+    result = run_model_day_sync(engine, replayed, prices)
+    assert result.status == "completed" and result.replayed_calls >= 3 and result.llm_calls == 0
+    with Session(engine) as session:
+        fills = [
+            [
+                (t.side, t.symbol, t.shares)
+                for t in session.exec(
+                    select(Trade)
+                    .join(ModelDay)
+                    .where(ModelDay.portfolio == portfolio, ModelDay.day == DAYS[0])
+                    .order_by(Trade.seq)
+                )
+            ]
+            for portfolio in ("t/momentum", "replayed/momentum")
+        ]
+    assert fills[0] == fills[1] and len(fills[0]) == 10
     engine.dispose()
     dispose_engines()
