@@ -53,6 +53,9 @@ class RunCurves:
     run: Run
     curves: list[ModelCurve]
     benchmark: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    # An hourly market's last session of a day (`15:00`): the bar its end-of-day values are
+    # taken at. None for a daily market, whose values are the day's.
+    last_session: str | None = None
 
     def at_cost_multiplier(self, multiplier: float) -> RunCurves:
         """The curves as if every fill had paid `multiplier` times its costs (0: gross of costs),
@@ -93,6 +96,14 @@ class RunCurves:
         return (
             pd.concat(trials, axis=1, join="inner").mean(axis=1) if len(trials) > 1 else trials[0]
         )
+
+    def on_bar_times(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`frame` (by day) for a chart: in an hourly market each end-of-day value sits at the
+        day's last session, the bar it was valued at, not at midnight."""
+        if self.last_session is None:
+            return frame
+        at = pd.Timedelta(f"{self.last_session}:00")
+        return frame.set_axis(frame.index + at, axis="index")
 
     def frame(self) -> pd.DataFrame:
         """One column per model (its mean over trials) and the benchmark's last, by day."""
@@ -135,7 +146,14 @@ def run_curves(
         curves=[_curve(session, run, group) for _, group in done.groupby(["model", "trial"])],
     )
     curves.benchmark = _benchmark_curve(session, run, curves)
+    curves.last_session = _last_session(done["session"])
     return curves
+
+
+def _last_session(sessions: pd.Series) -> str | None:
+    """The label most days' last session has (`10:00, …, 15:00` gives `15:00`); None if daily."""
+    last = sessions.dropna().map(lambda labels: str(labels).split(", ")[-1])
+    return None if last.empty else str(last.mode().iloc[0])
 
 
 def _benchmark_curve(session: Session, run: Run, curves: RunCurves) -> pd.Series:

@@ -81,8 +81,36 @@ def equity_png(
     axes.set_ylabel(f"portfolio value ({currency})")
     axes.grid(alpha=0.3)
     axes.legend(loc="best", fontsize="small")
+    if _days_apart(curves.index) <= SHORT_SPAN_DAYS:
+        from matplotlib.dates import DateFormatter, DayLocator
+
+        axes.xaxis.set_major_locator(DayLocator())  # not the hours between end-of-day points
+        axes.xaxis.set_major_formatter(DateFormatter("%b %d"))
     figure.autofmt_xdate()
     return _png(figure)
+
+
+# A chart spanning at most this many days gets a tick a day; left to itself a plotting library
+# ticks the hours between end-of-day values.
+SHORT_SPAN_DAYS = 14
+DAY_MS = 86_400_000
+
+
+def _days_apart(index: pd.Index) -> float:
+    if len(index) < 2:
+        return 0.0
+    return (pd.Timestamp(index.max()) - pd.Timestamp(index.min())).total_seconds() / 86_400
+
+
+def time_axis(index: pd.Index) -> dict[str, Any]:
+    """A plotly x axis for end-of-day values: a tick a day on a short span, never one between
+    days; hovering shows the time where a value is not at midnight (an hourly market's bar)."""
+    times = pd.DatetimeIndex(index)
+    timed = bool(len(times)) and bool((times != times.normalize()).any())
+    axis: dict[str, Any] = {"hoverformat": "%Y-%m-%d %H:%M" if timed else "%Y-%m-%d"}
+    if _days_apart(index) <= SHORT_SPAN_DAYS:
+        axis.update(dtick=DAY_MS, tickformat="%b %d")
+    return axis
 
 
 def equity_html(
@@ -106,7 +134,10 @@ def equity_html(
             go.Scatter(x=curves.index, y=curves[column], mode="lines", name=column, line=line)
         )
     figure.update_layout(
-        title=title, yaxis_title=f"portfolio value ({currency})", hovermode="x unified"
+        title=title,
+        yaxis_title=f"portfolio value ({currency})",
+        hovermode="x unified",
+        xaxis=time_axis(curves.index),
     )
     return figure.to_html(include_plotlyjs=f"../{PLOTLY_BUNDLE}", full_html=True)
 
@@ -315,7 +346,9 @@ def render_report(session: Session, run_id: int) -> Report:
     ranking = rank_curves(curves)
     title = report_title(run)
     colours = model_colours(session)  # the same colour for a model in every chart
-    png = equity_png(curves.frame(), title, curves.trial_frame(), run.currency, colours)
+    frame = curves.on_bar_times(curves.frame())
+    trials = curves.on_bar_times(curves.trial_frame())
+    png = equity_png(frame, title, trials, run.currency, colours)
     bars = intervals_png(ranking.rows, f"{title}: how sure is this ranking?", colours)
     return Report(
         title=title,
@@ -323,7 +356,7 @@ def render_report(session: Session, run_id: int) -> Report:
         markdown=markdown_report(title, ranking.rows, png, bars) + site_note(run.id or 0),
         equity_png=png,
         intervals_png=bars,
-        equity_html=equity_html(curves.frame(), title, run.currency, colours),
+        equity_html=equity_html(frame, title, run.currency, colours),
     )
 
 

@@ -76,6 +76,7 @@ DAY_COLUMNS = [
     "cost_usd",
     "cached",
     "error",
+    "session",
 ]
 
 
@@ -137,6 +138,7 @@ def model_days_frame(
             "cost_usd": md.cost_usd,
             "cached": md.cached,
             "error": md.error or md.skip_reason,
+            "session": md.session,
         }
         for md, run_name, n, notional, costs in session.execute(
             _within(query, model, start, end)

@@ -163,6 +163,34 @@ def test_a_continued_run_tells_one_story_in_the_chart_and_the_table(session: Ses
     assert list(model_days_frame(session, later.id)["day"]) == DAYS[2:]
 
 
+def test_an_hourly_run_charts_its_values_at_the_bar_they_were_taken_at(session: Session) -> None:
+    from analysis.curves import run_curves
+    from analysis.report import equity_html, time_axis
+
+    run = Run(name="hourly", models=["m"], start_date=DAYS[0], end_date=DAYS[2])
+    run.portfolios = {"m": "h/m@1"}
+    session.add(run)
+    session.flush()
+    for day, value in zip(DAYS[:3], VALUES[:3], strict=True):
+        model_day = completed_day(run, "m", day, value)
+        model_day.session = "10:30, 11:30, 14:00, 15:00"  # the SSE 50's bars, by their end
+        session.add(model_day)
+    session.commit()
+
+    curves = run_curves(session, run.id)
+    charted = curves.on_bar_times(curves.frame())
+    assert [t.strftime("%H:%M") for t in charted.index] == ["15:00"] * 3
+    assert list(charted["m"]) == VALUES[:3] and list(curves.frame().index) == list(
+        pd.to_datetime(DAYS[:3])
+    )  # the statistics keep their days
+    axis = time_axis(charted.index)
+    assert axis == {"hoverformat": "%Y-%m-%d %H:%M", "dtick": 86_400_000, "tickformat": "%b %d"}
+    assert time_axis(curves.frame().index)["hoverformat"] == "%Y-%m-%d"  # a daily market's
+    months = pd.date_range("2025-01-01", "2025-03-31")
+    assert "dtick" not in time_axis(months)  # a long span is left to plotly's own ticks
+    assert '"dtick":86400000' in equity_html(charted, "t")
+
+
 def test_a_model_keeps_its_colour_in_every_chart_of_the_store(session: Session) -> None:
     from analysis.colours import PALETTE, model_colours
     from analysis.report import equity_html

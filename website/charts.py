@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import plotly.io
 
 from analysis.colours import BENCHMARK_COLOUR
+from analysis.report import time_axis
 from website.content import RunContent
 
 CONFIG = {"displaylogo": False, "responsive": True}
@@ -40,9 +41,11 @@ def equity(content: RunContent) -> str:
     curves = content.curves
     colour = content.colours
     currency = content.run.currency
-    hover = f"%{{x|%Y-%m-%d}}: %{{y:,.2f}} {currency}<extra>%{{fullData.name}}</extra>"
+    frame = curves.on_bar_times(curves.frame())  # an hourly market's values at their bar
+    trials = curves.on_bar_times(curves.trial_frame())
+    axis = time_axis(frame.index)
+    hover = f"%{{x|{axis['hoverformat']}}}: %{{y:,.2f}} {currency}<extra>%{{fullData.name}}</extra>"
     figure = go.Figure()
-    trials = curves.trial_frame()
     for column in trials.columns:
         model = column.split("#")[0]
         series = trials[column].dropna()
@@ -58,7 +61,6 @@ def equity(content: RunContent) -> str:
                 hovertemplate=hover,
             )
         )
-    frame = curves.frame()
     for column in frame.columns:
         series = frame[column].dropna()
         benchmark = column == content.run.benchmark and column not in curves.models
@@ -76,7 +78,7 @@ def equity(content: RunContent) -> str:
                 hovertemplate=hover,
             )
         )
-    figure.update_layout(title="Portfolio value", yaxis_title=currency)
+    figure.update_layout(title="Portfolio value", yaxis_title=currency, xaxis=axis)
     return fragment(figure, "portfolio value of every model and the benchmark")
 
 
@@ -97,5 +99,7 @@ def allocation(frame: pd.DataFrame, model: str, currency: str) -> str:
                 hovertemplate=f"%{{x|%Y-%m-%d}} {column}: %{{y:,.2f}} {currency}<extra></extra>",
             )
         )
-    figure.update_layout(title=f"What {model} held at each close", yaxis_title=currency)
+    figure.update_layout(
+        title=f"What {model} held at each close", yaxis_title=currency, xaxis=time_axis(frame.index)
+    )
     return fragment(figure, f"allocation of {model} over time")
