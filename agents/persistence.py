@@ -6,6 +6,8 @@ next day starts from the last completed book.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -13,11 +15,12 @@ from agent_tools.context import SessionContext
 from agents.recording import LLMCallRecord
 from agents.transcript import message_rows, tool_call_rows
 from agents.types import Conversation, ModelDayRequest, ModelDayResult
+from market_data.calendar import calendar
 from models.claims import owned_model_day
 from models.errors import BudgetExhausted
 from models.ledger import record_completed_day
 from models.prices import PriceBook
-from models.tables import LLMCall, ModelDay, ModelDayStatus, utcnow
+from models.tables import LLMCall, ModelDay, ModelDayStatus, Track, utcnow
 
 ERROR_CHARS = 2000  # a stored error is one line, short enough for a table cell
 
@@ -37,7 +40,8 @@ def persist_conversation(
     with Session(engine, expire_on_commit=False) as session:
         model_day = owned_model_day(session, request.claim, model_day_id)
         if conversation.error is None:
-            result = _record_completed(session, model_day, context, prices, conversation)
+            decided = _decision_time(request)
+            result = _record_completed(session, model_day, context, prices, conversation, decided)
         else:
             result = _record_failed(session, model_day, conversation, conversation.error)
         session.commit()
@@ -50,6 +54,7 @@ def _record_completed(
     context: SessionContext,
     prices: PriceBook,
     conversation: Conversation,
+    decided: tuple[datetime, Track],
 ) -> ModelDayResult:
     _store_transcript(session, model_day, conversation.system, conversation)
     if not conversation.finished:
@@ -57,10 +62,21 @@ def _record_completed(
     if conversation.sessions:
         model_day.session = ", ".join(f"{at:%H:%M}" for at in conversation.sessions)
     fills = context.trading.fills
-    record_completed_day(session, model_day, fills, context.trading.portfolio, prices)
+    decided_at, track = decided
+    record_completed_day(
+        session, model_day, fills, context.trading.portfolio, prices, decided_at, track
+    )
     return model_day_result(
         model_day, trades=len(fills), records=conversation.records, finished=conversation.finished
     )
+
+
+def _decision_time(request: ModelDayRequest) -> tuple[datetime, Track]:
+    """When the day's decision was made (now, as it is written), and its track: `live` when
+    that is before the session closed, so its outcome was unknown to anyone."""
+    now = utcnow()
+    close = calendar(request.market.calendar).session_close(request.day)
+    return now, Track.LIVE if now < close else Track.BACKTEST
 
 
 def _record_failed(

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -39,6 +40,8 @@ class ResultsView(StrEnum):
     pairs = "pairs"
     costs = "costs"
     report = "report"
+    verify = "verify"
+    export_chain = "export-chain"
 
 
 @dataclass
@@ -71,8 +74,10 @@ def results(
         ResultsView | None,
         typer.Argument(
             help="leaderboard, days, runs, pairs (which models can be told apart), costs (each "
-            "model's return and tier at 0, 1, 2 and 3 times its trading costs), or report (write "
-            "the run's report files); default: leaderboard (days with --detail full).",
+            "model's return and tier at 0, 1, 2 and 3 times its trading costs), report (write "
+            "the run's report files), verify (recompute the sealed chains of model-days) or "
+            "export-chain (the chains as JSON lines); default: leaderboard (days with --detail "
+            "full). verify and export-chain cover the whole store without --run or --model.",
             show_default=False,
         ),
     ] = None,
@@ -119,6 +124,10 @@ def results(
             max=10.0,
         ),
     ] = 1.0,
+    against: Annotated[
+        Path | None,
+        typer.Option(help="verify: also compare with this earlier export-chain file."),
+    ] = None,
 ) -> None:
     """Show runs, per model-day values, or the leaderboard with its metrics."""
     from models.results import get_run, list_runs, model_days_frame
@@ -133,6 +142,14 @@ def results(
             _print_details(session, run, model, first, last, fmt)
         elif view is ResultsView.report:
             _write_report(session, run)
+        elif view in (ResultsView.verify, ResultsView.export_chain):
+            from deployments import cli_chain
+
+            portfolios = cli_chain.chain_portfolios(session, run, model)
+            if view is ResultsView.verify:
+                cli_chain.verify(session, portfolios, against)
+            else:
+                cli_chain.export(session, portfolios)
         elif view is ResultsView.runs:
             mark_crashed_runs(session.get_bind())  # a killed run cannot say so itself
             render([_run_row(r) for r in list_runs(session)], fmt, title="runs")

@@ -89,11 +89,14 @@ class TradingCalendar:
         if now.tzinfo is None:
             raise CalendarError("`now` must be timezone-aware")
         day = self.trading_day_on_or_before(now.astimezone(UTC).date())
-        if self._exchange is None:  # a UTC day closes at the next midnight
-            close = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
-        else:
-            close = self._exchange.session_close(pd.Timestamp(day)).to_pydatetime()
-        return day if close <= now else self.previous_trading_day(day)
+        return day if self.session_close(day) <= now else self.previous_trading_day(day)
+
+    def session_close(self, day: date) -> datetime:
+        """When session `day` closes (an early close included), aware UTC; a UTC calendar day
+        closes at the next midnight."""
+        if self._exchange is None:
+            return datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
+        return self._exchange.session_close(pd.Timestamp(day)).to_pydatetime()
 
 
 @cache

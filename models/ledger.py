@@ -10,7 +10,8 @@ from sqlmodel import Session, select
 
 from models.book import Fill, Portfolio, Quantity
 from models.prices import PriceBook
-from models.tables import Holding, ModelDay, ModelDayStatus, Trade, utcnow
+from models.seals import seal_day
+from models.tables import Holding, ModelDay, ModelDayStatus, Track, Trade, utcnow
 
 
 class HoldingValue(BaseModel):
@@ -77,10 +78,13 @@ def record_completed_day(
     fills: Sequence[Fill],
     book: Portfolio,
     prices: PriceBook,
+    decided_at: datetime | None = None,
+    track: Track = Track.BACKTEST,
 ) -> Valuation:
-    """Add a model-day's trades and end-of-day book and mark it completed; nothing is committed.
+    """Add a model-day's trades and end-of-day book, mark it completed and seal it into its
+    portfolio's chain (models/seals.py) with when it was decided; nothing is committed.
 
-    The caller commits once, so the trades and the snapshot land together or not at all.
+    The caller commits once, so the trades, the snapshot and the seal land together or not at all.
     """
     valuation = value_portfolio(book, prices, model_day.day)
     try:
@@ -94,8 +98,10 @@ def record_completed_day(
         model_day.finished_at = utcnow()
         if model_day.started_at is not None:
             model_day.duration_s = (model_day.finished_at - model_day.started_at).total_seconds()
+        model_day.decided_at = decided_at
+        model_day.track = track
         session.add(model_day)
-        session.flush()
+        seal_day(session, model_day)
     except BaseException:
         session.rollback()
         raise

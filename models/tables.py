@@ -32,6 +32,14 @@ class RunStatus(StrEnum):
     CRASHED = "crashed"  # stopped without finishing: its process died, or its flow run crashed
 
 
+class Track(StrEnum):
+    """Whether a model-day's decision was made before its session closed (its outcome unknown
+    to anyone then) or after, over a day whose prices were already known."""
+
+    LIVE = "live"
+    BACKTEST = "backtest"
+
+
 class ModelDayStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
@@ -124,6 +132,15 @@ class ModelDay(SQLModel, table=True):
     cached: bool = False
     cash_end: float | None = None
     value_end: float | None = None
+    decided_at: datetime | None = Field(
+        default=None, description="when the model's decision was made (wall clock, UTC)"
+    )
+    track: str | None = Field(
+        default=None, description="live (decided before its session closed) | backtest"
+    )
+    seal_seq: int | None = Field(default=None, description="its place in the portfolio's chain")
+    seal_prev: str | None = Field(default=None, description="the chain's previous entry's hash")
+    seal: str | None = Field(default=None, description="this entry's hash (models/seals.py)")
 
 
 class Trade(SQLModel, table=True):
