@@ -47,7 +47,7 @@ def verify(session: Session, portfolios: list[str] | None, against: Path | None)
         raise fail(f"{len(problems)} problem(s) in the sealed chains")
     console().print(
         f"every chain holds: {len(heads)} portfolio(s); heads: "
-        + ", ".join(f"{p} {h[:12]}" for p, h in sorted(heads.items())),
+        + ", ".join(f"{p} {head[:12]} ({seq} days)" for p, (seq, head) in sorted(heads.items())),
         highlight=False,
         soft_wrap=True,
     )

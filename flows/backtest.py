@@ -49,6 +49,7 @@ from models.runs import (
     report_progress,
     start_run,
 )
+from models.seals import chain_heads
 from models.tables import Run, RunStatus
 from tasks.holders import FlowRunWatch
 from tasks.model_day import model_day_key, simulate_model_day
@@ -341,15 +342,16 @@ def _progress_message(
     return f"{number}/{len(days)} days, through {days[number - 1]}: {counts.describe()}{failed}"
 
 
-async def _finish(engine, run_id: int, plan: BacktestPlan, outcomes, failed_models: dict):
-    """Leaderboard and report artifacts, the run's final status, and the flow's final state."""
-    counts = sum((outcome.counts for outcome in outcomes), Counts())
+async def _publish_artifacts(engine, run_id: int) -> None:
+    """The run's leaderboard, report, chain heads and daily values, as Prefect artifacts."""
     with Session(engine) as session:
         report = None
         with contextlib.suppress(LookupError):  # nothing completed: no leaderboard to show
             report = render_report(session, run_id)
         frame = model_days_frame(session, run_id)
-        title = report_title(session.get(Run, run_id))
+        run = session.get(Run, run_id)
+        title = report_title(run)
+        heads = chain_heads(session, list(run.portfolios.values()))
     if report is not None:
         await acreate_table_artifact(
             key="leaderboard",
@@ -361,6 +363,16 @@ async def _finish(engine, run_id: int, plan: BacktestPlan, outcomes, failed_mode
             markdown=report.markdown,
             description=f"{title}: leaderboard, intervals and equity curves",
         )
+    if heads:
+        await acreate_table_artifact(
+            key="chain-heads",
+            table=[
+                {"model": label, "portfolio": p, "days": heads[p][0], "head": heads[p][1]}
+                for label, p in run.portfolios.items()
+                if p in heads
+            ],
+            description=f"{title}: each portfolio's sealed chain (aitrader results verify)",
+        )
     if not frame.empty:
         values = frame[["day", "model", "trial", "status", "cash", "value", "trades"]].copy()
         values["day"] = values["day"].astype(str)
@@ -368,6 +380,11 @@ async def _finish(engine, run_id: int, plan: BacktestPlan, outcomes, failed_mode
             key="daily-values", table=values.to_dict("records"), description=title
         )
 
+
+async def _finish(engine, run_id: int, plan: BacktestPlan, outcomes, failed_models: dict):
+    """Leaderboard and report artifacts, the run's final status, and the flow's final state."""
+    counts = sum((outcome.counts for outcome in outcomes), Counts())
+    await _publish_artifacts(engine, run_id)
     status = run_status(failed_models, [p.label for p in plan.models])
     state = Failed if status == RunStatus.FAILED else Completed
     failed_text = ", ".join(f"{m} (on {d})" for m, d in failed_models.items())

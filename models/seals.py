@@ -221,18 +221,20 @@ def compare_with_export(session: Session, entries: list[dict[str, Any]]) -> list
     return problems
 
 
-def chain_heads(session: Session, portfolios: list[str] | None = None) -> dict[str, str]:
-    """Each portfolio's latest seal (of `portfolios`, or every one)."""
+def chain_heads(
+    session: Session, portfolios: list[str] | None = None
+) -> dict[str, tuple[int, str]]:
+    """Each portfolio's chain length and latest seal (of `portfolios`, or every one)."""
     latest = (
         select(ModelDay.portfolio, func.max(ModelDay.seal_seq).label("seq"))
         .where(ModelDay.seal.is_not(None))
         .group_by(ModelDay.portfolio)
         .subquery()
     )
-    query = select(ModelDay.portfolio, ModelDay.seal).join(
+    query = select(ModelDay.portfolio, ModelDay.seal_seq, ModelDay.seal).join(
         latest,
         (latest.c.portfolio == ModelDay.portfolio) & (latest.c.seq == ModelDay.seal_seq),
     )
     if portfolios is not None:
         query = query.where(ModelDay.portfolio.in_(portfolios))
-    return {portfolio: seal for portfolio, seal in session.exec(query).all()}
+    return {portfolio: (seq, seal) for portfolio, seq, seal in session.exec(query).all()}

@@ -16,6 +16,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlo
 from sqlmodel import Session, select
 
 from flows.backtest import backtest
+from models.seals import chain_heads
 from models.tables import ModelDay, Run
 from tests.openai_stub import OpenAIStub, Reply
 
@@ -108,6 +109,12 @@ def test_days_run_in_order_and_everything_is_recorded(store, stub, tmp_path) -> 
     assert [row["model"] for row in board][-1] == "QQQ" and len(board) == 3
     assert artifacts["progress"].data == 100.0
     assert len(json.loads(artifacts["daily-values"].data)) == 12
+    heads = {row["model"]: row for row in json.loads(artifacts["chain-heads"].data)}
+    with Session(store) as session:
+        sealed = chain_heads(session)
+    assert len(heads) == 2 and all(
+        sealed[row["portfolio"]] == (6, row["head"]) and row["days"] == 6 for row in heads.values()
+    )
     report = artifacts["backtest-report"].data
     assert "| rank | model |" in report
     png = base64.b64decode(report.split("data:image/png;base64,")[1].rstrip(")\n"))
