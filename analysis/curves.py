@@ -22,7 +22,7 @@ from sqlmodel import Session
 from analysis.metrics import TRADING_DAYS_PER_YEAR
 from models.errors import ResultsError
 from models.results import benchmark_closes, get_run, model_days_frame, starting_value
-from models.tables import ModelDayStatus, Run
+from models.tables import ModelDayStatus, Run, Track
 
 # A market open every day (crypto) annualises over calendar days.
 CALENDAR_DAYS_PER_YEAR = 365
@@ -44,6 +44,7 @@ class ModelCurve:
     model_days: int
     tokens: int
     cost_usd: float
+    live_sessions: int = 0  # completed days decided before their session closed
 
 
 @dataclass
@@ -126,9 +127,11 @@ def run_curves(
     start: date | None = None,
     end: date | None = None,
     model: str | None = None,
+    track: Track | None = None,
 ) -> RunCurves:
     """The curves of a run's completed model-days in [start, end] (optionally one model); without
-    `start`, from its portfolios' first days."""
+    `start`, from its portfolios' first days. With a `track`, only the sessions decided on it
+    count (`on_track`)."""
     run = get_run(session, run_id)
     days = model_days_frame(
         session, run.id, model=model, start=start, end=end, from_inception=start is None
@@ -147,7 +150,68 @@ def run_curves(
     )
     curves.benchmark = _benchmark_curve(session, run, curves)
     curves.last_session = _last_session(done["session"])
+    if track is not None:
+        curves = on_track(curves, done, track)
     return curves
+
+
+def on_track(curves: RunCurves, done: pd.DataFrame, track: Track) -> RunCurves:
+    """The curves as if only the sessions decided on `track` had happened: each curve chains its
+    own returns of those days from the initial cash, and the benchmark chains its returns of
+    every day some curve kept (a live leaderboard is not lifted by a backtest before it)."""
+    decided = done["track"].fillna(Track.BACKTEST) == track
+    kept_days = {
+        (str(m), int(t)): set(pd.to_datetime(g["day"]))
+        for (m, t), g in done[decided].groupby(["model", "trial"])
+    }
+    if not kept_days:
+        raise ResultsError(f"run {curves.run.id} has no completed {track} sessions")
+    kept = [
+        _chained(c, kept_days[c.model, c.trial], curves.run.initial_cash)
+        for c in curves.curves
+        if (c.model, c.trial) in kept_days
+    ]
+    every_kept = set().union(*kept_days.values())
+    benchmark = curves.benchmark
+    if len(benchmark):
+        returns = benchmark.pct_change()
+        on_days = returns[returns.index.isin(every_kept)]
+        benchmark = _from_cash(on_days, benchmark.index, curves.run.initial_cash)
+    return replace(curves, curves=kept, benchmark=benchmark.rename(curves.run.benchmark))
+
+
+def _chained(curve: ModelCurve, days: set[pd.Timestamp], cash: float) -> ModelCurve:
+    """One curve over `days` only: its returns on them, chained from `cash`."""
+    returns = curve.values.pct_change()
+    on_days = returns[returns.index.isin(days)]
+    keep = curve.values.index.isin(days)
+    return replace(
+        curve,
+        values=_from_cash(on_days, curve.values.index, cash),
+        trade_notional=_with_start(curve.trade_notional[keep], curve.values.index),
+        trading_costs=_with_start(curve.trading_costs[keep], curve.values.index),
+        trades=curve.trades,
+        model_days=len(on_days),
+    )
+
+
+def _start_of(first: pd.Timestamp, index: pd.Index) -> pd.Timestamp:
+    """The point before `first` in `index` (the close its return is measured from)."""
+    position = index.get_loc(first)
+    return index[position - 1] if position > 0 else first - pd.Timedelta(days=1)
+
+
+def _from_cash(returns: pd.Series, index: pd.Index, cash: float) -> pd.Series:
+    """`cash` grown by `returns` day by day, starting the close before the first of them."""
+    values = cash * (1 + returns.fillna(0.0)).cumprod()
+    start = _start_of(returns.index[0], index)
+    return pd.concat([pd.Series([cash], index=[start]), values])
+
+
+def _with_start(series: pd.Series, index: pd.Index) -> pd.Series:
+    """`series` with a 0 at the starting point, as the curves' amounts have."""
+    start = _start_of(series.index[0], index)
+    return pd.concat([pd.Series([0.0], index=[start]), series])
 
 
 def _last_session(sessions: pd.Series) -> str | None:
@@ -192,4 +256,5 @@ def _curve(session: Session, run: Run, group: pd.DataFrame) -> ModelCurve:
         model_days=len(group),
         tokens=int(group["tokens_in"].sum() + group["tokens_out"].sum()),
         cost_usd=float(group["cost_usd"].sum()),
+        live_sessions=int((group["track"] == Track.LIVE).sum()),
     )

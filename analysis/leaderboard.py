@@ -32,6 +32,7 @@ from analysis.statistics import (
     tiers,
     trial_interval,
 )
+from models.tables import Track
 
 # The cost scenarios every leaderboard reports: free fills, the market's costs, twice, thrice.
 COST_MULTIPLIERS = (0.0, 1.0, 2.0, 3.0)
@@ -110,6 +111,10 @@ class LeaderboardRow(BaseModel):
     cost: Cost | None = None
     costs_paid: CostsPaid | None = None
     cost_scenarios: list[CostScenario] = Field(default_factory=list)
+    # The sessions the ranking counts: `all`, or only those decided `live` (before their
+    # session closed) or as a `backtest`; and how many of the model's were live.
+    track: str = "all"
+    live_sessions: int | None = None
 
 
 class Ranking(BaseModel):
@@ -127,10 +132,15 @@ def rank_run(
     end: date | None = None,
     model: str | None = None,
     options: RankingOptions | None = None,
+    track: Track | None = None,
 ) -> Ranking:
     """Every model of a run ranked by cumulative return (net of trading costs at the options'
-    multiplier), with intervals, tiers, LLM and trading costs, and the cost scenarios."""
-    return rank_curves(run_curves(session, run_id, start, end, model), options)
+    multiplier), with intervals, tiers, LLM and trading costs, and the cost scenarios; over the
+    sessions of one `track` if given."""
+    ranking = rank_curves(run_curves(session, run_id, start, end, model, track), options)
+    for row in ranking.rows:
+        row.track = track or "all"
+    return ranking
 
 
 def rank_curves(charged: RunCurves, options: RankingOptions | None = None) -> Ranking:
@@ -204,6 +214,7 @@ def _model_row(
         performance=performance,
         trials=_trials(trials, options) if len(trials) > 1 else None,
         cost=_cost(trials, performance),
+        live_sessions=max(c.live_sessions for c in trials),
     )
 
 
@@ -333,6 +344,8 @@ def leaderboard_row(row: LeaderboardRow) -> dict[str, Any]:
         "info_ratio": p.information_ratio,
         "benchmark_return": p.benchmark_cumulative_return,
         "excess_return_ci": _bounds(ci.get("excess_return")),
+        "track": row.track,
+        "live_sessions": row.live_sessions,
     }
     return fields | _where_known(row)
 

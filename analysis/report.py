@@ -177,6 +177,8 @@ def _table_row(row: LeaderboardRow) -> dict:
         "beta": _round(p.beta),
         "information_ratio": _round(p.information_ratio),
         "trials": trials.count if trials else 1,
+        "track": row.track,
+        "live_sessions": row.live_sessions,
         "trial_return_ci_low_pct": _pct(trials.return_interval.lower if trials else None),
         "trial_return_ci_high_pct": _pct(trials.return_interval.upper if trials else None),
         "usd_per_day": _round(cost.usd_per_day if cost else None),

@@ -17,7 +17,7 @@ from flows.parameters import BacktestParameters
 from models.engine import get_engine
 from models.errors import BacktestError
 from models.results import get_run, model_days_frame, run_scope
-from models.tables import ModelDay, Run, Trade
+from models.tables import ModelDay, Run, Track, Trade
 
 
 @dataclass
@@ -72,8 +72,12 @@ def run_of_flow_run(flow_run_id: Any) -> int | None:
         return session.exec(query).first()
 
 
-def results_frames(run_id: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """A run's daily values, trades and metrics (the newest run when `run_id` is None)."""
+def results_frames(
+    run_id: int | None = None, track: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A run's daily values, trades and metrics (the newest run when `run_id` is None; metrics
+    over only its `live` or `backtest` sessions with `track`)."""
+    chosen = Track(track) if track not in (None, "all") else None
     with Session(get_engine()) as session:
         run = get_run(session, run_id)
         daily = model_days_frame(session, run.id)
@@ -95,7 +99,8 @@ def results_frames(run_id: int | None = None) -> tuple[pd.DataFrame, pd.DataFram
         columns = ["model", "day", "seq", "side", "symbol", "shares", "price", "cash_after"]
         trades = pd.DataFrame(session.exec(query).all(), columns=columns)
         try:
-            metrics = pd.DataFrame(leaderboard_table(rank_run(session, run.id).rows))
+            ranking = rank_run(session, run.id, track=chosen)
+            metrics = pd.DataFrame(leaderboard_table(ranking.rows))
         except LookupError:
             metrics = pd.DataFrame()
     return daily, trades, metrics

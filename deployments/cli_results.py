@@ -28,6 +28,7 @@ from deployments.output import (
     render,
     without_cost_scenarios,
 )
+from models.tables import Track
 
 if TYPE_CHECKING:
     from models.tables import Run
@@ -60,6 +61,12 @@ class ColumnChoice:
 
     wide: bool = False
     chosen: list[str] | None = None
+
+
+class TrackChoice(StrEnum):
+    all = "all"
+    live = "live"
+    backtest = "backtest"
 
 
 class Detail(StrEnum):
@@ -124,6 +131,13 @@ def results(
             max=10.0,
         ),
     ] = 1.0,
+    track: Annotated[
+        TrackChoice,
+        typer.Option(
+            help="Rank over every session, or only those decided live (before their session "
+            "closed) or as a backtest."
+        ),
+    ] = TrackChoice.all,
     against: Annotated[
         Path | None,
         typer.Option(help="verify: also compare with this earlier export-chain file."),
@@ -167,7 +181,8 @@ def results(
                 risk_free_rate=risk_free_rate,
                 cost_multiplier=cost_multiplier,
             )
-            ranking = rank_run(session, run, first, last, model, options)
+            chosen_track = None if track is TrackChoice.all else Track(track.value)
+            ranking = rank_run(session, run, first, last, model, options, chosen_track)
             if view is ResultsView.pairs:
                 _print_pairs(ranking, fmt)
             elif view is ResultsView.costs:
@@ -214,6 +229,8 @@ def _print_leaderboard(
         f"{first.end_date} ({ranking.options.confidence:.0%} intervals, tier 1 = "
         "cannot be told apart from the best)"
     )
+    if ranking.rows[0].track != "all":
+        title += f", {ranking.rows[0].track} sessions only"
     if ranking.options.cost_multiplier != 1:
         title += f", every fill charged {ranking.options.cost_multiplier:g} times its costs"
     fit = leaderboard_columns(rows, columns.wide, columns.chosen)

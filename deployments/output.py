@@ -227,6 +227,7 @@ LEADERBOARD_COLUMNS = (
     "max_drawdown",
     "trades",
     "costs_paid",
+    "live_sessions",  # shown once some session was decided live
 )
 
 
@@ -247,8 +248,9 @@ def leaderboard_columns(
         return list(dict.fromkeys(["rank", "model", *chosen]))
     if wide:
         return None  # every column, however wide
-    free = not any(row.get("costs_paid") for row in rows)  # then a column of zeros says nothing
-    return [c for c in LEADERBOARD_COLUMNS if c in known and not (free and c == "costs_paid")]
+    # A column of zeros says nothing: free fills' costs, a backtest's live sessions.
+    empty = {c for c in ("costs_paid", "live_sessions") if not any(row.get(c) for row in rows)}
+    return [c for c in LEADERBOARD_COLUMNS if c in known and c not in empty]
 
 
 def without_cost_scenarios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -77,6 +77,7 @@ DAY_COLUMNS = [
     "cached",
     "error",
     "session",
+    "track",
 ]
 
 
@@ -139,6 +140,7 @@ def model_days_frame(
             "cached": md.cached,
             "error": md.error or md.skip_reason,
             "session": md.session,
+            "track": md.track,
         }
         for md, run_name, n, notional, costs in session.execute(
             _within(query, model, start, end)

@@ -4,6 +4,7 @@ the documented third-party script, on SQLite and PostgreSQL, against real tamper
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import subprocess
 import sys
@@ -43,7 +44,7 @@ def simulate(url: str) -> int:
     engine = create_store_engine(url)
     with Session(engine) as session:
         synthesize_into(session, MEGACAPS, date(2024, 12, 2), date(2025, 1, 31), seed=SEED)
-        run = Run(name="sealed", models=[m.name for m in MODELS])
+        run = Run(name="sealed", models=[m.name for m in MODELS], market=synthetic_market(SEED))
         run.portfolios = {m.name: f"sealed/{m.name}" for m in MODELS}
         session.add(run)
         session.commit()
@@ -175,4 +176,30 @@ def test_a_day_decided_before_its_session_closed_is_live(
         assert {days[d].track for d in DAYS[:-1]} == {"backtest"}
         assert days[DAYS[-1]].decided_at.replace(tzinfo=UTC) == decided
         assert verify_chains(session) == []
+
+    # The leaderboard splits the tracks: live ranks only the live session, from the initial cash.
+    monkeypatch.setenv("DATABASE_URL", store_url)
+    shown = runner.invoke(app, ["results", "--track", "live", "--format", "json"])
+    rows = {row["model"]: row for row in json.loads(shown.stdout)}
+    assert {row["track"] for row in rows.values()} == {"live"}
+    assert rows["random"]["live_sessions"] == 1 and rows["QQQ"]["live_sessions"] is None
+    with Session(engine) as session:
+        values = {
+            d.day: d.value_end
+            for d in session.exec(
+                select(ModelDay).where(ModelDay.model == "random").order_by(ModelDay.day)
+            )
+        }
+    live_return = values[DAYS[-1]] / values[DAYS[-2]] - 1
+    assert rows["random"]["return"] == pytest.approx(live_return, abs=1e-6)  # JSON: 6 places
+    assert rows["random"]["start"] == str(DAYS[-2]) and rows["random"]["end"] == str(DAYS[-1])
+    everything = json.loads(runner.invoke(app, ["results", "--format", "json"]).stdout)
+    backtest = json.loads(
+        runner.invoke(app, ["results", "--track", "backtest", "--format", "json"]).stdout
+    )
+    total = next(r for r in everything if r["model"] == "random")["return"]
+    past = next(r for r in backtest if r["model"] == "random")["return"]
+    assert (1 + past) * (1 + live_return) == pytest.approx(1 + total, abs=2e-6)
+    table = runner.invoke(app, ["results"], env={"COLUMNS": "200"}).stdout
+    assert "live_sessions" in table
     engine.dispose()
