@@ -16,6 +16,7 @@ from agents.recording import LLMCallRecord
 from agents.transcript import message_rows, tool_call_rows
 from agents.types import Conversation, ModelDayRequest, ModelDayResult
 from market_data.calendar import calendar
+from models import clock
 from models.claims import owned_model_day
 from models.errors import BudgetExhausted
 from models.ledger import record_completed_day
@@ -74,7 +75,7 @@ def _record_completed(
 def _decision_time(request: ModelDayRequest) -> tuple[datetime, Track]:
     """When the day's decision was made (now, as it is written), and its track: `live` when
     that is before the session closed, so its outcome was unknown to anyone."""
-    now = utcnow()
+    now = clock.now()
     close = calendar(request.market.calendar).session_close(request.day)
     return now, Track.LIVE if now < close else Track.BACKTEST
 

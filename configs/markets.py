@@ -44,6 +44,10 @@ class Market(BaseModel):
     costs: TradingCosts | None = Field(
         default=None, description="what its orders cost (docs/markets.md); None: nothing"
     )
+    schedule: str = Field(
+        description="when its daily run fires (cron, in its timezone): just after the open, so "
+        "a day is traded on its own open; an hourly market's, after its close"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Market:

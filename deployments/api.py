@@ -41,6 +41,7 @@ def run_backtest(
     budget_usd: float | None = None,
     budget_tokens: int | None = None,
     trials: int | None = None,
+    refresh: bool = False,
 ) -> BacktestResult:
     """Run the backtest flow (catch-up without dates) in a script or in Jupyter; its results.
 

@@ -172,6 +172,7 @@ def backtest_command(
     budget_usd: Annotated[float | None, typer.Option(help=_about("budget_usd"))] = None,
     budget_tokens: Annotated[int | None, typer.Option(help=_about("budget_tokens"))] = None,
     trials: Annotated[int | None, typer.Option(metavar="N", help=_about("trials"))] = None,
+    refresh: Annotated[bool, typer.Option(help=_about("refresh"))] = False,
     reports: Annotated[
         Path | None,
         typer.Option(help="Where the report files go (default: reports/<store> under the home)."),
@@ -194,6 +195,7 @@ def backtest_command(
             "budget_usd": budget_usd,
             "budget_tokens": budget_tokens,
             "trials": trials,
+            "refresh": refresh,
         },
         label=lambda field: f"--{field.replace('_', '-')}",
     )

@@ -3,15 +3,20 @@
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.schedules import Cron
 
+from configs.loader import load_config
+from configs.markets import DEFAULT_MARKET, load_market
 from flows.backtest import backtest
 from models.errors import ServeConflict
 
-DAILY_CRON = "0 6 * * 1-5"  # 06:00 New York time on weekdays, before the open
-TIMEZONE = "America/New_York"
+# The default market's (configs/markets.yaml): 09:35 New York time on weekdays, just after the
+# open. prefect.yaml and the Windmill schedule hold the same (tests/test_schedule.py).
+DAILY_CRON = load_market(DEFAULT_MARKET).schedule
+TIMEZONE = load_market(DEFAULT_MARKET).timezone
 
 
 def deployments(config: str | None = None, paused_schedule: bool = False) -> list:
-    """The daily catch-up (cron) and the manual deployment of the backtest flow.
+    """The daily catch-up (cron, at the config's market's time, refreshing its prices first) and
+    the manual deployment of the backtest flow.
 
     One run at a time per deployment; a second trigger waits for the first (ENQUEUE). The store
     refuses to simulate a model-day twice even without this limit.
@@ -20,14 +25,16 @@ def deployments(config: str | None = None, paused_schedule: bool = False) -> lis
         limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
     )
     parameters = {"config": config} if config else {}
+    market = load_config(config).market.definition
+    schedule = Cron(market.schedule, timezone=market.timezone, active=not paused_schedule)
     return [
         backtest.to_deployment(
             name="daily",
-            schedules=[Cron(DAILY_CRON, timezone=TIMEZONE, active=not paused_schedule)],
-            parameters=parameters,
+            schedules=[schedule],
+            parameters={**parameters, "refresh": True},
             concurrency_limit=one_at_a_time,
             tags=["aitrader", "daily"],
-            description="Catch every enabled model up to the latest trading day with prices.",
+            description="Fetch the newest prices, then catch every enabled model up to them.",
         ),
         backtest.to_deployment(
             name="manual",

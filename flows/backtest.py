@@ -53,6 +53,7 @@ from models.seals import chain_heads
 from models.tables import Run, RunStatus
 from tasks.holders import FlowRunWatch
 from tasks.model_day import model_day_key, simulate_model_day
+from tasks.refresh import refresh_prices
 from tasks.runtime import RunResources, lookup, register, release
 
 PROGRESS_INTERVAL_S = 1.0
@@ -202,9 +203,11 @@ async def backtest(
     budget_usd: float | None = None,
     budget_tokens: int | None = None,
     trials: int | None = None,
+    refresh: bool = False,
 ):
     """Simulate `models` over trading days, in `trials` independent trials each (default: the
-    config's); with no dates, catch every model's trials up to the last trading day with prices."""
+    config's); with no dates, catch every model's trials up to the last trading day with prices
+    (with `refresh`, fetched first)."""
     logger = get_run_logger()
     engine = get_engine()
     for run_id in mark_crashed_runs(engine):
@@ -214,14 +217,16 @@ async def backtest(
         asked = BacktestParameters.of_call(locals())
         start, end, models, trials = asked.start, asked.end, asked.models, asked.trials
         budget_usd, budget_tokens, replay = asked.budget_usd, asked.budget_tokens, asked.replay
-        settings, plan = _resolve(engine, asked.config, start, end, models, trials)
+        fetched = await _refresh(asked.config) if asked.refresh else ""
+        settings, plan = _resolve(engine, asked, fetched)
     except AITraderError as exc:
         # A bad trigger: fail at once with the reason, no traceback to dig through.
         logger.error(str(exc))
         return Failed(message=str(exc))
     if not plan.days:
-        logger.info(plan.up_to_date)
-        return Completed(name="UpToDate", message=plan.up_to_date)
+        message = "; ".join(filter(None, [plan.up_to_date, fetched]))
+        logger.info(message)
+        return Completed(name="UpToDate", message=message)
     limits = settings.budget or BudgetConfig()
     budget = RunBudget(
         limit_usd=budget_usd if budget_usd is not None else limits.usd,
@@ -243,21 +248,41 @@ async def backtest(
     return await _finish(engine, resources.run_id, plan, outcomes, resources.failed_models)
 
 
-def _resolve(
-    engine: Engine,
-    config: str | None,
-    start: date | None,
-    end: date | None,
-    models: list[str] | None,
-    trials: int | None,
-) -> tuple[AppConfig, BacktestPlan]:
-    """The config, its market provided, and the plan of model-days to simulate."""
+async def _refresh(config: str | None) -> str:
+    """Fetch the market's newest prices; what was fetched, or why not (the catch-up then goes
+    on with what the store holds, and the next run fetches again)."""
     logger = get_run_logger()
-    settings = load_config(config)
-    check_models(settings, models, config or str(DEFAULT_CONFIG))
+    try:
+        report = await refresh_prices(config)
+    except AITraderError as exc:
+        message = f"refresh failed: {exc}"
+        logger.warning(message)
+        return message
+    logger.info(report.message)
+    return report.message
+
+
+def _resolve(
+    engine: Engine, asked: BacktestParameters, fetched: str
+) -> tuple[AppConfig, BacktestPlan]:
+    """The config, its market provided, and the plan of model-days to simulate (after a
+    refresh, only through days whose whole universe is priced)."""
+    logger = get_run_logger()
+    settings = load_config(asked.config)
+    check_models(settings, asked.models, asked.config or str(DEFAULT_CONFIG))
     with Session(engine, expire_on_commit=False) as session:
         logger.info(ensure_market(session, settings))
-        return settings, plan_backtest(session, settings, start, end, models, trials)
+        plan = plan_backtest(
+            session,
+            settings,
+            asked.start,
+            asked.end,
+            asked.models,
+            asked.trials,
+            whole_days_only=asked.refresh,
+        )
+    plan.note = "; ".join(filter(None, [fetched, plan.waiting]))
+    return settings, plan
 
 
 def _start(engine: Engine, plan: BacktestPlan, replay: bool, budget: RunBudget) -> RunResources:
@@ -391,6 +416,8 @@ async def _finish(engine, run_id: int, plan: BacktestPlan, outcomes, failed_mode
     message = f"{len(plan.days)} day(s), {counts.total} model-day(s): {counts.describe()}" + (
         f"; failed: {failed_text}" if failed_models else ""
     )
+    if plan.note:
+        message += f"; {plan.note}"
     finish_run(engine, run_id, status, message)
     summary = BacktestSummary(
         run_id=run_id,

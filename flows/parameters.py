@@ -39,6 +39,11 @@ class BacktestParameters(BaseModel):
         description="Independent trials of every model, each its own portfolio "
         "(default: the config's, else 1).",
     )
+    refresh: bool = Field(
+        False,
+        description="Fetch the market's newest prices and news first (of a session not yet "
+        "ended, only its open); a catch-up then stops before a day not yet wholly priced.",
+    )
 
     @field_validator("models")
     @classmethod

@@ -18,7 +18,7 @@ from configs.loader import MAX_TRIALS, AppConfig, ModelConfig, Universe
 from configs.markets import DEFAULT_MARKET
 from market_data.calendar import calendar
 from models.errors import ConfigError, PlanError
-from models.prices import bar_days
+from models.prices import bar_days, last_bar_days
 from models.tables import ModelDay, ModelDayStatus, RunCreate
 
 # Bump when a change to the session loop or the strategies changes what a model-day does, so
@@ -60,6 +60,10 @@ class BacktestPlan(BaseModel):
     end: date | None
     models: list[ModelPlan]  # one per model and trial, trials of a model together
     trials: int = 1
+    # A refreshed catch-up stops before a day whose universe is not yet priced (a refresh cut
+    # short): which symbols it waits for, for the run's message.
+    waiting: str = ""
+    note: str = ""  # what the run's final message adds: the refresh, what days wait for
 
     @property
     def days(self) -> list[date]:
@@ -88,7 +92,9 @@ class BacktestPlan(BaseModel):
     @property
     def up_to_date(self) -> str:
         """What a catch-up with nothing to do says."""
-        return f"up to date: every model has simulated through {self.last_simulated}"
+        return f"up to date: every model has simulated through {self.last_simulated}" + (
+            f"; {self.waiting}" if self.waiting else ""
+        )
 
     @property
     def last_simulated(self) -> date | None:
@@ -178,9 +184,11 @@ def plan_backtest(
     end: date | None = None,
     models: list[str] | None = None,
     trials: int | None = None,
+    whole_days_only: bool = False,
 ) -> BacktestPlan:
     """Resolve a trigger: each of `trials` trials of each model (the config's `trials` when
-    None). With no dates, each trial catches up from its own portfolio's last completed day."""
+    None). With no dates, each trial catches up from its own portfolio's last completed day
+    (with `whole_days_only`, a refreshed run's, only through days its whole universe priced)."""
     if start and end and end < start:
         raise PlanError(f"end {end} is before start {start}")
     trials = config.trials if trials is None else trials
@@ -208,6 +216,9 @@ def plan_backtest(
     sessions = calendar(definition.calendar)
     in_range = sessions.trading_days(first_day, last_day) if first_day <= last_day else []
     days = [day for day in in_range if day in priced]
+    waiting = ""
+    if catch_up and whole_days_only:
+        days, waiting = _whole_days(session, definition.interval, market, universe, days)
     plans = [
         _trial_plan(session, config, model, trial, days, catch_up)
         for model in chosen
@@ -227,4 +238,30 @@ def plan_backtest(
         end=last_day,
         models=plans,
         trials=trials,
+        waiting=waiting,
     )
+
+
+# A symbol whose bars stop within this many priced days of the newest is waited for (a refresh
+# cut short); one that stopped earlier is taken as delisted or suspended.
+WHOLE_DAY_LOOKBACK = 5
+
+
+def _whole_days(
+    session: Session, interval: str, market: str, universe: Universe, days: list[date]
+) -> tuple[list[date], str]:
+    """`days` up to the last on which the whole universe is priced, and what the rest waits
+    for. Books chain, so a refreshed catch-up stops before the first day a recently priced
+    symbol lacks, and the next run, once the refresh brings it, goes on from there."""
+    last_bars = last_bar_days(session, interval, market, universe.symbols)
+    priced = bar_days(session, interval, market, universe.symbols)
+    if not last_bars or not priced:
+        return days, ""
+    recent = priced[-WHOLE_DAY_LOOKBACK:]
+    stale = {s: d for s, d in last_bars.items() if recent[0] <= d < priced[-1]}
+    if not stale:
+        return days, ""
+    through = min(stale.values())
+    kept = [day for day in days if day <= through]
+    names = ", ".join(sorted(stale)[:10]) + (" …" if len(stale) > 10 else "")
+    return kept, f"days after {through} wait for prices of {len(stale)} symbol(s): {names}"

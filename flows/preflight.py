@@ -20,10 +20,11 @@ from agents.strategies import strategy_params
 from configs.loader import DEFAULT_CONFIG, AppConfig, ModelConfig, load_config
 from flows.parameters import BacktestParameters
 from flows.plan import BacktestPlan, plan_backtest, select_models
+from market_data.alphavantage import AlphaVantageClient
 from market_data.calendar import calendar
 from market_data.provision import synthetic_bars_held
 from models.engine import existing_store
-from models.errors import ConfigError, ModelSetupError, PlanError
+from models.errors import AlphaVantageError, ConfigError, ModelSetupError, PlanError
 from models.tables import PriceBar
 
 
@@ -43,6 +44,9 @@ def preflight(params: BacktestParameters, store_url: str | None = None) -> Check
     check_models(config, params.models, source)
     check_market(config, source)
     check_dates(config, params)
+    if params.refresh:
+        check_refresh(config, source)
+        return Checked(config)  # the flow fetches first: the plan is made after
     engine = existing_store(store_url)
     if engine is None:
         check_market_provided(config, set())
@@ -113,6 +117,16 @@ def check_dates(config: AppConfig, params: BacktestParameters) -> None:
             f"{first or market.start} to {last or market.end} lies outside the synthetic "
             f"market's span {market.start} to {market.end} (market.start, market.end)"
         )
+
+
+def check_refresh(config: AppConfig, source: str) -> None:
+    """A refresh from Alpha Vantage needs its key in the environment."""
+    if config.market.source != "alphavantage":
+        return
+    try:
+        AlphaVantageClient.from_env().close()
+    except AlphaVantageError as exc:
+        raise ConfigError(f"{source}: market.source alphavantage: {exc}") from None
 
 
 def check_market_provided(config: AppConfig, stored: set[str]) -> None:

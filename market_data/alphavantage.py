@@ -32,6 +32,7 @@ from models.tables import PriceBar
 
 DEFAULT_BASE_URL = "https://www.alphavantage.co/query"
 API_KEY_VARIABLE = "ALPHAVANTAGE_API_KEY"
+BASE_URL_VARIABLE = "ALPHAVANTAGE_BASE_URL"
 SOURCE = "alphavantage"
 # `compact` returns the latest 100 bars; keep a margin for days Alpha Vantage has not published yet.
 COMPACT_MAX_GAP = 95
@@ -207,14 +208,16 @@ class AlphaVantageClient:
 
     @classmethod
     def from_env(cls, base_url: str | None = None) -> AlphaVantageClient:
-        """A client with the key from `ALPHAVANTAGE_API_KEY`."""
+        """A client with the key from `ALPHAVANTAGE_API_KEY`, asking `base_url`, else
+        `ALPHAVANTAGE_BASE_URL` (a proxy, a local stub), else Alpha Vantage."""
         api_key = os.environ.get(API_KEY_VARIABLE, "").strip()
         if not api_key:
             raise AlphaVantageError(
                 f"{API_KEY_VARIABLE} is not set; get a free key at "
                 "https://www.alphavantage.co/support/#api-key and export it"
             )
-        return cls(api_key, base_url=base_url or DEFAULT_BASE_URL)
+        base_url = base_url or os.environ.get(BASE_URL_VARIABLE, "").strip() or DEFAULT_BASE_URL
+        return cls(api_key, base_url=base_url)
 
     def __repr__(self) -> str:
         return f"AlphaVantageClient(base_url={self.base_url!r})"
@@ -368,6 +371,8 @@ class SyncReport(BaseModel):
 # What one symbol's download yields: chunks of bars, each with what was asked (for the report).
 Chunks = Iterable[tuple[list[Bar], str]]
 Fetcher = Callable[[str, date | None], Chunks]
+# Which of a download's bars may be stored (a refresh's: an unfinished session's open only).
+Admit = Callable[[list[Bar]], list[Bar]]
 
 
 def _last_stored_day(session: Session, symbol: str, interval: str = DAILY) -> date | None:
@@ -400,11 +405,13 @@ def _sync(
     interval: str,
     fetch: Fetcher,
     start: date | None = None,
+    admit: Admit | None = None,
 ) -> SyncReport:
     """Download, symbol by symbol, what the store lacks up to `report.target_day`.
 
     `fetch(symbol, first)` yields chunks from `first` (the last stored day, else `start`); each is
-    committed at once, so a rate limit stops the loop but keeps what was stored.
+    committed at once, so a rate limit stops the loop but keeps what was stored. `admit` picks
+    the bars that may be stored (default: those up to the target day).
     """
     target = report.target_day
     pending = list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip()))
@@ -420,7 +427,8 @@ def _sync(
             for bars, what in fetch(symbol, first):
                 asked.append(what)
                 wanted = [b for b in bars if (first is None or b.ts.date() >= first)]
-                wanted = [b for b in wanted if b.ts.date() <= target and b.interval == interval]
+                wanted = [b for b in wanted if b.interval == interval]
+                wanted = admit(wanted) if admit else [b for b in wanted if b.ts.date() <= target]
                 added = insert_bars(session, wanted)
                 session.commit()
                 report.inserted[symbol] = report.inserted.get(symbol, 0) + added
@@ -442,13 +450,17 @@ def sync_daily(
     symbols: Iterable[str],
     until: date,
     now: datetime | None = None,
+    target: date | None = None,
+    admit: Admit | None = None,
 ) -> SyncReport:
-    """Download missing daily bars up to the last XNYS session <= `until` closed by `now`.
+    """Download missing daily bars up to the last XNYS session <= `until` closed by `now` (or
+    up to `target`, storing what `admit` lets through: a refresh's).
 
     Commits symbol by symbol; a rate limit stops at once and keeps what was stored.
     """
     latest_closed = last_closed_trading_day(now)
-    report = SyncReport(target_day=min(trading_day_on_or_before(until), latest_closed))
+    default = min(trading_day_on_or_before(until), latest_closed)
+    report = SyncReport(target_day=target or default)
 
     def fetch(symbol: str, last: date | None) -> Chunks:
         # `compact` holds the latest 100 sessions, counted back from today, not from `until`.
@@ -456,7 +468,7 @@ def sync_daily(
         outputsize: OutputSize = "compact" if gap is not None and gap < COMPACT_MAX_GAP else "full"
         return [_fetch(client, symbol, outputsize)]
 
-    return _sync(session, report, symbols, DAILY, fetch)
+    return _sync(session, report, symbols, DAILY, fetch, admit=admit)
 
 
 def sync_crypto_daily(
@@ -466,16 +478,18 @@ def sync_crypto_daily(
     until: date,
     now: datetime | None = None,
     market: str = "USD",
+    target: date | None = None,
+    admit: Admit | None = None,
 ) -> SyncReport:
     """Download missing daily bars of digital currencies up to the last UTC day <= `until` that
-    ended by `now` (weekends included); the day still running is never stored."""
+    ended by `now` (weekends included; or up to `target`, storing what `admit` lets through)."""
     last_ended = calendar(ALWAYS).last_closed_trading_day(now or datetime.now(UTC))
-    report = SyncReport(target_day=min(until, last_ended))
+    report = SyncReport(target_day=target or min(until, last_ended))
 
     def fetch(symbol: str, last: date | None) -> Chunks:
         return [(client.crypto_daily(symbol, market=market), "full")]
 
-    return _sync(session, report, symbols, DAILY, fetch)
+    return _sync(session, report, symbols, DAILY, fetch, admit=admit)
 
 
 def sync_intraday(
@@ -485,13 +499,16 @@ def sync_intraday(
     until: date,
     now: datetime | None = None,
     start: date | None = None,
+    target: date | None = None,
+    admit: Admit | None = None,
 ) -> SyncReport:
-    """Download missing 60-minute bars up to the last XNYS session <= `until` closed by `now`.
+    """Download missing 60-minute bars up to the last XNYS session <= `until` closed by `now`
+    (or up to `target`, storing what `admit` lets through).
 
     Month by month from the last stored day, else from `start`, else from 30 days before the
     target (Alpha Vantage's own window); each month is committed as it comes.
     """
-    target = min(trading_day_on_or_before(until), last_closed_trading_day(now))
+    target = target or min(trading_day_on_or_before(until), last_closed_trading_day(now))
     report = SyncReport(target_day=target)
     start = start or target - timedelta(days=30)
 
@@ -505,7 +522,7 @@ def sync_intraday(
                 return
             yield bars, month
 
-    return _sync(session, report, symbols, HOURLY, fetch, start=start)
+    return _sync(session, report, symbols, HOURLY, fetch, start=start, admit=admit)
 
 
 def months_between(first: date, last: date) -> list[str]:

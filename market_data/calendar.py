@@ -91,6 +91,12 @@ class TradingCalendar:
         day = self.trading_day_on_or_before(now.astimezone(UTC).date())
         return day if self.session_close(day) <= now else self.previous_trading_day(day)
 
+    def session_open(self, day: date) -> datetime:
+        """When session `day` opens, aware UTC; a UTC calendar day opens at its midnight."""
+        if self._exchange is None:
+            return datetime.combine(day, datetime.min.time(), UTC)
+        return self._exchange.session_open(pd.Timestamp(day)).to_pydatetime()
+
     def session_close(self, day: date) -> datetime:
         """When session `day` closes (an early close included), aware UTC; a UTC calendar day
         closes at the next midnight."""

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from models.book import Fill, Portfolio, Quantity
 from models.prices import PriceBook
 from models.seals import seal_day
-from models.tables import Holding, ModelDay, ModelDayStatus, Track, Trade, utcnow
+from models.tables import Holding, ModelDay, ModelDayStatus, Run, Track, Trade, utcnow
 
 
 class HoldingValue(BaseModel):
@@ -106,3 +106,34 @@ def record_completed_day(
         session.rollback()
         raise
     return valuation
+
+
+def revalue_days(session: Session, prices: PriceBook, market: str, first: date, last: date) -> int:
+    """Value again the completed books of `market` (priced by `prices`) from `first` to `last`
+    (a live day was valued before its close was known); count those whose value changed. The
+    caller commits. Only values move: the books themselves (and their seals) stay as decided."""
+    query = (
+        select(ModelDay)
+        .join(Run, Run.id == ModelDay.run_id)
+        .where(Run.market == market, ModelDay.status == ModelDayStatus.COMPLETED)
+        .where(ModelDay.day >= first, ModelDay.day <= last)
+    )
+    changed = 0
+    for model_day in session.exec(query).all():
+        lines = session.exec(select(Holding).where(Holding.model_day_id == model_day.id)).all()
+        book = Portfolio(
+            cash=model_day.cash_end or 0.0, positions={h.symbol: h.shares for h in lines}
+        )
+        valuation = value_portfolio(book, prices, model_day.day)
+        closes = {h.symbol: h.close for h in valuation.holdings}
+        if valuation.total == model_day.value_end and all(
+            line.close == closes[line.symbol] for line in lines
+        ):
+            continue
+        for line in lines:
+            line.close = closes[line.symbol]
+            session.add(line)
+        model_day.value_end = valuation.total
+        session.add(model_day)
+        changed += 1
+    return changed

@@ -123,6 +123,19 @@ def bar_days(
     return sorted(session.execute(query.distinct()).scalars())
 
 
+def last_bar_days(
+    session: Session, interval: str, market: str, symbols: Iterable[str]
+) -> dict[str, date]:
+    """Each of `symbols`' last day with a bar of `interval` in `market`."""
+    query = (
+        select(PriceBar.symbol, func.max(PriceBar.day))
+        .where(PriceBar.market == market, PriceBar.interval == interval)
+        .where(PriceBar.symbol.in_([s.upper() for s in symbols]))
+        .group_by(PriceBar.symbol)
+    )
+    return dict(session.execute(query).all())
+
+
 @dataclass(frozen=True, slots=True)
 class StoredBar:
     """A bar as the in-memory book holds it: plain attributes, no ORM or validation cost."""

@@ -2,7 +2,8 @@
 
 When a model-day is recorded, its entry (the portfolio, its place in the chain, the day and its
 sessions, when the decision was made and its track, the orders asked for, the fills, the end-of-day
-book, a hash of the conversation and tool calls, and the previous entry's hash) is hashed:
+book (cash and shares: its value is the market's to compute), a hash of the conversation and tool
+calls, and the previous entry's hash) is hashed:
 
     seal = sha256(canonical JSON of the entry)        canonical: sorted keys, no spaces, UTF-8
 
@@ -92,10 +93,11 @@ def entry_of(session: Session, model_day: ModelDay) -> dict[str, Any]:
             [t.seq, t.side, t.symbol, float(t.shares), float(t.price), float(t.cost)]
             for t in trades
         ],
+        # The book as decided; its value is the market's to compute (and a live day's is
+        # computed again once its close is known), so it is not sealed.
         "book": {
             "cash": _number(model_day.cash_end),
-            "value": _number(model_day.value_end),
-            "holdings": [[h.symbol, float(h.shares), _number(h.close)] for h in holdings],
+            "holdings": [[h.symbol, float(h.shares)] for h in holdings],
         },
         "conversation": conversation_hash(session, model_day.id),
         "prev": model_day.seal_prev,

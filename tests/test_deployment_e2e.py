@@ -116,7 +116,7 @@ def test_served_deployment_runs_from_a_rest_trigger(prefect_server: str, tmp_pat
         deployment = api.get("/deployments/name/backtest/manual").json()
         daily = api.get("/deployments/name/backtest/daily").json()
         (schedule,) = daily["schedules"]
-        assert schedule["schedule"]["cron"] == "0 6 * * 1-5"
+        assert schedule["schedule"]["cron"] == "35 9 * * 1-5"
         assert schedule["schedule"]["timezone"] == "America/New_York"
         assert deployment["concurrency_limit"] == 1 or deployment.get("global_concurrency_limit")
 

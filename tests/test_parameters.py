@@ -75,6 +75,7 @@ def test_valid_parameters_are_normalized() -> None:
         "budget_usd": None,
         "budget_tokens": None,
         "trials": None,
+        "refresh": False,
     }
     assert BacktestParameters().models is None  # not given: every enabled model
 

@@ -16,7 +16,6 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-import agents.persistence
 from agents.session import run_model_day_sync
 from agents.types import ModelDayRequest
 from configs.loader import ModelConfig, load_universe
@@ -167,7 +166,7 @@ def test_a_day_decided_before_its_session_closed_is_live(
     # Every day decided at 15:00 UTC on 2025-01-10: that day closes at 16:00 New York (21:00
     # UTC), so its decision is live; the earlier days' were made after their close.
     decided = datetime(2025, 1, 10, 15, 0, tzinfo=UTC)
-    monkeypatch.setattr(agents.persistence, "utcnow", lambda: decided)
+    monkeypatch.setenv("AITRADER_NOW", decided.isoformat())
     simulate(store_url)
     engine = create_store_engine(store_url)
     with Session(engine) as session:
