@@ -253,7 +253,7 @@ async def _refresh(config: str | None) -> str:
     on with what the store holds, and the next run fetches again)."""
     logger = get_run_logger()
     try:
-        report = await refresh_prices(config)
+        report = refresh_prices(config)  # a sync task: the flow waits for it, as it should
     except AITraderError as exc:
         message = f"refresh failed: {exc}"
         logger.warning(message)

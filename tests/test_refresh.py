@@ -1,0 +1,205 @@
+"""The live daily run: the daily deployment's flow refreshes prices from a local Alpha Vantage,
+stores of a session not yet ended only its open, catches up, marks a day decided before its close
+live, survives a rate limit, and values a live day again once its close arrives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlmodel import Session, select
+
+from deployments.serve import deployments
+from flows.backtest import backtest
+from market_data.refresh import as_of, session_in_progress
+from models.prices import Bar
+from models.seals import verify_chains
+from models.tables import ModelDay, PriceBar
+from tests.alphavantage_stub import AlphaVantageStub, json_answer
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+SYMBOLS = ["AAPL", "MSFT", "NVDA"]
+D, D1, D2 = date(2025, 10, 27), date(2025, 10, 28), date(2025, 10, 29)
+RATE_LIMIT_NOTE = {
+    "Note": "Thank you for using Alpha Vantage! Our standard API call frequency is 5 calls per "
+    "minute and 500 calls per day."
+}
+
+
+class LiveAlphaVantage:
+    """Alpha Vantage as a day goes by: complete bars through `through`, and the session
+    `forming` half-formed (its open, and a high, low and close so far); a `Note` once `limit`
+    calls are spent."""
+
+    def __init__(self, shared: Path) -> None:
+        self.series = {
+            symbol: json.loads((shared / f"daily_prices_{symbol}.json").read_text())[
+                "Time Series (Daily)"
+            ]
+            for symbol in [*SYMBOLS, "QQQ"]
+        }
+        self.through = D
+        self.forming: date | None = None
+        self.limit: int | None = None
+        self.calls = 0
+
+    def answer(self, query: dict[str, str]) -> tuple[int, bytes]:
+        self.calls += 1
+        if self.limit is not None and self.calls > self.limit:
+            return json_answer(RATE_LIMIT_NOTE)
+        if query["function"] == "NEWS_SENTIMENT":
+            return json_answer({"items": "0", "feed": []})
+        symbol = query["symbol"]
+        bars: dict[str, Any] = {
+            day: values
+            for day, values in self.series[symbol].items()
+            if day <= self.through.isoformat()
+        }
+        if self.forming is not None:
+            real = self.series[symbol][self.forming.isoformat()]
+            opened = float(real["1. open"])
+            bars[self.forming.isoformat()] = {
+                "1. open": real["1. open"],
+                "2. high": f"{opened * 1.02:.4f}",
+                "3. low": f"{opened * 0.99:.4f}",
+                "4. close": f"{opened * 1.01:.4f}",  # so far: not the day's close
+                "5. volume": "1000",
+            }
+        meta = {"1. Information": "Daily Prices", "2. Symbol": symbol}
+        return json_answer({"Meta Data": meta, "Time Series (Daily)": bars})
+
+
+@pytest.fixture
+def live(shared_data: Path, flow_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    fake = LiveAlphaVantage(shared_data / "nasdaq100_daily")
+    with AlphaVantageStub(fake) as server:
+        monkeypatch.setenv("ALPHAVANTAGE_API_KEY", "av-test-key")
+        monkeypatch.setenv("ALPHAVANTAGE_BASE_URL", server.base_url)
+        config = tmp_path / "live.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "live",
+                    "universe": SYMBOLS,
+                    "benchmark": "QQQ",
+                    "start_date": D.isoformat(),
+                    "market": {"name": "nasdaq100", "source": "alphavantage"},
+                    "agent": {"max_steps": 8, "retries": 0, "day_timeout_s": 30},
+                    "models": [
+                        {"name": "equal-weight", "strategy": "equal-weight"},
+                        {"name": "random", "strategy": "random", "params": {"seed": 4}},
+                    ],
+                }
+            )
+        )
+        yield fake, str(config), flow_store
+
+
+def daily_run(config: str, now: datetime, monkeypatch: pytest.MonkeyPatch):
+    """The daily deployment's flow run, with its parameters, at wall-clock time `now`."""
+    (daily, _) = deployments(config)
+    monkeypatch.setenv("AITRADER_NOW", now.isoformat())
+    return asyncio.run(backtest(**daily.parameters, return_state=True))
+
+
+def bars_of(store, day: date) -> dict[str, PriceBar]:
+    with Session(store) as session:
+        return {b.symbol: b for b in session.exec(select(PriceBar).where(PriceBar.day == day))}
+
+
+def days_of(store) -> dict[tuple[str, date], ModelDay]:
+    with Session(store) as session:
+        return {(d.model, d.day): d for d in session.exec(select(ModelDay))}
+
+
+def test_a_live_day_is_fetched_at_its_open_traded_live_and_valued_at_its_close(
+    live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, config, store = live
+    (daily, _) = deployments(config)
+    assert daily.parameters == {"config": config, "refresh": True}
+    assert daily.schedules[0].schedule.cron == "35 9 * * 1-5"  # just after the open
+
+    # 09:35 New York on D+1; the source has D: D is fetched and simulated, as a backtest.
+    state = daily_run(config, datetime(2025, 10, 28, 13, 35, tzinfo=UTC), monkeypatch)
+    assert state.is_completed() and state.name == "Completed", state.message
+    assert "refresh of nasdaq100 (alphavantage) up to 2025-10-28" in state.message
+    assert {day for (_, day) in days_of(store)} == {D}
+    assert all(b.close is not None for b in bars_of(store, D).values())
+
+    # D+1 whole and D+2 half-formed, but a rate limit after two symbols: what was complete is
+    # kept, the rest named stale, and no day is simulated without its whole universe.
+    fake.through, fake.forming, fake.limit, fake.calls = D1, D2, 2, 0
+    at_d2_open = datetime(2025, 10, 29, 13, 35, tzinfo=UTC)
+    state = daily_run(config, at_d2_open, monkeypatch)
+    assert state.is_completed() and state.name == "UpToDate", state.message
+    assert "stale: NVDA, QQQ" in state.message and "call frequency" in state.message
+    assert "days after 2025-10-27 wait for prices of 1 symbol(s): NVDA" in state.message
+    assert set(bars_of(store, D1)) == {"AAPL", "MSFT"}
+    assert {day for (_, day) in days_of(store)} == {D}
+
+    # The next run completes the rest, then simulates D+1 and D+2; D+2 at its open, live.
+    fake.limit = None
+    state = daily_run(config, at_d2_open, monkeypatch)
+    assert state.is_completed() and state.name == "Completed", state.message
+    assert "2 day(s), 4 model-day(s): 4 simulated" in state.message
+    assert "open only of 2025-10-29 (not ended)" in state.message
+    forming = bars_of(store, D2)
+    assert set(forming) == {*SYMBOLS, "QQQ"}
+    assert all(b.open and b.high is b.low is b.close is b.volume is None for b in forming.values())
+    days = days_of(store)
+    assert len(days) == 6  # three days, two models: none twice
+    assert {days[m, D2].track for m in ("equal-weight", "random")} == {"live"}
+    assert {days[m, d].track for m in ("equal-weight", "random") for d in (D, D1)} == {"backtest"}
+    provisional = days["equal-weight", D2].value_end
+
+    # After the close a later refresh completes D+2 with the real bars and values its books
+    # again; nothing is simulated twice, and every sealed chain still holds.
+    fake.through, fake.forming = D2, None
+    state = daily_run(config, datetime(2025, 10, 29, 21, 0, tzinfo=UTC), monkeypatch)
+    assert state.name == "UpToDate", state.message
+    assert "book(s) valued again" in state.message
+    closed = bars_of(store, D2)
+    assert closed["AAPL"].close == float(fake.series["AAPL"]["2025-10-29"]["4. close"])
+    after = days_of(store)
+    assert len(after) == 6 and after["equal-weight", D2].value_end != provisional
+    with Session(store) as session:
+        assert verify_chains(session) == []
+
+
+def test_of_a_session_not_ended_only_the_open_is_stored() -> None:
+    from configs.markets import load_market
+
+    market = load_market("nasdaq100")
+    bar = Bar(symbol="AAPL", ts=datetime(2025, 10, 29), open=1.0, high=2.0, low=0.5, close=1.5)
+    before_open = datetime(2025, 10, 29, 13, 0, tzinfo=UTC)
+    during = datetime(2025, 10, 29, 15, 0, tzinfo=UTC)
+    after_close = datetime(2025, 10, 29, 20, 0, tzinfo=UTC)
+    assert as_of(market, before_open)([bar]) == []  # a source running ahead
+    (open_only,) = as_of(market, during)([bar])
+    assert (open_only.open, open_only.high, open_only.close, open_only.volume) == (
+        1.0,
+        None,
+        None,
+        None,
+    )
+    assert as_of(market, after_close)([bar]) == [bar]
+    assert session_in_progress(market, during) == date(2025, 10, 29)
+    assert session_in_progress(market, before_open) == date(2025, 10, 28)
+    # Crypto: a UTC day, every day (a Sunday too); an hourly bar is its hour.
+    crypto = load_market("crypto")
+    sunday = datetime(2025, 11, 2, 12, 0, tzinfo=UTC)
+    assert session_in_progress(crypto, sunday) == date(2025, 11, 2)
+    coin = Bar(symbol="BTC", ts=datetime(2025, 11, 2), open=1.0, close=2.0)
+    assert as_of(crypto, sunday)([coin])[0].close is None
+    assert as_of(crypto, datetime(2025, 11, 3, 0, 0, tzinfo=UTC))([coin])[0].close == 2.0
+    hourly = load_market("nasdaq100-hourly")
+    ten = Bar(symbol="AAPL", ts=datetime(2025, 10, 29, 10), open=1.0, close=2.0, interval="60min")
+    assert as_of(hourly, datetime(2025, 10, 29, 14, 30, tzinfo=UTC))([ten])[0].close is None
+    assert as_of(hourly, datetime(2025, 10, 29, 15, 0, tzinfo=UTC))([ten])[0].close == 2.0
