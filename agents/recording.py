@@ -13,12 +13,16 @@ the store's bytes per strategy model-day (benchmarks/store_bytes.py).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import random
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import httpx
+import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, message_to_dict, messages_from_dict
@@ -32,6 +36,19 @@ from agents.budget import RunBudget
 from configs.loader import TokenPrice
 from models.errors import ReplayMiss
 from models.tables import LLMCall
+
+# Errors worth another attempt: the endpoint was busy, slow or unreachable.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    openai.APITimeoutError,
+    openai.APIConnectionError,
+    openai.RateLimitError,
+    openai.InternalServerError,
+    httpx.TransportError,
+    TimeoutError,
+)
+# The first wait after a transient error, and the longest; each wait doubles, with jitter.
+FIRST_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 30.0
 
 
 class LLMCallRecord(BaseModel):
@@ -113,6 +130,10 @@ class RecordingChatModel(BaseChatModel):
     budget: RunBudget | None = None
     # False: a request is stored as its message count and tools (see the module's docstring).
     keep_requests: bool = True
+    # How long a call is tried again through transient errors before the error is the day's,
+    # and the first wait (doubling, with jitter, up to MAX_BACKOFF_S).
+    outage_window_s: float = 0.0
+    first_backoff_s: float = FIRST_BACKOFF_S
     records: list[LLMCallRecord] = Field(default_factory=list)
 
     @property
@@ -147,9 +168,8 @@ class RecordingChatModel(BaseChatModel):
             return self._replay(key, request)
         if self.budget is not None:
             self.budget.check()
-        assert self.inner is not None, "a live RecordingChatModel needs an inner model"
         started = time.perf_counter()
-        result = await self.inner._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
+        result = await self._through_outages(messages, stop, run_manager, **kwargs)
         latency_ms = (time.perf_counter() - started) * 1000
         message = result.generations[0].message
         usage = getattr(message, "usage_metadata", None) or {}
@@ -170,6 +190,31 @@ class RecordingChatModel(BaseChatModel):
             )
         )
         return result
+
+    async def _through_outages(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        """The inner model's answer, asked again with backoff through transient errors (a rate
+        limit, a 5xx, a timeout, an outage) for up to `outage_window_s`: one bad minute at the
+        provider does not cost a live day. Nothing is recorded until an answer comes."""
+        assert self.inner is not None, "a live RecordingChatModel needs an inner model"
+        deadline = time.monotonic() + self.outage_window_s
+        wait = self.first_backoff_s
+        while True:
+            try:
+                return await self.inner._agenerate(
+                    messages, stop=stop, run_manager=run_manager, **kwargs
+                )
+            except TRANSIENT_ERRORS:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                await asyncio.sleep(min(wait * random.uniform(0.5, 1.0), left))
+                wait = min(wait * 2, MAX_BACKOFF_S)
 
     def _replay(self, key: str, request: dict[str, Any]) -> ChatResult:
         answer = (self.replay_book.answers if self.replay_book else {}).get(key)

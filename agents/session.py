@@ -12,8 +12,6 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-import httpx
-import openai
 from langchain_core.language_models import BaseChatModel
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -24,7 +22,7 @@ from agents.budget import RunBudget
 from agents.chat_models import build_chat_model
 from agents.conversation import converse
 from agents.persistence import model_day_result, persist_conversation
-from agents.recording import RecordingChatModel, ReplayBook
+from agents.recording import TRANSIENT_ERRORS, RecordingChatModel, ReplayBook
 from agents.types import Conversation, ModelDayRequest, ModelDayResult
 from configs.loader import ModelConfig
 from configs.markets import Market
@@ -34,16 +32,6 @@ from models.claims import HolderCheck, claim_when_free, keep_claim, mark_skipped
 from models.ledger import starting_book
 from models.prices import PriceBook
 from models.tables import ModelDayStatus
-
-# Errors worth another attempt: the endpoint was busy, slow or unreachable.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    openai.APITimeoutError,
-    openai.APIConnectionError,
-    openai.RateLimitError,
-    openai.InternalServerError,
-    httpx.TransportError,
-    TimeoutError,
-)
 
 
 async def run_model_day(
@@ -130,6 +118,8 @@ async def _trade_sessions(
             price=request.model.price,
             budget=budget,
             keep_requests=keeps_requests(request.model),
+            outage_window_s=request.agent.outage_window_s,
+            first_backoff_s=request.agent.retry_delay_s,
         )
         conversation = await converse(context, request.agent, recorder)
         if day_conversation is None:

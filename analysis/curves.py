@@ -101,10 +101,10 @@ class RunCurves:
     def on_bar_times(self, frame: pd.DataFrame) -> pd.DataFrame:
         """`frame` (by day) for a chart: in an hourly market each end-of-day value sits at the
         day's last session, the bar it was valued at, not at midnight."""
-        if self.last_session is None:
+        if self.last_session is None or frame.empty:
             return frame
         at = pd.Timedelta(f"{self.last_session}:00")
-        return frame.set_axis(frame.index + at, axis="index")
+        return frame.set_axis(pd.DatetimeIndex(frame.index) + at, axis="index")
 
     def frame(self) -> pd.DataFrame:
         """One column per model (its mean over trials) and the benchmark's last, by day."""

@@ -157,7 +157,16 @@ class AgentConfig(BaseModel):
     max_concurrent_models: int = Field(default=8, ge=1, description="model-days run at once")
     retries: int = Field(default=2, ge=0, le=10, description="attempts after a transient failure")
     retry_delay_s: float = Field(
-        default=2.0, ge=0, description="first retry delay; doubles each attempt, with jitter"
+        default=2.0,
+        ge=0,
+        description="first retry delay (of a model-day, and of an LLM call in an outage); doubles "
+        "each attempt, with jitter",
+    )
+    outage_window_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="how long an LLM's calls are retried through transient errors (rate limits, "
+        "5xx, timeouts, a connection refused), with backoff, before its model-day fails",
     )
     lease_seconds: float = Field(
         default=60.0,

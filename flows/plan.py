@@ -25,7 +25,7 @@ from models.tables import ModelDay, ModelDayStatus, RunCreate
 # cached and stored days of the old code are not taken for the new code's.
 AGENT_CODE_VERSION = "1"
 # How a model-day is scheduled and guarded, not what the model does in it.
-OPERATIONAL_AGENT_SETTINGS = {"max_concurrent_models", "lease_seconds"}
+OPERATIONAL_AGENT_SETTINGS = {"max_concurrent_models", "lease_seconds", "outage_window_s"}
 
 
 class ModelPlan(BaseModel):
@@ -120,7 +120,7 @@ def model_fingerprint(config: AppConfig, model: ModelConfig) -> str:
     }
     if config.market.name != DEFAULT_MARKET:  # the default market's portfolios keep their keys
         payload["rules"] = config.market.definition.model_dump(
-            mode="json", exclude={"costs": True, "rules": {"costs"}}
+            mode="json", exclude={"costs": True, "rules": {"costs"}, "schedule": True}
         )
     if config.trading_costs is not None:  # free fills keep the keys they had before costs
         payload["costs"] = config.trading_costs.model_dump(mode="json")

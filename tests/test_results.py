@@ -179,6 +179,7 @@ def test_an_hourly_run_charts_its_values_at_the_bar_they_were_taken_at(session: 
 
     curves = run_curves(session, run.id)
     charted = curves.on_bar_times(curves.frame())
+    assert curves.on_bar_times(curves.trial_frame()).empty  # no trials: nothing to move
     assert [t.strftime("%H:%M") for t in charted.index] == ["15:00"] * 3
     assert list(charted["m"]) == VALUES[:3] and list(curves.frame().index) == list(
         pd.to_datetime(DAYS[:3])
