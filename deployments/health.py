@@ -9,11 +9,13 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from agents.chat_models import api_key_for
-from configs.loader import AppConfig
+from configs.loader import AppConfig, load_universe
+from configs.markets import load_market, market_names
 from market_data.calendar import calendar
+from models import clock
 from models.engine import current_revision, get_engine, head_revision
 from models.errors import ModelSetupError
-from models.prices import coverage
+from models.prices import REAL_MARKET, coverage, last_bar_days
 
 TIMEOUT_S = 5.0
 
@@ -29,6 +31,7 @@ def run_checks(config: AppConfig) -> list[Check]:
     checks = [_store()]
     if checks[0].ok:
         checks.append(_coverage(config))
+        checks.extend(_freshness())
     checks.append(_prefect())
     checks.extend(_model(model) for model in config.enabled_models())
     return checks
@@ -70,6 +73,41 @@ def _coverage(config: AppConfig) -> Check:
         if last < expected:
             detail += f"; missing days up to {expected} (aitrader data fetch)"
     return Check(check="data", ok=True, detail=detail)
+
+
+def _freshness() -> list[Check]:
+    """For each market of configs/markets.yaml whose prices the store holds (`real`): through
+    which day every symbol is complete, which symbols lag, what holds only an open (a session
+    not ended), and how far that is behind the market's last closed session."""
+    from sqlmodel import Session
+
+    checks = []
+    with Session(get_engine()) as session:
+        for name in market_names():
+            market = load_market(name)
+            symbols = load_universe(market.universe).symbols
+            complete = last_bar_days(session, market.interval, REAL_MARKET, symbols, True)
+            if not complete:
+                continue
+            newest = max(complete.values())
+            lagging = sorted(s for s, d in complete.items() if d < newest)
+            opened = last_bar_days(session, market.interval, REAL_MARKET, symbols)
+            detail = f"complete through {min(complete.values())}"
+            if lagging:
+                detail = (
+                    f"complete through {newest} but {', '.join(lagging[:5])}"
+                    + (f" and {len(lagging) - 5} more" if len(lagging) > 5 else "")
+                    + f" ({min(complete.values())})"
+                )
+            if max(opened.values()) > newest:
+                detail += f"; open only: {max(opened.values())} (a session not ended)"
+            closed = calendar(market.calendar).last_closed_trading_day(clock.now())
+            behind = len(calendar(market.calendar).trading_days(newest, closed)) - 1
+            detail += f"; last closed session {closed}" + (
+                f", {behind} session(s) behind" if behind > 0 else ", up to date"
+            )
+            checks.append(Check(check=f"fresh {name}", ok=True, detail=detail))
+    return checks
 
 
 def _prefect() -> Check:

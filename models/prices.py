@@ -124,15 +124,22 @@ def bar_days(
 
 
 def last_bar_days(
-    session: Session, interval: str, market: str, symbols: Iterable[str]
+    session: Session,
+    interval: str,
+    market: str,
+    symbols: Iterable[str],
+    complete_only: bool = False,
 ) -> dict[str, date]:
-    """Each of `symbols`' last day with a bar of `interval` in `market`."""
+    """Each of `symbols`' last day with a bar of `interval` in `market` (with a close, with
+    `complete_only`: an unfinished session's bar holds only its open)."""
     query = (
         select(PriceBar.symbol, func.max(PriceBar.day))
         .where(PriceBar.market == market, PriceBar.interval == interval)
         .where(PriceBar.symbol.in_([s.upper() for s in symbols]))
         .group_by(PriceBar.symbol)
     )
+    if complete_only:
+        query = query.where(PriceBar.close.is_not(None))
     return dict(session.execute(query).all())
 
 

@@ -14,6 +14,8 @@ import pytest
 import yaml
 from sqlmodel import Session, select
 
+from configs.loader import load_config
+from deployments.health import run_checks
 from deployments.serve import deployments
 from flows.backtest import backtest
 from market_data.refresh import as_of, session_in_progress
@@ -158,6 +160,11 @@ def test_a_live_day_is_fetched_at_its_open_traded_live_and_valued_at_its_close(
     assert {days[m, D2].track for m in ("equal-weight", "random")} == {"live"}
     assert {days[m, d].track for m in ("equal-weight", "random") for d in (D, D1)} == {"backtest"}
     provisional = days["equal-weight", D2].value_end
+    fresh = {c.check: c for c in run_checks(load_config(config))}["fresh nasdaq100"]
+    assert fresh.detail == (
+        "complete through 2025-10-28; open only: 2025-10-29 (a session not ended); "
+        "last closed session 2025-10-28, up to date"
+    )
 
     # After the close a later refresh completes D+2 with the real bars and values its books
     # again; nothing is simulated twice, and every sealed chain still holds.
