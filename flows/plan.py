@@ -17,6 +17,7 @@ from agents.prompt import SYSTEM_PROMPT
 from configs.loader import MAX_TRIALS, AppConfig, ModelConfig, Universe
 from configs.markets import DEFAULT_MARKET
 from market_data.calendar import calendar
+from models import clock
 from models.errors import ConfigError, PlanError
 from models.prices import bar_days, last_bar_days
 from models.tables import ModelDay, ModelDayStatus, RunCreate
@@ -219,6 +220,13 @@ def plan_backtest(
     waiting = ""
     if catch_up and whole_days_only:
         days, waiting = _whole_days(session, definition.interval, market, universe, days)
+        if definition.hourly:
+            # A day's hourly sessions are simulated together: only once all have ended.
+            closed = sessions.last_closed_trading_day(clock.now())
+            if days and days[-1] > closed:
+                note = f"{days[-1]}'s hourly sessions wait for its close"
+                days = [day for day in days if day <= closed]
+                waiting = "; ".join(filter(None, [waiting, note]))
     plans = [
         _trial_plan(session, config, model, trial, days, catch_up)
         for model in chosen

@@ -37,16 +37,16 @@ RATE_LIMIT_NOTE = {
 class LiveAlphaVantage:
     """Alpha Vantage as a day goes by: complete bars through `through`, and the session
     `forming` half-formed (its open, and a high, low and close so far); a `Note` once `limit`
-    calls are spent."""
+    calls are spent. Stocks answer TIME_SERIES_DAILY; coins DIGITAL_CURRENCY_DAILY."""
 
-    def __init__(self, shared: Path) -> None:
+    def __init__(self, shared: Path, symbols: list[str], through: date = D) -> None:
         self.series = {
             symbol: json.loads((shared / f"daily_prices_{symbol}.json").read_text())[
                 "Time Series (Daily)"
             ]
-            for symbol in [*SYMBOLS, "QQQ"]
+            for symbol in symbols
         }
-        self.through = D
+        self.through = through
         self.forming: date | None = None
         self.limit: int | None = None
         self.calls = 0
@@ -73,13 +73,16 @@ class LiveAlphaVantage:
                 "4. close": f"{opened * 1.01:.4f}",  # so far: not the day's close
                 "5. volume": "1000",
             }
+        if query["function"] == "DIGITAL_CURRENCY_DAILY":
+            meta = {"2. Digital Currency Code": symbol, "4. Market Code": "USD"}
+            return json_answer({"Meta Data": meta, "Time Series (Digital Currency Daily)": bars})
         meta = {"1. Information": "Daily Prices", "2. Symbol": symbol}
         return json_answer({"Meta Data": meta, "Time Series (Daily)": bars})
 
 
 @pytest.fixture
 def live(shared_data: Path, flow_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    fake = LiveAlphaVantage(shared_data / "nasdaq100_daily")
+    fake = LiveAlphaVantage(shared_data / "nasdaq100_daily", [*SYMBOLS, "QQQ"])
     with AlphaVantageStub(fake) as server:
         monkeypatch.setenv("ALPHAVANTAGE_API_KEY", "av-test-key")
         monkeypatch.setenv("ALPHAVANTAGE_BASE_URL", server.base_url)
@@ -177,6 +180,50 @@ def test_a_live_day_is_fetched_at_its_open_traded_live_and_valued_at_its_close(
     after = days_of(store)
     assert len(after) == 6 and after["equal-weight", D2].value_end != provisional
     with Session(store) as session:
+        assert verify_chains(session) == []
+
+
+def test_crypto_trades_live_over_a_weekend(
+    shared_data: Path, flow_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    friday, saturday, sunday = date(2025, 11, 7), date(2025, 11, 8), date(2025, 11, 9)
+    fake = LiveAlphaVantage(shared_data / "crypto_daily", ["BTC", "ETH", "SOL"], friday)
+    fake.forming = saturday
+    config = tmp_path / "crypto.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "live-crypto",
+                "universe": ["BTC", "ETH", "SOL"],
+                "benchmark": "CD5",
+                "start_date": friday.isoformat(),
+                "market": {"name": "crypto", "source": "alphavantage"},
+                "agent": {"max_steps": 8, "retries": 0, "day_timeout_s": 30},
+                "models": [{"name": "equal-weight", "strategy": "equal-weight"}],
+            }
+        )
+    )
+    with AlphaVantageStub(fake) as server:
+        monkeypatch.setenv("ALPHAVANTAGE_API_KEY", "av-test-key")
+        monkeypatch.setenv("ALPHAVANTAGE_BASE_URL", server.base_url)
+        (daily, _) = deployments(str(config))
+        assert daily.schedules[0].schedule.cron == "5 0 * * *"  # every day, weekends too
+        # Saturday 00:05 UTC: Friday has ended, Saturday has just opened.
+        state = daily_run(str(config), datetime(2025, 11, 8, 0, 5, tzinfo=UTC), monkeypatch)
+        assert state.name == "Completed", state.message
+        assert "open only of 2025-11-08" in state.message
+        fake.through, fake.forming = saturday, sunday
+        state = daily_run(str(config), datetime(2025, 11, 9, 0, 5, tzinfo=UTC), monkeypatch)
+        assert state.name == "Completed", state.message
+        assert "1 day(s), 1 model-day(s): 1 simulated" in state.message
+    days = days_of(flow_store)
+    tracks = {day: days["equal-weight", day].track for day in (friday, saturday, sunday)}
+    assert tracks == {friday: "backtest", saturday: "live", sunday: "live"}
+    assert bars_of(flow_store, saturday)["BTC"].close == float(
+        fake.series["BTC"]["2025-11-08"]["4. close"]
+    )
+    assert bars_of(flow_store, sunday)["BTC"].close is None
+    with Session(flow_store) as session:
         assert verify_chains(session) == []
 
 
