@@ -378,9 +378,13 @@ async def _publish_artifacts(engine, run_id: int) -> None:
         title = report_title(run)
         heads = chain_heads(session, list(run.portfolios.values()))
     if report is not None:
+        board = leaderboard_table(report.ranking.rows)
+        for row in board:  # each model's sealed chain (trial 1's), for the Windmill dashboard
+            head = heads.get(run.portfolios.get(row["model"], ""))
+            row["chain_head"] = head[1] if head else None
         await acreate_table_artifact(
             key="leaderboard",
-            table=leaderboard_table(report.ranking.rows),
+            table=board,
             description=f"{title}: every model with its 95% interval and tier",
         )
         await acreate_markdown_artifact(

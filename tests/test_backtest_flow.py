@@ -109,6 +109,7 @@ def test_days_run_in_order_and_everything_is_recorded(store, stub, tmp_path) -> 
     assert [row["model"] for row in board][-1] == "QQQ" and len(board) == 3
     assert artifacts["progress"].data == 100.0
     assert len(json.loads(artifacts["daily-values"].data)) == 12
+    assert {row["model"]: row["chain_head"] for row in board}["equal-weight"] is not None
     heads = {row["model"]: row for row in json.loads(artifacts["chain-heads"].data)}
     with Session(store) as session:
         sealed = chain_heads(session)

@@ -28,6 +28,8 @@ def board_row(model: str, rank: int | None, final_value: float, return_pct: floa
         "max_drawdown_pct": -2.0,
         "trades": 4,
         "alpha": None,
+        "live_sessions": None if rank is None else 1,
+        "chain_head": None if rank is None else f"{model}-head",
     }
 
 
@@ -112,6 +114,7 @@ def test_latest_performance_per_model_comes_from_its_latest_run(mocked_wmill: di
     alpha = table[1]
     assert (alpha["window_start"], alpha["window_end"]) == ("2025-01-07", "2025-01-08")
     assert alpha["rank"] == 1 and alpha["sharpe"] == 1.5 and alpha["trades"] == 4
+    assert alpha["chain_head"] == "alpha-head" and alpha["live_sessions"] == 1
     assert table[0]["rank"] is None and table[0]["window_start"] is None  # the benchmark
     assert alpha["end_time"].startswith("2025-01-09T12:00:00")
 

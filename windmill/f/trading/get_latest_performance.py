@@ -3,7 +3,8 @@
 shape="table": one row per model (and benchmark), from the most recent stored run that has it,
 best return first, with its tier and the 95% interval of its return, what its fills paid in
 trading costs, and its return and tier had they paid 0, 2 or 3 times as much (the return and
-tier are the 1x ones): the AgGrid table's rows.
+tier are the 1x ones), how many of its sessions were decided live, and the head of its sealed
+chain of model-days (`aitrader results verify`): the AgGrid table's rows.
 shape="chart": portfolio value per model and trading day over the last `days` calendar days,
 as Chart.js line data `{labels, datasets: [{label, data}]}` for chartjscomponentv2.
 """
@@ -31,6 +32,8 @@ SELECT DISTINCT ON (l.model)
     (l.metrics->>'tier_at_2x')::integer AS tier_at_2x,
     (l.metrics->>'return_at_3x_pct')::double precision AS return_at_3x_pct,
     (l.metrics->>'tier_at_3x')::integer AS tier_at_3x,
+    (l.metrics->>'live_sessions')::integer AS live_sessions,
+    l.metrics->>'chain_head' AS chain_head,
     r.flow_run_id, r.flow_run_name, r.end_time,
     (SELECT min(d.day) FROM simulation_daily_value d
       WHERE d.flow_run_id = l.flow_run_id AND d.model = l.model) AS window_start,
