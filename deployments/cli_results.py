@@ -171,7 +171,8 @@ def results(
             newest = get_run(session, run).id  # the newest run, as its help says, not every run
             frame = model_days_frame(session, newest, model=model, start=first, end=last)
             if fmt is OutputFormat.table:
-                frame = frame.drop(columns=["run", "traded_notional", "cached", "session"])
+                dropped = ["run", "traded_notional", "cached", "session", "track"]
+                frame = frame.drop(columns=dropped)
             render(frame.to_dict("records"), fmt, title="model-days")
         else:
             scope = Scope(run=run, model=model, start=first, end=last)
