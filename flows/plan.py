@@ -190,11 +190,7 @@ def plan_backtest(
     """Resolve a trigger: each of `trials` trials of each model (the config's `trials` when
     None). With no dates, each trial catches up from its own portfolio's last completed day
     (with `whole_days_only`, a refreshed run's, only through days its whole universe priced)."""
-    if start and end and end < start:
-        raise PlanError(f"end {end} is before start {start}")
-    trials = config.trials if trials is None else trials
-    if not 1 <= trials <= MAX_TRIALS:  # a REST trigger's parameters are checked by type only
-        raise PlanError(f"trials must be between 1 and {MAX_TRIALS} (got {trials})")
+    trials = _checked(config, start, end, trials)
     chosen = select_models(config, models)
     market = config.market.store_market
     definition = config.market.definition
@@ -213,20 +209,12 @@ def plan_backtest(
             f"no price data between {first_day} and {end or last_day} in market {market!r}; "
             f"it covers {available[0]} to {available[-1]}"
         )
-    priced = set(available)
     sessions = calendar(definition.calendar)
     in_range = sessions.trading_days(first_day, last_day) if first_day <= last_day else []
-    days = [day for day in in_range if day in priced]
-    waiting = ""
-    if catch_up and whole_days_only:
-        days, waiting = _whole_days(session, definition.interval, market, universe, days)
-        if definition.hourly:
-            # A day's hourly sessions are simulated together: only once all have ended.
-            closed = sessions.last_closed_trading_day(clock.now())
-            if days and days[-1] > closed:
-                note = f"{days[-1]}'s hourly sessions wait for its close"
-                days = [day for day in days if day <= closed]
-                waiting = "; ".join(filter(None, [waiting, note]))
+    days = [day for day in in_range if day in set(available)]
+    days, waiting = (
+        _whole_days(session, config, days) if catch_up and whole_days_only else (days, "")
+    )
     plans = [
         _trial_plan(session, config, model, trial, days, catch_up)
         for model in chosen
@@ -250,26 +238,42 @@ def plan_backtest(
     )
 
 
+def _checked(config: AppConfig, start: date | None, end: date | None, trials: int | None) -> int:
+    """The trials a trigger asks for, its range checked (a REST trigger's parameters are checked
+    by type only)."""
+    if start and end and end < start:
+        raise PlanError(f"end {end} is before start {start}")
+    trials = config.trials if trials is None else trials
+    if not 1 <= trials <= MAX_TRIALS:
+        raise PlanError(f"trials must be between 1 and {MAX_TRIALS} (got {trials})")
+    return trials
+
+
 # A symbol whose bars stop within this many priced days of the newest is waited for (a refresh
 # cut short); one that stopped earlier is taken as delisted or suspended.
 WHOLE_DAY_LOOKBACK = 5
 
 
-def _whole_days(
-    session: Session, interval: str, market: str, universe: Universe, days: list[date]
-) -> tuple[list[date], str]:
-    """`days` up to the last on which the whole universe is priced, and what the rest waits
-    for. Books chain, so a refreshed catch-up stops before the first day a recently priced
-    symbol lacks, and the next run, once the refresh brings it, goes on from there."""
-    last_bars = last_bar_days(session, interval, market, universe.symbols)
-    priced = bar_days(session, interval, market, universe.symbols)
-    if not last_bars or not priced:
-        return days, ""
+def _whole_days(session: Session, config: AppConfig, days: list[date]) -> tuple[list[date], str]:
+    """`days` up to the last on which the whole universe is priced (and, in an hourly market,
+    every session has ended), and what the rest waits for. Books chain, so a refreshed catch-up
+    stops before the first day a recently priced symbol lacks, and the next run, once the
+    refresh brings it, goes on from there."""
+    definition, market = config.market.definition, config.market.store_market
+    symbols = config.resolve_universe().symbols
+    last_bars = last_bar_days(session, definition.interval, market, symbols)
+    priced = bar_days(session, definition.interval, market, symbols)
+    waiting = []
     recent = priced[-WHOLE_DAY_LOOKBACK:]
-    stale = {s: d for s, d in last_bars.items() if recent[0] <= d < priced[-1]}
-    if not stale:
-        return days, ""
-    through = min(stale.values())
-    kept = [day for day in days if day <= through]
-    names = ", ".join(sorted(stale)[:10]) + (" …" if len(stale) > 10 else "")
-    return kept, f"days after {through} wait for prices of {len(stale)} symbol(s): {names}"
+    stale = {s: d for s, d in last_bars.items() if recent and recent[0] <= d < priced[-1]}
+    if stale:
+        through = min(stale.values())
+        days = [day for day in days if day <= through]
+        names = ", ".join(sorted(stale)[:10]) + (" …" if len(stale) > 10 else "")
+        waiting.append(f"days after {through} wait for prices of {len(stale)} symbol(s): {names}")
+    if definition.hourly:  # a day's hourly sessions are simulated together, once all ended
+        closed = calendar(definition.calendar).last_closed_trading_day(clock.now())
+        if days and days[-1] > closed:
+            waiting.append(f"{days[-1]}'s hourly sessions wait for its close")
+            days = [day for day in days if day <= closed]
+    return days, "; ".join(waiting)

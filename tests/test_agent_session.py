@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from agents.budget import RunBudget
 from agents.session import run_model_day_sync
 from agents.types import ModelDayRequest
-from configs.loader import ModelConfig, TokenPrice, load_universe
+from configs.loader import AgentConfig, ModelConfig, TokenPrice, load_universe
 from market_data.aitrader_files import import_prices
 from models.engine import create_store_engine, upgrade
 from models.ledger import starting_book
@@ -175,14 +175,16 @@ def test_a_day_that_finally_fails_leaves_no_trades_and_keeps_the_book(engine, pr
     )
     first = run_model_day_sync(engine, request(run_id, config, day=date(2025, 10, 14)), prices)
     assert first.status == "completed" and first.trades == 1
-    # Next day: a buy goes through, then the endpoint is too slow twice (a try and a retry).
+    # Next day: a buy goes through, then the endpoint is too slow twice (a try and a retry),
+    # with no outage window left to wait it out.
     stub.queue(
         tool_reply(("buy", {"symbol": "AAPL", "shares": 4})),
         Reply(delay_s=1.5, text="late"),
         Reply(delay_s=1.5, text="late"),
     )
     started = time.perf_counter()
-    failed = run_model_day_sync(engine, request(run_id, config), prices)
+    no_window = AgentConfig(outage_window_s=0)
+    failed = run_model_day_sync(engine, request(run_id, config, agent=no_window), prices)
     assert time.perf_counter() - started < 4  # the per-call timeout held
     assert failed.status == "failed" and failed.transient
     assert "Timeout" in failed.error

@@ -49,6 +49,7 @@ def write_config(path: Path, stub: OpenAIStub, **llm_overrides) -> str:
             "retry_delay_s": 0.1,
             "day_timeout_s": 30,
             "lease_seconds": 60,
+            "outage_window_s": 0,  # the task's retries are under test, not the session's
         },
         "models": [
             {"name": "equal-weight", "strategy": "equal-weight"},

@@ -217,6 +217,7 @@ def test_budget_tokens_reaches_the_flow(
             "budget_usd": None,
             "budget_tokens": 5000,
             "trials": None,
+            "refresh": False,
             "return_state": True,
         }
     ]

@@ -201,10 +201,10 @@ def test_prefect_resource_type_matches_rt_namespace() -> None:
     assert list(schema["properties"]) == list(fields)
 
 
-def test_schedule_runs_the_flow_at_six_new_york_time_on_weekdays() -> None:
+def test_schedule_runs_the_flow_just_after_the_new_york_open_on_weekdays() -> None:
     schedule = load(SCHEDULE)
     seconds, minutes, hours, day, month, weekdays = schedule["schedule"].split()
-    assert (seconds, minutes, hours, day, month, weekdays) == ("0", "0", "6", "*", "*", "1-5")
+    assert (seconds, minutes, hours, day, month, weekdays) == ("0", "35", "9", "*", "*", "1-5")
     assert schedule["timezone"] == "America/New_York"
     assert schedule["is_flow"] is True and schedule["enabled"] is True
     assert (WINDMILL / f"{schedule['script_path']}__flow" / "flow.yaml") == FLOW
