@@ -20,6 +20,7 @@ from models.tables import (
     Run,
     ToolCall,
     Trade,
+    day_rows,
 )
 
 
@@ -230,15 +231,7 @@ def model_day_details(
     query = _within(select(ModelDay).where(*run_scope(session, run.id)), model, start, end)
     details = []
     for day in session.exec(query.order_by(ModelDay.day, ModelDay.model).limit(limit)):
-        messages = session.exec(
-            select(Message).where(Message.model_day_id == day.id).order_by(Message.seq)
-        ).all()
-        calls = session.exec(
-            select(ToolCall).where(ToolCall.model_day_id == day.id).order_by(ToolCall.seq)
-        ).all()
-        trades = session.exec(
-            select(Trade).where(Trade.model_day_id == day.id).order_by(Trade.seq)
-        ).all()
+        messages, calls, trades = (day_rows(session, t, day.id) for t in (Message, ToolCall, Trade))
         llm_calls = session.exec(
             select(func.count()).select_from(LLMCall).where(LLMCall.model_day_id == day.id)
         ).one()

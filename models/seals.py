@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from models.tables import Holding, Message, ModelDay, ModelDayStatus, ToolCall, Trade
+from models.tables import Holding, Message, ModelDay, ModelDayStatus, ToolCall, Trade, day_rows
 
 GENESIS = "0" * 64  # the `prev` of a chain's first entry
 ORDER_TOOLS = ("buy", "sell")
@@ -53,10 +53,8 @@ def _utc_text(moment: datetime | None) -> str | None:
 
 def conversation_hash(session: Session, model_day_id: int) -> str:
     """A hash of the day's messages and tool calls, as stored."""
-    messages = session.exec(
-        select(Message).where(Message.model_day_id == model_day_id).order_by(Message.seq)
-    ).all()
-    calls = _tool_calls(session, model_day_id)
+    messages = day_rows(session, Message, model_day_id)
+    calls = day_rows(session, ToolCall, model_day_id)
     return digest(
         {
             "messages": [[m.seq, m.role, m.content, m.reasoning] for m in messages],
@@ -65,22 +63,15 @@ def conversation_hash(session: Session, model_day_id: int) -> str:
     )
 
 
-def _tool_calls(session: Session, model_day_id: int) -> list[ToolCall]:
-    query = select(ToolCall).where(ToolCall.model_day_id == model_day_id).order_by(ToolCall.seq)
-    return list(session.exec(query).all())
-
-
 def entry_of(session: Session, model_day: ModelDay) -> dict[str, Any]:
     """A model-day's chain entry, from what the store holds (numbers as floats, so a value
     written as 1 and read back as 1.0 hashes the same)."""
     assert model_day.id is not None
-    trades = session.exec(
-        select(Trade).where(Trade.model_day_id == model_day.id).order_by(Trade.seq)
-    ).all()
+    trades = day_rows(session, Trade, model_day.id)
     holdings = session.exec(
         select(Holding).where(Holding.model_day_id == model_day.id).order_by(Holding.symbol)
     ).all()
-    orders = [c for c in _tool_calls(session, model_day.id) if c.tool in ORDER_TOOLS]
+    orders = [c for c in day_rows(session, ToolCall, model_day.id) if c.tool in ORDER_TOOLS]
     return {
         "portfolio": model_day.portfolio,
         "seq": model_day.seal_seq,

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import NaiveDatetime
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Session, SQLModel, select
 
 
 def utcnow() -> datetime:
@@ -273,3 +273,13 @@ class StoreIdentity(SQLModel, table=True):
 
     id: str = Field(primary_key=True)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# A model-day's rows kept in order: its messages, tool calls or trades.
+Row = TypeVar("Row", Message, ToolCall, Trade)
+
+
+def day_rows(session: Session, table: type[Row], model_day_id: int | None) -> list[Row]:
+    """A model-day's messages, tool calls or trades, in their order."""
+    query = select(table).where(table.model_day_id == model_day_id).order_by(table.seq)
+    return list(session.exec(query).all())

@@ -71,6 +71,15 @@ def test_days_simulated_by_two_runs_chain_in_date_order(session: Session) -> Non
     assert benchmark.performance.cumulative_return == pytest.approx(520 / 500 - 1)
 
 
+def store_benchmark(session: Session, closes: dict[date, float]) -> None:
+    """QQQ's daily bars, each opening and closing at its close."""
+    bars = [
+        Bar(symbol="QQQ", ts=datetime(d.year, d.month, d.day), open=c, close=c)
+        for d, c in closes.items()
+    ]
+    insert_bars(session, bars)
+
+
 def test_every_curve_ends_at_its_leaderboard_final_value(session: Session) -> None:
     # Two models starting on different days and the benchmark: the charts' curves and the
     # leaderboard are one definition, so the starting points and the final values agree.
@@ -78,13 +87,7 @@ def test_every_curve_ends_at_its_leaderboard_final_value(session: Session) -> No
         date(2024, 12, 31): 500.0,
         **dict(zip(DAYS, [505.0, 510.0, 500.0, 520.0], strict=True)),
     }
-    insert_bars(
-        session,
-        [
-            Bar(symbol="QQQ", ts=datetime(d.year, d.month, d.day), open=c, close=c)
-            for d, c in closes.items()
-        ],
-    )
+    store_benchmark(session, closes)
     run = Run(name="curves", models=["a", "b"], start_date=DAYS[0], end_date=DAYS[-1])
     run.portfolios = {"a": "c/a@1", "b": "c/b@1"}
     session.add(run)
@@ -125,13 +128,7 @@ def test_a_continued_run_tells_one_story_in_the_chart_and_the_table(session: Ses
         date(2024, 12, 31): 500.0,
         **dict(zip(DAYS, [505.0, 510.0, 500.0, 510.0], strict=True)),
     }
-    insert_bars(
-        session,
-        [
-            Bar(symbol="QQQ", ts=datetime(d.year, d.month, d.day), open=c, close=c)
-            for d, c in closes.items()
-        ],
-    )
+    store_benchmark(session, closes)
     earlier = Run(name="january", models=["m"], start_date=DAYS[0], end_date=DAYS[1])
     later = Run(name="january", models=["m"], start_date=DAYS[2], end_date=DAYS[3])
     for run in (earlier, later):
