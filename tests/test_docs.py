@@ -9,6 +9,7 @@ commands and compare their output with what the pages show.
 from __future__ import annotations
 
 import enum
+import json
 import os
 import re
 import shlex
@@ -475,6 +476,14 @@ def test_the_real_data_backtest_runs_as_documented(
     done = "Completed: 22 day(s), 66 model-day(s)"
     assert done in (ROOT / page).read_text()
     assert done in output and "QQQ" in output, output
+    # The baseline is invested on real prices too: under 5 % cash after its first session.
+    days = json.loads(
+        run_aitrader(
+            ["aitrader", "results", "days", "--model", "equal-weight", "-f", "json"], env, tmp_path
+        )
+    )
+    first = min(days, key=lambda d: d["day"])
+    assert first["cash"] < 0.05 * first["value"], first
 
 
 @pytest.mark.slow
