@@ -406,19 +406,22 @@ def _sync(
     fetch: Fetcher,
     start: date | None = None,
     admit: Admit | None = None,
+    partial_days: bool = False,
 ) -> SyncReport:
     """Download, symbol by symbol, what the store lacks up to `report.target_day`.
 
     `fetch(symbol, first)` yields chunks from `first` (the last stored day, else `start`); each is
     committed at once, so a rate limit stops the loop but keeps what was stored. `admit` picks
-    the bars that may be stored (default: those up to the target day).
+    the bars that may be stored (default: those up to the target day). With `partial_days`
+    (a refresh's hourly bars) a symbol whose last complete bar is on the target day is asked
+    again: that day's later bars may have come since.
     """
     target = report.target_day
     pending = list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip()))
     while pending:
         symbol = pending.pop(0)
         last = _last_stored_day(session, symbol, interval)
-        if last is not None and last >= target:
+        if last is not None and (last > target or (last == target and not partial_days)):
             report.skipped.append(symbol)
             continue
         first = last or start
@@ -522,7 +525,8 @@ def sync_intraday(
                 return
             yield bars, month
 
-    return _sync(session, report, symbols, HOURLY, fetch, start=start, admit=admit)
+    live = admit is not None
+    return _sync(session, report, symbols, HOURLY, fetch, start, admit, partial_days=live)
 
 
 def months_between(first: date, last: date) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -257,3 +257,82 @@ def test_of_a_session_not_ended_only_the_open_is_stored() -> None:
     ten = Bar(symbol="AAPL", ts=datetime(2025, 10, 29, 10), open=1.0, close=2.0, interval="60min")
     assert as_of(hourly, datetime(2025, 10, 29, 14, 30, tzinfo=UTC))([ten])[0].close is None
     assert as_of(hourly, datetime(2025, 10, 29, 15, 0, tzinfo=UTC))([ten])[0].close == 2.0
+
+
+class LiveIntraday:
+    """TIME_SERIES_INTRADAY as a day goes by: the 60-minute bars that have ended by `now` (New
+    York time), the one running then half-formed, none after it."""
+
+    def __init__(self, merged: Path) -> None:
+        self.bars: dict[str, dict[str, dict[str, str]]] = {}
+        for line in merged.read_text().splitlines():
+            series = json.loads(line)
+            symbol = series["Meta Data"]["2. Symbol"]
+            if symbol in ("AAPL", "MSFT"):
+                self.bars[symbol] = series["Time Series (60min)"]
+        self.bars["QQQ"] = self.bars["MSFT"]  # the shared hourly file has no QQQ
+        self.now = datetime(2025, 10, 8, 12, 30)
+
+    def answer(self, query: dict[str, str]) -> tuple[int, bytes]:
+        if query["function"] == "NEWS_SENTIMENT":
+            return json_answer({"items": "0", "feed": []})
+        series = {}
+        for ts, values in self.bars[query["symbol"]].items():
+            start = datetime.fromisoformat(ts)
+            if "4. sell price" not in values or start > self.now:
+                continue
+            if query.get("month") and not ts.startswith(query["month"]):
+                continue
+            bar = {"1. open": values["1. buy price"], "2. high": values["2. high"]}
+            bar |= {"3. low": values["3. low"], "4. close": values["4. sell price"]}
+            if start + timedelta(hours=1) > self.now:  # running: its close is the price so far
+                bar["4. close"] = bar["1. open"]
+            series[ts] = bar | {"5. volume": values["5. volume"]}
+        meta = {"2. Symbol": query["symbol"], "4. Interval": "60min"}
+        return json_answer({"Meta Data": meta, "Time Series (60min)": series})
+
+
+def test_an_hourly_market_stores_the_running_bar_open_only_and_trades_the_day_once_ended(
+    shared_data: Path, flow_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    day = date(2025, 10, 8)
+    fake = LiveIntraday(shared_data / "nasdaq100_hourly" / "merged.jsonl")
+    config = tmp_path / "hourly.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "live-hourly",
+                "universe": ["AAPL", "MSFT"],
+                "benchmark": "QQQ",
+                "start_date": day.isoformat(),
+                "market": {"name": "nasdaq100-hourly", "source": "alphavantage"},
+                "agent": {"max_steps": 8, "retries": 0, "day_timeout_s": 30},
+                "models": [{"name": "equal-weight", "strategy": "equal-weight"}],
+            }
+        )
+    )
+    with AlphaVantageStub(fake) as server:
+        monkeypatch.setenv("ALPHAVANTAGE_API_KEY", "av-test-key")
+        monkeypatch.setenv("ALPHAVANTAGE_BASE_URL", server.base_url)
+        # 12:30 New York: the 10:00 and 11:00 bars have ended, the 12:00 bar is running.
+        state = daily_run(str(config), datetime(2025, 10, 8, 16, 30, tzinfo=UTC), monkeypatch)
+        assert state.name == "UpToDate", state.message
+        assert "2025-10-08's hourly sessions wait for its close" in state.message
+        with Session(flow_store) as session:
+            stored = session.exec(select(PriceBar).where(PriceBar.symbol == "AAPL")).all()
+        by_hour = {bar.ts.hour: bar for bar in stored if bar.day == day}
+        assert sorted(by_hour) == [10, 11, 12]
+        assert by_hour[11].close is not None and by_hour[12].close is None
+        assert by_hour[12].open == float(fake.bars["AAPL"]["2025-10-08 12:00:00"]["1. buy price"])
+        assert days_of(flow_store) == {}
+        # After the close: the day's six bars are whole, and its sessions are traded together.
+        fake.now = datetime(2025, 10, 8, 16, 15)
+        state = daily_run(str(config), datetime(2025, 10, 8, 20, 15, tzinfo=UTC), monkeypatch)
+        assert state.name == "Completed", state.message
+    with Session(flow_store) as session:
+        complete = session.exec(
+            select(PriceBar).where(PriceBar.day == day, PriceBar.close.is_not(None))
+        ).all()
+    assert len(complete) == 18  # six hours of AAPL, MSFT and the benchmark
+    (only,) = days_of(flow_store).values()
+    assert only.session == "10:00, 11:00, 12:00, 13:00, 14:00, 15:00" and only.track == "backtest"
