@@ -23,7 +23,7 @@ from analysis.leaderboard import (
 )
 from models.errors import ResultsError
 from models.results import get_run
-from models.tables import Run
+from models.tables import Run, Track
 
 
 def equity_curves(session: Session, run_id: int) -> pd.DataFrame:
@@ -341,12 +341,15 @@ class Report:
     equity_html: str
 
 
-def render_report(session: Session, run_id: int) -> Report:
-    """A run's report, whoever triggered it; ResultsError if nothing completed."""
+def render_report(session: Session, run_id: int, track: Track | None = None) -> Report:
+    """A run's report, whoever triggered it (over one `track`'s sessions, if given);
+    ResultsError if nothing completed."""
     run = get_run(session, run_id)
-    curves = run_curves(session, run.id)
+    curves = run_curves(session, run.id, track=track)
     ranking = rank_curves(curves)
-    title = report_title(run)
+    for row in ranking.rows:
+        row.track = track or "all"
+    title = report_title(run) + (f" ({track} sessions only)" if track else "")
     colours = model_colours(session)  # the same colour for a model in every chart
     frame = curves.on_bar_times(curves.frame())
     trials = curves.on_bar_times(curves.trial_frame())

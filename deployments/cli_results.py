@@ -155,7 +155,7 @@ def results(
         if detail is Detail.full:
             _print_details(session, run, model, first, last, fmt)
         elif view is ResultsView.report:
-            _write_report(session, run)
+            _write_report(session, run, _track(track))
         elif view in (ResultsView.verify, ResultsView.export_chain):
             from deployments import cli_chain
 
@@ -182,8 +182,7 @@ def results(
                 risk_free_rate=risk_free_rate,
                 cost_multiplier=cost_multiplier,
             )
-            chosen_track = None if track is TrackChoice.all else Track(track.value)
-            ranking = rank_run(session, run, first, last, model, options, chosen_track)
+            ranking = rank_run(session, run, first, last, model, options, _track(track))
             if view is ResultsView.pairs:
                 _print_pairs(ranking, fmt)
             elif view is ResultsView.costs:
@@ -193,14 +192,20 @@ def results(
                 _print_leaderboard(session, scope, ranking, fmt, chosen)
 
 
-def _write_report(session: Session, run: int | None) -> None:
+def _track(choice: TrackChoice) -> Track | None:
+    """The sessions a view counts: None for every one."""
+    return None if choice is TrackChoice.all else Track(choice.value)
+
+
+def _write_report(session: Session, run: int | None, track: Track | None = None) -> None:
     """Render a run's report files, whoever triggered it (a deployment, REST, Windmill)."""
     from analysis.report import render_report, write_report
     from models.results import get_run
 
     selected = get_run(session, run)
-    report = render_report(session, selected.id)
-    files = write_report(report, default_reports() / f"run-{selected.id}")
+    report = render_report(session, selected.id, track)
+    folder = f"run-{selected.id}" + (f"-{track}" if track else "")
+    files = write_report(report, default_reports() / folder)
     console().print(f"report of run {selected.id}: {', '.join(map(str, files))}")
 
 

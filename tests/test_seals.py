@@ -161,7 +161,7 @@ def swap_days(engine, a: ModelDay, b: ModelDay) -> None:
 
 
 def test_a_day_decided_before_its_session_closed_is_live(
-    store_url: str, monkeypatch: pytest.MonkeyPatch
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Every day decided at 15:00 UTC on 2025-01-10: that day closes at 16:00 New York (21:00
     # UTC), so its decision is live; the earlier days' were made after their close.
@@ -201,4 +201,9 @@ def test_a_day_decided_before_its_session_closed_is_live(
     assert (1 + past) * (1 + live_return) == pytest.approx(1 + total, abs=2e-6)
     table = runner.invoke(app, ["results"], env={"COLUMNS": "200"}).stdout
     assert "live_sessions" in table
+    monkeypatch.setenv("AITRADER_HOME", str(tmp_path))
+    written = runner.invoke(app, ["results", "report", "--track", "live"])
+    assert written.exit_code == 0 and "run-1-live" in written.stdout, written.stderr
+    report = next(tmp_path.glob("reports/*/run-1-live/report.md")).read_text()
+    assert "(live sessions only)" in report.splitlines()[0]
     engine.dispose()
