@@ -215,7 +215,6 @@ async def backtest(
         await _mark_flow_run_crashed(engine, run_id)
     try:
         asked = BacktestParameters.of_call(locals())
-        start, end, models, trials = asked.start, asked.end, asked.models, asked.trials
         budget_usd, budget_tokens, replay = asked.budget_usd, asked.budget_tokens, asked.replay
         fetched = await _refresh(asked.config) if asked.refresh else ""
         settings, plan = _resolve(engine, asked, fetched)
