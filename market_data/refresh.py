@@ -159,7 +159,9 @@ def _refresh_alphavantage(
     return report
 
 
-def _news(session: Session, client: alphavantage.AlphaVantageClient, tickers, now) -> int:
+def _news(
+    session: Session, client: alphavantage.AlphaVantageClient, tickers: list[str], now: datetime
+) -> int:
     """Recent news about the universe; a refresh goes on without it if the source refuses."""
     try:
         added = fetch_news(session, client, tickers, now, days=3)
