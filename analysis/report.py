@@ -23,6 +23,7 @@ from analysis.leaderboard import (
 )
 from models.errors import ResultsError
 from models.results import get_run
+from models.seals import chain_heads
 from models.tables import Run, Track
 
 
@@ -148,6 +149,17 @@ def leaderboard_table(rows: list[LeaderboardRow]) -> list[dict]:
     Every row has every key, the benchmark's rank is "benchmark", intervals are `_low`/`_high`.
     """
     return [_table_row(row) for row in rows]
+
+
+def leaderboard_artifact(session: Session, run: Run, rows: list[LeaderboardRow]) -> list[dict]:
+    """`leaderboard_table` with each model's chain head (of its trial-1 portfolio's sealed chain,
+    `aitrader results verify`): the leaderboard artifact the Windmill dashboard shows."""
+    heads = chain_heads(session, list(run.portfolios.values()))
+    table = leaderboard_table(rows)
+    for row in table:
+        head = heads.get(run.portfolios.get(row["model"], ""))
+        row["chain_head"] = head[1] if head else None
+    return table
 
 
 def _table_row(row: LeaderboardRow) -> dict:

@@ -29,7 +29,7 @@ from sqlmodel import Session, select
 from agent_tools.news import NewsArchive
 from agents.budget import RunBudget
 from agents.types import ModelDayResult
-from analysis.report import leaderboard_table, render_report, report_title
+from analysis.report import leaderboard_artifact, render_report, report_title
 from configs.loader import DEFAULT_CONFIG, AppConfig, BudgetConfig, load_config
 from flows.flow_run_state import StateProgress, mark_flow_run_crashed
 from flows.parameters import BacktestParameters
@@ -376,11 +376,8 @@ async def _publish_artifacts(engine, run_id: int) -> None:
         run = session.get(Run, run_id)
         title = report_title(run)
         heads = chain_heads(session, list(run.portfolios.values()))
+        board = leaderboard_artifact(session, run, report.ranking.rows) if report else []
     if report is not None:
-        board = leaderboard_table(report.ranking.rows)
-        for row in board:  # each model's sealed chain (trial 1's), for the Windmill dashboard
-            head = heads.get(run.portfolios.get(row["model"], ""))
-            row["chain_head"] = head[1] if head else None
         await acreate_table_artifact(
             key="leaderboard",
             table=board,

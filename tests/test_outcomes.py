@@ -80,7 +80,8 @@ def test_a_run_whose_every_model_failed_exits_1_with_the_reason(prefect_server, 
                 "name": "failing",
                 "universe": ["AAPL", "MSFT"],
                 "market": {"source": "synthetic", "seed": 5},
-                "agent": {"retries": 0, "max_steps": 3},
+                # No outage window: an endpoint down for good fails its days at once here.
+                "agent": {"retries": 0, "max_steps": 3, "outage_window_s": 0},
                 "models": [
                     {
                         "name": f"llm-{n}",

@@ -16,7 +16,7 @@ import pytest
 from sqlmodel import Session, select
 
 from analysis.leaderboard import leaderboard
-from analysis.report import leaderboard_table
+from analysis.report import leaderboard_artifact
 from models.engine import create_store_engine
 from models.tables import ModelDay, Run
 from tests.conftest import running_prefect_server
@@ -117,7 +117,7 @@ def _store_run(store: str, flow_run_id: str) -> tuple[list[dict], list[tuple]]:
     engine = create_store_engine(store)
     with Session(engine) as session:
         run = session.exec(select(Run).where(Run.flow_run_id == flow_run_id)).one()
-        board = leaderboard_table(leaderboard(session, run.id))
+        board = leaderboard_artifact(session, run, leaderboard(session, run.id))
         days = session.exec(select(ModelDay).where(ModelDay.run_id == run.id)).all()
         values = sorted((str(d.day), d.model, round(d.value_end, 2)) for d in days)
     engine.dispose()
