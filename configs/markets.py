@@ -109,3 +109,14 @@ def load_market(name: str) -> Market:
     except KeyError:
         known = ", ".join(market_names())
         raise ConfigError(f"unknown market {name!r}; known: {known}") from None
+
+
+def run_interval(run_config: dict) -> str:
+    """The bars a stored run traded on, from its recorded config: its market's interval (`1d`,
+    `60min`), or an import's own; `1d` when it names neither."""
+    if "interval" in run_config:  # an import of the original's logs says it
+        return str(run_config["interval"])
+    try:
+        return load_market(str(run_config["market"]["name"])).interval
+    except (KeyError, TypeError, ConfigError):
+        return "1d"

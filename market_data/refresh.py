@@ -17,10 +17,10 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from configs.loader import AppConfig
-from configs.markets import BAR_LENGTH, Market
+from configs.markets import BAR_LENGTH, Market, run_interval
 from market_data import alphavantage
 from market_data.aitrader_files import import_prices
 from market_data.calendar import calendar
@@ -28,6 +28,7 @@ from market_data.news_feed import fetch_news
 from models.errors import AITraderError, MarketSetupError
 from models.ledger import revalue_days
 from models.prices import Bar, PriceBook
+from models.tables import Run
 
 OPEN_ONLY = {"high": None, "low": None, "close": None, "volume": None}
 
@@ -174,7 +175,10 @@ def _news(
 
 def _revalue(session: Session, config: AppConfig, through: date) -> int:
     """Value again the books of the last few sessions, whose bars this refresh may complete."""
-    definition = config.market.definition
-    market = config.market.store_market
-    prices = PriceBook.load(session, definition.interval, market=market, until=through)
-    return revalue_days(session, prices, market, through - timedelta(days=10), through)
+    interval, market = config.market.definition.interval, config.market.store_market
+    runs = session.exec(select(Run.id, Run.config).where(Run.market == market)).all()
+    same_bars = [run_id for run_id, recorded in runs if run_interval(recorded) == interval]
+    if not same_bars:
+        return 0
+    prices = PriceBook.load(session, interval, market=market, until=through)
+    return revalue_days(session, prices, same_bars, through - timedelta(days=10), through)

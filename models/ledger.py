@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from models.book import Fill, Portfolio, Quantity
 from models.prices import PriceBook
 from models.seals import seal_day
-from models.tables import Holding, ModelDay, ModelDayStatus, Run, Track, Trade, utcnow
+from models.tables import Holding, ModelDay, ModelDayStatus, Track, Trade, utcnow
 
 
 class HoldingValue(BaseModel):
@@ -108,14 +108,16 @@ def record_completed_day(
     return valuation
 
 
-def revalue_days(session: Session, prices: PriceBook, market: str, first: date, last: date) -> int:
-    """Value again the completed books of `market` (priced by `prices`) from `first` to `last`
-    (a live day was valued before its close was known); count those whose value changed. The
-    caller commits. Only values move: the books themselves (and their seals) stay as decided."""
+def revalue_days(
+    session: Session, prices: PriceBook, run_ids: list[int], first: date, last: date
+) -> int:
+    """Value again the completed books of runs `run_ids` (priced by `prices`, the bars they
+    trade on) from `first` to `last` (a live day was valued before its close was known); count
+    those whose value changed. The caller commits. Only values move: the books themselves (and
+    their seals) stay as decided."""
     query = (
         select(ModelDay)
-        .join(Run, Run.id == ModelDay.run_id)
-        .where(Run.market == market, ModelDay.status == ModelDayStatus.COMPLETED)
+        .where(ModelDay.run_id.in_(run_ids), ModelDay.status == ModelDayStatus.COMPLETED)
         .where(ModelDay.day >= first, ModelDay.day <= last)
     )
     changed = 0

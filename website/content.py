@@ -23,8 +23,8 @@ from analysis.colours import model_colours
 from analysis.curves import RunCurves, run_curves
 from analysis.leaderboard import Ranking, leaderboard_rows, rank_curves
 from analysis.statistics import MIN_TEST_SESSIONS
-from configs.markets import load_market
-from models.errors import ConfigError, ResultsError
+from configs.markets import run_interval
+from models.errors import ResultsError
 from models.results import run_scope
 from models.tables import (
     Holding,
@@ -253,12 +253,7 @@ def market_of(run: Run) -> str:
 
 def bar_interval(run: Run) -> str:
     """The bars a run traded on: `1d`, or `60min` for an hourly market."""
-    if "interval" in run.config:  # an import of the original's logs says it
-        return str(run.config["interval"])
-    try:
-        return load_market(market_of(run)).interval
-    except ConfigError:
-        return "1d"
+    return run_interval(run.config)
 
 
 @dataclass
