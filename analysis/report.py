@@ -152,9 +152,10 @@ def leaderboard_table(rows: list[LeaderboardRow]) -> list[dict]:
 
 
 def leaderboard_artifact(session: Session, run: Run, rows: list[LeaderboardRow]) -> list[dict]:
-    """`leaderboard_table` with each model's chain head (of its trial-1 portfolio's sealed chain,
-    `aitrader results verify`): the leaderboard artifact the Windmill dashboard shows."""
-    heads = chain_heads(session, list(run.portfolios.values()))
+    """`leaderboard_table` with each model's chain head through the run's last day (of its
+    trial-1 portfolio's sealed chain, `aitrader results verify`): the leaderboard artifact the
+    Windmill dashboard shows."""
+    heads = chain_heads(session, list(run.portfolios.values()), through=run.end_date)
     table = leaderboard_table(rows)
     for row in table:
         head = heads.get(run.portfolios.get(row["model"], ""))

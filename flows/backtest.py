@@ -375,7 +375,7 @@ async def _publish_artifacts(engine, run_id: int) -> None:
         frame = model_days_frame(session, run_id)
         run = session.get(Run, run_id)
         title = report_title(run)
-        heads = chain_heads(session, list(run.portfolios.values()))
+        heads = chain_heads(session, list(run.portfolios.values()), through=run.end_date)
         board = leaderboard_artifact(session, run, report.ranking.rows) if report else []
     if report is not None:
         await acreate_table_artifact(

@@ -21,7 +21,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import func
@@ -215,15 +215,16 @@ def compare_with_export(session: Session, entries: list[dict[str, Any]]) -> list
 
 
 def chain_heads(
-    session: Session, portfolios: list[str] | None = None
+    session: Session, portfolios: list[str] | None = None, through: date | None = None
 ) -> dict[str, tuple[int, str]]:
-    """Each portfolio's chain length and latest seal (of `portfolios`, or every one)."""
-    latest = (
-        select(ModelDay.portfolio, func.max(ModelDay.seal_seq).label("seq"))
-        .where(ModelDay.seal.is_not(None))
-        .group_by(ModelDay.portfolio)
-        .subquery()
+    """Each portfolio's chain length and latest seal (of `portfolios`, or every one; as of the
+    entry of day `through`, so a run's heads read the same after later runs extend them)."""
+    latest = select(ModelDay.portfolio, func.max(ModelDay.seal_seq).label("seq")).where(
+        ModelDay.seal.is_not(None)
     )
+    if through is not None:
+        latest = latest.where(ModelDay.day <= through)
+    latest = latest.group_by(ModelDay.portfolio).subquery()
     query = select(ModelDay.portfolio, ModelDay.seal_seq, ModelDay.seal).join(
         latest,
         (latest.c.portfolio == ModelDay.portfolio) & (latest.c.seq == ModelDay.seal_seq),

@@ -90,6 +90,8 @@ def test_every_day_is_sealed_and_any_tampering_is_named(
     assert [d.seal_seq for d in chain] == [1, 2, 3, 4] and chain[0].seal_prev == GENESIS
     assert all(b.seal_prev == a.seal for a, b in itertools.pairwise(chain))
     assert heads["sealed/momentum"] == (4, chain[-1].seal)
+    with Session(engine) as session:  # as a run through the second day published it
+        assert chain_heads(session, through=DAYS[1])["sealed/momentum"] == (2, chain[1].seal)
     assert {d.track for d in days} == {"backtest"} and all(d.decided_at for d in days)
 
     shown = verify(store_url, monkeypatch)
