@@ -159,39 +159,40 @@ def on_track(curves: RunCurves, done: pd.DataFrame, track: Track) -> RunCurves:
     """The curves as if only the sessions decided on `track` had happened: each curve chains its
     own returns of those days from the initial cash, and the benchmark chains its returns of
     every day some curve kept (a live leaderboard is not lifted by a backtest before it)."""
-    decided = done["track"].fillna(Track.BACKTEST) == track
-    kept_days = {
-        (str(m), int(t)): set(pd.to_datetime(g["day"]))
-        for (m, t), g in done[decided].groupby(["model", "trial"])
-    }
-    if not kept_days:
+    decided = done[done["track"].fillna(Track.BACKTEST) == track]
+    groups = {(str(m), int(t)): g for (m, t), g in decided.groupby(["model", "trial"])}
+    if not groups:
         raise ResultsError(f"run {curves.run.id} has no completed {track} sessions")
     kept = [
-        _chained(c, kept_days[c.model, c.trial], curves.run.initial_cash)
+        _chained(c, groups[c.model, c.trial], curves.run.initial_cash)
         for c in curves.curves
-        if (c.model, c.trial) in kept_days
+        if (c.model, c.trial) in groups
     ]
-    every_kept = set().union(*kept_days.values())
+    every_kept = set(pd.to_datetime(decided["day"]))
     benchmark = curves.benchmark
-    if len(benchmark):
-        returns = benchmark.pct_change()
-        on_days = returns[returns.index.isin(every_kept)]
+    returns = benchmark.pct_change()
+    on_days = returns[returns.index.isin(every_kept)]
+    if len(on_days):
         benchmark = _from_cash(on_days, benchmark.index, curves.run.initial_cash)
+    else:
+        benchmark = benchmark.iloc[:0]
     return replace(curves, curves=kept, benchmark=benchmark.rename(curves.run.benchmark))
 
 
-def _chained(curve: ModelCurve, days: set[pd.Timestamp], cash: float) -> ModelCurve:
-    """One curve over `days` only: its returns on them, chained from `cash`."""
-    returns = curve.values.pct_change()
-    on_days = returns[returns.index.isin(days)]
-    keep = curve.values.index.isin(days)
+def _chained(curve: ModelCurve, days: pd.DataFrame, cash: float) -> ModelCurve:
+    """One curve over `days` (its model-days of a track) only: its returns on them, chained
+    from `cash`, and what those days traded and spent."""
+    keep = curve.values.index.isin(pd.to_datetime(days["day"]))
+    on_days = curve.values.pct_change()[keep]
     return replace(
         curve,
         values=_from_cash(on_days, curve.values.index, cash),
         trade_notional=_with_start(curve.trade_notional[keep], curve.values.index),
         trading_costs=_with_start(curve.trading_costs[keep], curve.values.index),
-        trades=curve.trades,
-        model_days=len(on_days),
+        trades=int(days["trades"].sum()),
+        model_days=len(days),
+        tokens=int(days["tokens_in"].sum() + days["tokens_out"].sum()),
+        cost_usd=float(days["cost_usd"].sum()),
     )
 
 

@@ -191,6 +191,14 @@ def test_a_day_decided_before_its_session_closed_is_live(
                 select(ModelDay).where(ModelDay.model == "random").order_by(ModelDay.day)
             )
         }
+        live_trades = len(
+            session.exec(
+                select(Trade)
+                .join(ModelDay)
+                .where(ModelDay.model == "random", ModelDay.day == DAYS[-1])
+            ).all()
+        )
+    assert rows["random"]["trades"] == live_trades > 0  # the live day's own, not every day's
     live_return = values[DAYS[-1]] / values[DAYS[-2]] - 1
     assert rows["random"]["return"] == pytest.approx(live_return, abs=1e-6)  # JSON: 6 places
     assert rows["random"]["start"] == str(DAYS[-2]) and rows["random"]["end"] == str(DAYS[-1])
