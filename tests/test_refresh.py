@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from tests.alphavantage_stub import AlphaVantageStub, json_answer
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA"]
+COINS = ["BTC", "ETH", "SOL"]
 D, D1, D2 = date(2025, 10, 27), date(2025, 10, 28), date(2025, 10, 29)
 RATE_LIMIT_NOTE = {
     "Note": "Thank you for using Alpha Vantage! Our standard API call frequency is 5 calls per "
@@ -80,30 +83,47 @@ class LiveAlphaVantage:
         return json_answer({"Meta Data": meta, "Time Series (Daily)": bars})
 
 
-@pytest.fixture
-def live(shared_data: Path, flow_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    fake = LiveAlphaVantage(shared_data / "nasdaq100_daily", [*SYMBOLS, "QQQ"])
+EQUAL_WEIGHT = {"name": "equal-weight", "strategy": "equal-weight"}
+
+
+def live_config(
+    path: Path, market: str, universe: list[str], benchmark: str, start: date, models: list[dict]
+) -> str:
+    """A config trading `market` from Alpha Vantage (the local one the test points at)."""
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": path.stem,
+                "universe": universe,
+                "benchmark": benchmark,
+                "start_date": start.isoformat(),
+                "market": {"name": market, "source": "alphavantage"},
+                "agent": {"max_steps": 8, "retries": 0, "day_timeout_s": 30},
+                "models": models,
+            }
+        )
+    )
+    return str(path)
+
+
+@contextmanager
+def local_alphavantage(fake, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`fake` served as Alpha Vantage, and the client pointed at it with a key."""
     with AlphaVantageStub(fake) as server:
         monkeypatch.setenv("ALPHAVANTAGE_API_KEY", "av-test-key")
         monkeypatch.setenv("ALPHAVANTAGE_BASE_URL", server.base_url)
-        config = tmp_path / "live.yaml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "name": "live",
-                    "universe": SYMBOLS,
-                    "benchmark": "QQQ",
-                    "start_date": D.isoformat(),
-                    "market": {"name": "nasdaq100", "source": "alphavantage"},
-                    "agent": {"max_steps": 8, "retries": 0, "day_timeout_s": 30},
-                    "models": [
-                        {"name": "equal-weight", "strategy": "equal-weight"},
-                        {"name": "random", "strategy": "random", "params": {"seed": 4}},
-                    ],
-                }
-            )
-        )
-        yield fake, str(config), flow_store
+        yield
+
+
+@pytest.fixture
+def live(shared_data: Path, flow_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    fake = LiveAlphaVantage(shared_data / "nasdaq100_daily", [*SYMBOLS, "QQQ"])
+    random = {"name": "random", "strategy": "random", "params": {"seed": 4}}
+    config = live_config(
+        tmp_path / "live.yaml", "nasdaq100", SYMBOLS, "QQQ", D, [EQUAL_WEIGHT, random]
+    )
+    with local_alphavantage(fake, monkeypatch):
+        yield fake, config, flow_store
 
 
 def daily_run(config: str, now: datetime, monkeypatch: pytest.MonkeyPatch):
@@ -187,33 +207,25 @@ def test_crypto_trades_live_over_a_weekend(
     shared_data: Path, flow_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     friday, saturday, sunday = date(2025, 11, 7), date(2025, 11, 8), date(2025, 11, 9)
-    fake = LiveAlphaVantage(shared_data / "crypto_daily", ["BTC", "ETH", "SOL"], friday)
+    fake = LiveAlphaVantage(shared_data / "crypto_daily", COINS, friday)
     fake.forming = saturday
-    config = tmp_path / "crypto.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "name": "live-crypto",
-                "universe": ["BTC", "ETH", "SOL"],
-                "benchmark": "CD5",
-                "start_date": friday.isoformat(),
-                "market": {"name": "crypto", "source": "alphavantage"},
-                "agent": {"max_steps": 8, "retries": 0, "day_timeout_s": 30},
-                "models": [{"name": "equal-weight", "strategy": "equal-weight"}],
-            }
-        )
+    config = live_config(
+        tmp_path / "live-crypto.yaml",
+        "crypto",
+        ["BTC", "ETH", "SOL"],
+        "CD5",
+        friday,
+        [EQUAL_WEIGHT],
     )
-    with AlphaVantageStub(fake) as server:
-        monkeypatch.setenv("ALPHAVANTAGE_API_KEY", "av-test-key")
-        monkeypatch.setenv("ALPHAVANTAGE_BASE_URL", server.base_url)
-        (daily, _) = deployments(str(config))
+    with local_alphavantage(fake, monkeypatch):
+        (daily, _) = deployments(config)
         assert daily.schedules[0].schedule.cron == "5 0 * * *"  # every day, weekends too
         # Saturday 00:05 UTC: Friday has ended, Saturday has just opened.
-        state = daily_run(str(config), datetime(2025, 11, 8, 0, 5, tzinfo=UTC), monkeypatch)
+        state = daily_run(config, datetime(2025, 11, 8, 0, 5, tzinfo=UTC), monkeypatch)
         assert state.name == "Completed", state.message
         assert "open only of 2025-11-08" in state.message
         fake.through, fake.forming = saturday, sunday
-        state = daily_run(str(config), datetime(2025, 11, 9, 0, 5, tzinfo=UTC), monkeypatch)
+        state = daily_run(config, datetime(2025, 11, 9, 0, 5, tzinfo=UTC), monkeypatch)
         assert state.name == "Completed", state.message
         assert "1 day(s), 1 model-day(s): 1 simulated" in state.message
     days = days_of(flow_store)
@@ -297,25 +309,17 @@ def test_an_hourly_market_stores_the_running_bar_open_only_and_trades_the_day_on
 ) -> None:
     day = date(2025, 10, 8)
     fake = LiveIntraday(shared_data / "nasdaq100_hourly" / "merged.jsonl")
-    config = tmp_path / "hourly.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "name": "live-hourly",
-                "universe": ["AAPL", "MSFT"],
-                "benchmark": "QQQ",
-                "start_date": day.isoformat(),
-                "market": {"name": "nasdaq100-hourly", "source": "alphavantage"},
-                "agent": {"max_steps": 8, "retries": 0, "day_timeout_s": 30},
-                "models": [{"name": "equal-weight", "strategy": "equal-weight"}],
-            }
-        )
+    config = live_config(
+        tmp_path / "live-hourly.yaml",
+        "nasdaq100-hourly",
+        ["AAPL", "MSFT"],
+        "QQQ",
+        day,
+        [EQUAL_WEIGHT],
     )
-    with AlphaVantageStub(fake) as server:
-        monkeypatch.setenv("ALPHAVANTAGE_API_KEY", "av-test-key")
-        monkeypatch.setenv("ALPHAVANTAGE_BASE_URL", server.base_url)
+    with local_alphavantage(fake, monkeypatch):
         # 12:30 New York: the 10:00 and 11:00 bars have ended, the 12:00 bar is running.
-        state = daily_run(str(config), datetime(2025, 10, 8, 16, 30, tzinfo=UTC), monkeypatch)
+        state = daily_run(config, datetime(2025, 10, 8, 16, 30, tzinfo=UTC), monkeypatch)
         assert state.name == "UpToDate", state.message
         assert "2025-10-08's hourly sessions wait for its close" in state.message
         with Session(flow_store) as session:
@@ -327,7 +331,7 @@ def test_an_hourly_market_stores_the_running_bar_open_only_and_trades_the_day_on
         assert days_of(flow_store) == {}
         # After the close: the day's six bars are whole, and its sessions are traded together.
         fake.now = datetime(2025, 10, 8, 16, 15)
-        state = daily_run(str(config), datetime(2025, 10, 8, 20, 15, tzinfo=UTC), monkeypatch)
+        state = daily_run(config, datetime(2025, 10, 8, 20, 15, tzinfo=UTC), monkeypatch)
         assert state.name == "Completed", state.message
     with Session(flow_store) as session:
         complete = session.exec(
