@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from models.tables import Holding, Message, ModelDay, ModelDayStatus, ToolCall, Trade, day_rows
+from models.tables import Holding, Message, ModelDay, ModelDayStatus, ToolCall, Trade
 
 GENESIS = "0" * 64  # the `prev` of a chain's first entry
 ORDER_TOOLS = ("buy", "sell")
@@ -51,27 +51,39 @@ def _utc_text(moment: datetime | None) -> str | None:
     return moment.isoformat()
 
 
-def conversation_hash(session: Session, model_day_id: int) -> str:
-    """A hash of the day's messages and tool calls, as stored."""
-    messages = day_rows(session, Message, model_day_id)
-    calls = day_rows(session, ToolCall, model_day_id)
-    return digest(
-        {
-            "messages": [[m.seq, m.role, m.content, m.reasoning] for m in messages],
-            "tool_calls": [[c.seq, c.tool, c.arguments, c.result, c.is_error] for c in calls],
-        }
-    )
+def _columns(session: Session, model_day_id: int, *columns: Any) -> list[tuple]:
+    """Some columns of a model-day's rows of one table, in their order (plain tuples: a seal
+    is computed for every model-day written, and ORM objects cost several times as much)."""
+    table = columns[0].class_
+    query = select(*columns).where(table.model_day_id == model_day_id)
+    return list(session.exec(query.order_by(table.seq if table is not Holding else table.symbol)))
 
 
 def entry_of(session: Session, model_day: ModelDay) -> dict[str, Any]:
     """A model-day's chain entry, from what the store holds (numbers as floats, so a value
     written as 1 and read back as 1.0 hashes the same)."""
     assert model_day.id is not None
-    trades = day_rows(session, Trade, model_day.id)
-    holdings = session.exec(
-        select(Holding).where(Holding.model_day_id == model_day.id).order_by(Holding.symbol)
-    ).all()
-    orders = [c for c in day_rows(session, ToolCall, model_day.id) if c.tool in ORDER_TOOLS]
+    day_id = model_day.id
+    trades = _columns(
+        session, day_id, Trade.seq, Trade.side, Trade.symbol, Trade.shares, Trade.price, Trade.cost
+    )
+    holdings = _columns(session, day_id, Holding.symbol, Holding.shares)
+    messages = _columns(
+        session, day_id, Message.seq, Message.role, Message.content, Message.reasoning
+    )
+    calls = _columns(
+        session,
+        day_id,
+        ToolCall.seq,
+        ToolCall.tool,
+        ToolCall.arguments,
+        ToolCall.result,
+        ToolCall.is_error,
+    )
+    conversation = {
+        "messages": [list(m) for m in messages],
+        "tool_calls": [list(c) for c in calls],
+    }
     return {
         "portfolio": model_day.portfolio,
         "seq": model_day.seal_seq,
@@ -79,18 +91,23 @@ def entry_of(session: Session, model_day: ModelDay) -> dict[str, Any]:
         "session": model_day.session,
         "decided_at": _utc_text(model_day.decided_at),
         "track": model_day.track,
-        "orders": [[c.tool, c.arguments, c.is_error] for c in orders],
+        "orders": [
+            [tool, arguments, error]
+            for _, tool, arguments, _, error in calls
+            if tool in ORDER_TOOLS
+        ],
         "fills": [
-            [t.seq, t.side, t.symbol, float(t.shares), float(t.price), float(t.cost)]
-            for t in trades
+            [seq, side, symbol, float(shares), float(price), float(cost)]
+            for seq, side, symbol, shares, price, cost in trades
         ],
         # The book as decided; its value is the market's to compute (and a live day's is
         # computed again once its close is known), so it is not sealed.
         "book": {
             "cash": _number(model_day.cash_end),
-            "holdings": [[h.symbol, float(h.shares)] for h in holdings],
+            "holdings": [[symbol, float(shares)] for symbol, shares in holdings],
         },
-        "conversation": conversation_hash(session, model_day.id),
+        # A hash of the day's messages and tool calls, as stored.
+        "conversation": digest(conversation),
         "prev": model_day.seal_prev,
     }
 
