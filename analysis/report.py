@@ -21,6 +21,7 @@ from analysis.leaderboard import (
     rank_curves,
     scenario_label,
 )
+from analysis.robustness import robustness_section
 from models.errors import ResultsError
 from models.results import get_run
 from models.seals import chain_heads
@@ -371,7 +372,9 @@ def render_report(session: Session, run_id: int, track: Track | None = None) -> 
     return Report(
         title=title,
         ranking=ranking,
-        markdown=markdown_report(title, ranking.rows, png, bars) + site_note(run.id or 0),
+        markdown=markdown_report(title, ranking.rows, png, bars)
+        + robustness_section(curves)
+        + site_note(run.id or 0),
         equity_png=png,
         intervals_png=bars,
         equity_html=equity_html(frame, title, run.currency, colours),

@@ -43,6 +43,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -441,3 +442,99 @@ def _row(
             "first_sessions": measured.firsts[name],
         }
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Rows for people and programs
+
+SHARES = (
+    "share_first",
+    "share_first_up",
+    "share_first_down",
+    "share_tier1",
+    "share_tier1_up",
+    "share_tier1_down",
+)
+
+
+# What a table leaves to JSON and CSV to stay readable: the counts and the tier-1 regimes.
+TABLE_HIDDEN = {
+    "ranked",  # a rank of "-" says it
+    "trials",
+    "tier_windows",
+    "share_tier1_up",
+    "share_tier1_down",
+    "first_sessions",  # a column per N instead
+}
+
+
+def robustness_rows(result: Robustness, as_table: bool = False) -> list[dict[str, Any]]:
+    """Rows for `aitrader results robustness`: every field (fractions) for JSON and CSV; for a
+    table, shares as percentages and each first-N ranking as a `rank (tier)` column."""
+    rows = []
+    for row in result.rows:
+        fields = row.model_dump(exclude=TABLE_HIDDEN if as_table else set())
+        if as_table:
+            for share in SHARES:
+                if share in fields:
+                    fields[share] = _percent(fields[share])
+            for first in row.first_sessions:
+                cell = "-" if first.rank is None else f"{first.rank} (t{first.tier})"
+                fields[f"first_{first.sessions}"] = cell
+        rows.append(fields)
+    return rows
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{100 * share:.0f}%"
+
+
+def robustness_markdown(result: Robustness) -> list[str]:
+    """The report's section: each model's shares, first-N ranks and deflated Sharpe."""
+    table = robustness_rows(result, as_table=True)
+    if not result.windows or not table:
+        return []
+    columns = [
+        "model",
+        "rank",
+        "share_first",
+        "share_first_up",
+        "share_first_down",
+        "share_tier1",
+        "deflated_sharpe",
+        *(key for key in table[0] if key.startswith("first_") and key != "first_in"),
+    ]
+    lines = ["", "## Robust across windows", "", robustness_note(result), ""]
+    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in table:
+        cells = [_markdown(row.get(column)) for column in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _markdown(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def robustness_note(result: Robustness) -> str:
+    """What the robustness table measures, in a sentence or three."""
+    options = result.options
+    return (
+        f"Over {result.windows} rolling windows of {options.window} sessions ("
+        f"{result.windows_up} with the benchmark up, {result.windows_down} down): how often each "
+        f"model ranked first (`_up`, `_down`: by regime), and how often it sat in tier 1 of "
+        f"{result.tier_windows} windows one every {options.tier_step or options.window} "
+        "sessions; `first_N` is its rank (tier) over the "
+        f"first N sessions. The deflated Sharpe is the probability that its true Sharpe beats "
+        f"the best of {result.trials} unskilled trials (annualised "
+        f"{result.expected_max_sharpe:.2f}); models with fewer than {options.min_sessions} "
+        "sessions are listed, not ranked."
+    )
+
+
+def robustness_section(curves: RunCurves, options: RobustnessOptions | None = None) -> str:
+    """The report's robustness section as markdown ("" when the run is shorter than a window)."""
+    lines = robustness_markdown(robustness(curves, options))
+    return "\n".join(lines) + "\n" if lines else ""

@@ -13,6 +13,7 @@ import typer
 from sqlmodel import Session
 
 from analysis.leaderboard import RankingOptions, leaderboard_rows, rank_run
+from analysis.robustness import RobustnessOptions
 from deployments.cli_options import (
     FormatOption,
     day_option,
@@ -40,6 +41,7 @@ class ResultsView(StrEnum):
     runs = "runs"
     pairs = "pairs"
     costs = "costs"
+    robustness = "robustness"
     report = "report"
     verify = "verify"
     export_chain = "export-chain"
@@ -81,7 +83,9 @@ def results(
         ResultsView | None,
         typer.Argument(
             help="leaderboard, days, runs, pairs (which models can be told apart), costs (each "
-            "model's return and tier at 0, 1, 2 and 3 times its trading costs), report (write "
+            "model's return and tier at 0, 1, 2 and 3 times its trading costs), robustness "
+            "(how often each model ranks first or in tier 1 over rolling windows, and its "
+            "deflated Sharpe), report (write "
             "the run's report files), verify (recompute the sealed chains of model-days) or "
             "export-chain (the chains as JSON lines); default: leaderboard (days with --detail "
             "full). verify and export-chain cover the whole store without --run or --model.",
@@ -142,6 +146,15 @@ def results(
         Path | None,
         typer.Option(help="verify: also compare with this earlier export-chain file."),
     ] = None,
+    window: Annotated[
+        int, typer.Option(help="robustness: sessions in a rolling window.", min=2)
+    ] = 20,
+    step: Annotated[
+        int, typer.Option(help="robustness: sessions between window starts.", min=1)
+    ] = 1,
+    min_sessions: Annotated[
+        int, typer.Option(help="robustness: fewer sessions and a model is not ranked.", min=2)
+    ] = 20,
 ) -> None:
     """Show runs, per model-day values, or the leaderboard with its metrics."""
     from models.results import get_run, list_runs, model_days_frame
@@ -174,6 +187,18 @@ def results(
                 dropped = ["run", "traded_notional", "cached", "session", "track"]
                 frame = frame.drop(columns=dropped)
             render(frame.to_dict("records"), fmt, title="model-days")
+        elif view is ResultsView.robustness:
+            robust = RobustnessOptions(
+                window=window,
+                step=step,
+                min_sessions=min_sessions,
+                resamples=max(resamples // 2, 100),  # per window: see analysis/robustness.py
+                confidence=confidence,
+                risk_free_rate=risk_free_rate,
+                cost_multiplier=cost_multiplier,
+            )
+            scope = Scope(run=run, model=model, start=first, end=last)
+            _print_robustness(session, scope, robust, _track(track), fmt)
         else:
             scope = Scope(run=run, model=model, start=first, end=last)
             options = RankingOptions(
@@ -256,6 +281,31 @@ def _print_cost_scenarios(ranking: Any, fmt: OutputFormat) -> None:
             cells[f"tier_at_{scenario.label}"] = scenario.tier
         rows.append(cells)
     title = "returns and tiers had every fill paid 0, 1, 2 or 3 times its trading costs"
+    render(rows, fmt, title=title)
+
+
+def _print_robustness(
+    session: Session,
+    scope: Scope,
+    options: RobustnessOptions,
+    track: Track | None,
+    fmt: OutputFormat,
+) -> None:
+    """How often each model ranks first or in tier 1 across windows, and its deflated Sharpe."""
+    from analysis.curves import run_curves
+    from analysis.robustness import robustness, robustness_rows
+
+    curves = run_curves(session, scope.run, scope.start, scope.end, track=track)
+    result = robustness(curves, options)
+    rows = robustness_rows(result, as_table=fmt is OutputFormat.table)
+    if scope.model is not None:
+        rows = [row for row in rows if row["model"] == scope.model]
+    title = (
+        f"robustness of run {curves.run.id} over {result.windows} windows of {options.window} "
+        f"sessions (every {options.step}): share ranked first, share in tier 1 of "
+        f"{result.tier_windows} non-overlapping windows, deflated Sharpe over "
+        f"{result.trials} model-trials"
+    )
     render(rows, fmt, title=title)
 
 
