@@ -57,6 +57,9 @@ class RunCurves:
     # An hourly market's last session of a day (`15:00`): the bar its end-of-day values are
     # taken at. None for a daily market, whose values are the day's.
     last_session: str | None = None
+    # The completed model-days the curves count (`model_days_frame` rows): what `on_track` and
+    # `on_days` keep some of.
+    days: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def at_cost_multiplier(self, multiplier: float) -> RunCurves:
         """The curves as if every fill had paid `multiplier` times its costs (0: gross of costs),
@@ -147,6 +150,7 @@ def run_curves(
     curves = RunCurves(
         run=run,
         curves=[_curve(session, run, group) for _, group in done.groupby(["model", "trial"])],
+        days=done,
     )
     curves.benchmark = _benchmark_curve(session, run, curves)
     curves.last_session = _last_session(done["session"])
@@ -160,9 +164,15 @@ def on_track(curves: RunCurves, done: pd.DataFrame, track: Track) -> RunCurves:
     own returns of those days from the initial cash, and the benchmark chains its returns of
     every day some curve kept (a live leaderboard is not lifted by a backtest before it)."""
     decided = done[done["track"].fillna(Track.BACKTEST) == track]
-    groups = {(str(m), int(t)): g for (m, t), g in decided.groupby(["model", "trial"])}
-    if not groups:
+    if decided.empty:
         raise ResultsError(f"run {curves.run.id} has no completed {track} sessions")
+    return on_days(curves, decided)
+
+
+def on_days(curves: RunCurves, decided: pd.DataFrame) -> RunCurves:
+    """The curves as if only the model-days of `decided` (rows of `curves.days`) had happened,
+    chained as `on_track` does; a trial with none of them is left out."""
+    groups = {(str(m), int(t)): g for (m, t), g in decided.groupby(["model", "trial"])}
     kept = [
         _chained(c, groups[c.model, c.trial], curves.run.initial_cash)
         for c in curves.curves
@@ -171,12 +181,13 @@ def on_track(curves: RunCurves, done: pd.DataFrame, track: Track) -> RunCurves:
     every_kept = set(pd.to_datetime(decided["day"]))
     benchmark = curves.benchmark
     returns = benchmark.pct_change()
-    on_days = returns[returns.index.isin(every_kept)]
-    if len(on_days):
-        benchmark = _from_cash(on_days, benchmark.index, curves.run.initial_cash)
+    kept_returns = returns[returns.index.isin(every_kept)]
+    if len(kept_returns):
+        benchmark = _from_cash(kept_returns, benchmark.index, curves.run.initial_cash)
     else:
         benchmark = benchmark.iloc[:0]
-    return replace(curves, curves=kept, benchmark=benchmark.rename(curves.run.benchmark))
+    benchmark = benchmark.rename(curves.run.benchmark)
+    return replace(curves, curves=kept, benchmark=benchmark, days=decided)
 
 
 def _chained(curve: ModelCurve, days: pd.DataFrame, cash: float) -> ModelCurve:

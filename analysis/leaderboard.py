@@ -16,11 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
+from analysis.contamination import (
+    ModelCutoff,
+    SessionCounts,
+    default_sessions,
+    memory_premium,
+    on_sessions,
+    run_cutoffs,
+    session_counts,
+)
 from analysis.curves import ModelCurve, RunCurves, run_curves
 from analysis.metrics import PerformanceSummary, summarize
 from analysis.statistics import (
@@ -47,6 +56,11 @@ class RankingOptions(BaseModel):
     risk_free_rate: float = 0.0
     cost_multiplier: float = Field(
         1.0, ge=0.0, le=10.0, description="rank as if every fill paid this many times its costs"
+    )
+    sessions: Literal["auto", "all", "clean", "contaminated"] = Field(
+        "auto",
+        description="the sessions ranked, by each model's knowledge cutoff; auto: clean ones once "
+        "some model has sessions on both sides of its cutoff, else all",
     )
 
 
@@ -115,6 +129,15 @@ class LeaderboardRow(BaseModel):
     # session closed) or as a `backtest`; and how many of the model's were live.
     track: str = "all"
     live_sessions: int | None = None
+    # Knowledge cutoffs (`analysis.contamination`): the sessions ranked (`all`, `clean` or
+    # `contaminated`), the model's cutoff and its source, its sessions on each side of it
+    # (None when the cutoff is unknown) and its memory premium.
+    sessions: str = "all"
+    knowledge_cutoff: date | None = None
+    cutoff_source: str | None = None
+    clean_sessions: int | None = None
+    contaminated_sessions: int | None = None
+    memory_premium: Interval | None = None
 
 
 class Ranking(BaseModel):
@@ -123,6 +146,8 @@ class Ranking(BaseModel):
     rows: list[LeaderboardRow]
     pairs: list[PairTest]
     options: RankingOptions
+    sessions: str = "all"  # the sessions ranked (`options.sessions`, `auto` resolved)
+    left_out: dict[str, str] = Field(default_factory=dict)  # model: why it is not ranked
 
 
 def rank_run(
@@ -146,6 +171,11 @@ def rank_run(
 def rank_curves(charged: RunCurves, options: RankingOptions | None = None) -> Ranking:
     """`rank_run` of curves already read (a caller that also draws them reads them once)."""
     options = options or RankingOptions()
+    every_session = charged.at_cost_multiplier(options.cost_multiplier)
+    cutoffs = run_cutoffs(charged.run, list(charged.models))
+    counts = session_counts(charged, cutoffs)
+    sessions = default_sessions(counts) if options.sessions == "auto" else options.sessions
+    charged = on_sessions(charged, cutoffs, sessions)
     scenarios = _cost_scenarios(charged, options.cost_multiplier)
     curves = scenarios[options.cost_multiplier]
     rows = [_model_row(curves, name, trials, options) for name, trials in curves.models.items()]
@@ -176,9 +206,17 @@ def rank_curves(charged: RunCurves, options: RankingOptions | None = None) -> Ra
     tested = zip(scenarios.items(), pair_sets, strict=True)
     _add_cost_scenarios(rows, {m: (c, pairs) for (m, c), pairs in tested})
     _add_costs_paid(rows, charged, options.cost_multiplier)
+    for row in rows:
+        _add_cutoff(row, every_session, cutoffs[row.model], counts[row.model], options)
     if len(curves.benchmark):
         rows.append(_benchmark_row(curves, options))
-    return Ranking(rows=rows, pairs=stats.pairs, options=options)
+    for row in rows:
+        row.sessions = sessions
+    left_out = {name: _why_left_out(cutoffs[name], sessions) for name in every_session.models}
+    left_out = {name: why for name, why in left_out.items() if name not in curves.models}
+    return Ranking(
+        rows=rows, pairs=stats.pairs, options=options, sessions=sessions, left_out=left_out
+    )
 
 
 def leaderboard(
@@ -294,6 +332,35 @@ def _add_statistics(row: LeaderboardRow, stats: ModelStatistics, tier: int) -> N
     row.tier = tier
 
 
+def _add_cutoff(
+    row: LeaderboardRow,
+    every_session: RunCurves,
+    cutoff: ModelCutoff,
+    counts: SessionCounts,
+    options: RankingOptions,
+) -> None:
+    """A row's cutoff, its sessions on each side, and its memory premium over every session."""
+    row.knowledge_cutoff = cutoff.knowledge_cutoff
+    row.cutoff_source = cutoff.source
+    row.clean_sessions = counts.clean
+    row.contaminated_sessions = counts.contaminated
+    row.memory_premium = memory_premium(
+        every_session,
+        row.model,
+        cutoff,
+        confidence=options.confidence,
+        resamples=options.resamples,
+        seed=options.seed,
+    )
+
+
+def _why_left_out(cutoff: ModelCutoff, sessions: str) -> str:
+    """Why a model has no row when only `sessions` sessions are ranked."""
+    if cutoff.source == "unknown":
+        return "knowledge cutoff unknown (state knowledge_cutoff in its config)"
+    return f"no {sessions} sessions"
+
+
 def _benchmark_row(curves: RunCurves, options: RankingOptions) -> LeaderboardRow:
     bench = curves.benchmark
     performance = summarize(
@@ -346,6 +413,13 @@ def leaderboard_row(row: LeaderboardRow) -> dict[str, Any]:
         "excess_return_ci": _bounds(ci.get("excess_return")),
         "track": row.track,
         "live_sessions": row.live_sessions,
+        "sessions": row.sessions,
+        "knowledge_cutoff": row.knowledge_cutoff,
+        "cutoff_source": row.cutoff_source,
+        "clean_sessions": row.clean_sessions,
+        "contaminated_sessions": row.contaminated_sessions,
+        "memory_premium": row.memory_premium.estimate if row.memory_premium else None,
+        "memory_premium_ci": _bounds(row.memory_premium) if _bounded(row.memory_premium) else None,
     }
     return fields | _where_known(row)
 
@@ -373,6 +447,10 @@ def _where_known(row: LeaderboardRow) -> dict[str, Any]:
         fields[f"return_at_{scenario.label}"] = scenario.cumulative_return
         fields[f"tier_at_{scenario.label}"] = scenario.tier
     return fields
+
+
+def _bounded(interval: Interval | None) -> bool:
+    return interval is not None and interval.lower is not None and interval.upper is not None
 
 
 def _bounds(interval: Interval | None) -> list[float | None] | None:

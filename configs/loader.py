@@ -7,8 +7,16 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from configs.cutoffs import parse_cutoff
 from configs.markets import DEFAULT_MARKET, Market, load_market
 from configs.yaml_files import read_yaml
 from models.costs import TradingCosts
@@ -120,6 +128,14 @@ class ModelConfig(BaseModel):
     price: TokenPrice | None = None
     strategy: str | None = Field(default=None, description="built-in strategy, for kind=strategy")
     params: dict[str, Any] = Field(default_factory=dict)
+    # Reporting metadata, not behaviour: no portfolio's fingerprint includes it (flows/plan.py).
+    knowledge_cutoff: date | None = Field(
+        default=None,
+        description="the last day the model's training data can know (a day, or a month such as "
+        "2024-11); default: configs/knowledge_cutoffs.yaml's, by name then basemodel",
+    )
+
+    _parse_cutoff = field_validator("knowledge_cutoff", mode="before")(parse_cutoff)
 
     @model_validator(mode="before")
     @classmethod
@@ -146,6 +162,10 @@ class ModelConfig(BaseModel):
             raise ValueError(f"model {self.name!r}: an OpenAI-compatible model needs basemodel")
         if self.kind == "strategy" and not self.strategy:
             raise ValueError(f"model {self.name!r}: a strategy model needs strategy")
+        if self.kind == "strategy" and self.knowledge_cutoff is not None:
+            raise ValueError(
+                f"model {self.name!r}: a built-in strategy has no knowledge cutoff"
+            )
         return self
 
 

@@ -27,6 +27,15 @@ from models.tables import ModelDay, ModelDayStatus, RunCreate
 AGENT_CODE_VERSION = "1"
 # How a model-day is scheduled and guarded, not what the model does in it.
 OPERATIONAL_AGENT_SETTINGS = {"max_concurrent_models", "lease_seconds", "outage_window_s"}
+# A model's settings that change how it is called or reported, not what it decides.
+MODEL_REPORTING_SETTINGS = {
+    "enabled",
+    "timeout_s",
+    "max_retries",
+    "headers",
+    "price",
+    "knowledge_cutoff",
+}
 
 
 class ModelPlan(BaseModel):
@@ -107,9 +116,7 @@ class BacktestPlan(BaseModel):
 def model_fingerprint(config: AppConfig, model: ModelConfig) -> str:
     """A hash of everything that decides what a model does on a day: its settings, the prompt,
     the agent code version, the universe, the money and the tools."""
-    behaviour = model.model_dump(
-        mode="json", exclude={"enabled", "timeout_s", "max_retries", "headers", "price"}
-    )
+    behaviour = model.model_dump(mode="json", exclude=MODEL_REPORTING_SETTINGS)
     payload = {
         "model": behaviour,
         "prompt": hashlib.sha256(SYSTEM_PROMPT.encode()).hexdigest(),
