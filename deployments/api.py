@@ -51,9 +51,11 @@ def run_backtest(
     from flows.preflight import preflight
 
     preflight(params)  # refused before Prefect starts, the store untouched
+    from deployments.ephemeral_server import provide_ephemeral_database
     from deployments.prefect_settings import apply_local_defaults
 
     apply_local_defaults()
+    provide_ephemeral_database()  # a new PREFECT_HOME's temporary server starts migrated
     from flows.backtest import backtest
 
     state = _run_coroutine(backtest(**params.model_dump(), return_state=True))

@@ -42,6 +42,9 @@ def pytest_configure(config: pytest.Config) -> None:
     home = Path(os.environ.setdefault("AITRADER_TEST_PREFECT_HOME", "/tmp/aitrader-test-prefect"))
     os.environ["PREFECT_HOME"] = str(home / str(os.getpid()))
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    # One cache for the session (xdist workers inherit it): its first new Prefect home migrates
+    # the template database, as a user's first run does, and the later ones copy it.
+    os.environ.setdefault("AITRADER_CACHE", str(home / f"cache-{os.getpid()}"))
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.pop("PREFECT_API_URL", None)
     # Output goes to a pipe, as in a user's script: no terminal width unless a test sets one
