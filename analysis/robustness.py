@@ -11,13 +11,14 @@ this module reports, per model:
 - **Tier 1 across windows**: ``share_tier1`` is the share of *tier windows* where the model sits in
   tier 1 (:func:`analysis.statistics.tiers` over :func:`analysis.statistics.pairwise_tests` of that
   window alone). Tier windows start every ``tier_step`` sessions, by default the window length:
-  non-overlapping windows. Why not every start date: the paired tests cost tens of milliseconds a
-  window (10 models, 45 pairs), so the 231 windows of 250 sessions would take ~8 s of CPU against
-  a 2 s budget, and windows one session apart share all but one session, so their tiers are
-  nearly the same draw. The point-estimate rank is cheap and is taken at every start date. Each
-  tier window draws ``resamples`` resamples (1,000 by default, half the leaderboard's), raised
-  where needed to the least with which a pair can be significant at all after Holm's correction
-  (``pairs / (1 - confidence)``, 900 for 10 models at 95 %).
+  non-overlapping windows. Why not every start date: the paired tests cost 20-40 ms of CPU a
+  window for 10 models (45 pairs, most of it aligning each pair's dates), so the 231 windows of
+  250 sessions would take 5-9 s against the 2 s budget (``benchmarks/robustness.py`` measures
+  it), and windows one session apart share all but one session, so their tiers are nearly the
+  same draw. The point-estimate rank is cheap and is taken at every start date. Where the tests
+  resample, each tier window draws ``resamples`` (1,000 by default, half the leaderboard's),
+  raised where needed to the least with which a pair can be significant at all after Holm's
+  correction (``pairs / (1 - confidence)``, 900 for 10 models at 95 %).
 - **First sessions**: the rank and tier over the first N sessions, for N = window, 2 x window,
   4 x window, ... below the run's length (the whole run is the leaderboard itself).
 - **Regimes**: the same shares over the windows where the benchmark rose (``_up``: its return over
