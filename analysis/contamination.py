@@ -117,6 +117,8 @@ def on_sessions(
     if sessions == "all":
         return curves
     kept = curves.days[session_kinds(curves.days, cutoffs) == sessions]
+    if len(kept) == len(curves.days):
+        return curves  # every session is of the kind: the curves as they are
     if kept.empty:
         raise ResultsError(
             f"run {curves.run.id} has no {sessions} sessions (no model's knowledge cutoff "

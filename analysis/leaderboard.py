@@ -357,7 +357,7 @@ def _add_cutoff(
 def _why_left_out(cutoff: ModelCutoff, sessions: str) -> str:
     """Why a model has no row when only `sessions` sessions are ranked."""
     if cutoff.source == "unknown":
-        return "knowledge cutoff unknown (state knowledge_cutoff in its config)"
+        return "knowledge cutoff unknown: state knowledge_cutoff in its config"
     return f"no {sessions} sessions"
 
 

@@ -71,6 +71,12 @@ class TrackChoice(StrEnum):
     backtest = "backtest"
 
 
+class SessionsChoice(StrEnum):
+    all = "all"
+    clean = "clean"
+    contaminated = "contaminated"
+
+
 class Detail(StrEnum):
     summary = "summary"
     full = "full"
@@ -142,6 +148,15 @@ def results(
             "closed) or as a backtest."
         ),
     ] = TrackChoice.all,
+    sessions: Annotated[
+        SessionsChoice | None,
+        typer.Option(
+            help="Rank over every session, or only those after (clean) or on or before "
+            "(contaminated) each model's knowledge cutoff. Default: clean once some model has "
+            "both, else all.",
+            show_default=False,
+        ),
+    ] = None,
     against: Annotated[
         Path | None,
         typer.Option(help="verify: also compare with this earlier export-chain file."),
@@ -206,6 +221,7 @@ def results(
                 resamples=resamples,
                 risk_free_rate=risk_free_rate,
                 cost_multiplier=cost_multiplier,
+                sessions=sessions.value if sessions else "auto",
             )
             ranking = rank_run(session, run, first, last, model, options, _track(track))
             if view is ResultsView.pairs:
@@ -264,8 +280,34 @@ def _print_leaderboard(
         title += f", {ranking.rows[0].track} sessions only"
     if ranking.options.cost_multiplier != 1:
         title += f", every fill charged {ranking.options.cost_multiplier:g} times its costs"
+    title += _sessions_line(ranking)
     fit = leaderboard_columns(rows, columns.wide, columns.chosen)
     render(rows, fmt, title, fit=fit, in_fit_order=bool(columns.chosen))
+
+
+def _sessions_line(ranking: Any) -> str:
+    """The title's line on knowledge cutoffs: which sessions are ranked, and which models are
+    not or cannot be told clean."""
+    rows = [row for row in ranking.rows if not row.is_benchmark]
+    unknown = [row.model for row in rows if row.cutoff_source == "unknown"]
+    if ranking.sessions != "all":
+        where = "after" if ranking.sessions == "clean" else "on or before"
+        line = (
+            f"ranked on {ranking.sessions} sessions only ({where} each model's knowledge cutoff; "
+            "--sessions all counts every one)"
+        )
+        if ranking.left_out:
+            left_out = ranking.left_out.items()
+            line += "; not ranked: " + "; ".join(f"{m} ({why})" for m, why in left_out)
+    elif remembered := [row.model for row in rows if row.contaminated_sessions]:
+        line = f"every session ranked, some before the knowledge cutoff of {', '.join(remembered)}"
+    elif any(row.knowledge_cutoff for row in rows):
+        line = "every session is after each model's knowledge cutoff (clean)"
+    else:
+        line = ""
+    if unknown and ranking.sessions == "all":
+        line += ("; " if line else "") + f"knowledge cutoff unknown: {', '.join(unknown)}"
+    return f"\n{line}" if line else ""
 
 
 def _print_cost_scenarios(ranking: Any, fmt: OutputFormat) -> None:

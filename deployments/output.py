@@ -226,6 +226,7 @@ LEADERBOARD_COLUMNS = (
     "sharpe",
     "max_drawdown",
     "trades",
+    "clean_sessions",  # shown once some model has a session before its cutoff, or no known one
     "costs_paid",
     "live_sessions",  # shown once some session was decided live
 )
@@ -250,6 +251,8 @@ def leaderboard_columns(
         return None  # every column, however wide
     # A column of zeros says nothing: free fills' costs, a backtest's live sessions.
     empty = {c for c in ("costs_paid", "live_sessions") if not any(row.get(c) for row in rows)}
+    if all(row.get("contaminated_sessions") == 0 for row in rows if row.get("rank")):
+        empty.add("clean_sessions")  # every session clean: the title says nothing else
     return [c for c in LEADERBOARD_COLUMNS if c in known and c not in empty]
 
 

@@ -34,7 +34,7 @@ from configs.loader import DEFAULT_CONFIG, AppConfig, BudgetConfig, load_config
 from flows.flow_run_state import StateProgress, mark_flow_run_crashed
 from flows.parameters import BacktestParameters
 from flows.plan import BacktestPlan, plan_backtest
-from flows.preflight import check_models
+from flows.preflight import check_models, cutoff_warnings
 from market_data.provision import ensure_market
 from models.claims import skip_model_day
 from models.engine import get_engine
@@ -281,6 +281,8 @@ def _resolve(
             whole_days_only=asked.refresh,
         )
     plan.note = "; ".join(filter(None, [fetched, plan.waiting]))
+    for line in cutoff_warnings(plan.models):
+        logger.warning(line)
     return settings, plan
 
 

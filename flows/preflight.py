@@ -4,12 +4,15 @@ Checked in order, each error naming the file and field: the config (every select
 strategy and parameters, API keys present in the environment, the universe, a files market's
 path), the dates, then the data the
 store already holds (universe symbols with prices, a range with trading days). A refused trigger
-costs a fraction of a second and leaves the store as it was.
+costs a fraction of a second and leaves the store as it was. A range on or before a model's
+knowledge cutoff is not refused: the flow warns of it when it starts (`cutoff_warnings`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -17,9 +20,10 @@ from sqlmodel import Session, select
 
 from agents.chat_models import api_key_for
 from agents.strategies import strategy_params
+from configs.cutoffs import known_cutoff
 from configs.loader import DEFAULT_CONFIG, AppConfig, ModelConfig, load_config
 from flows.parameters import BacktestParameters
-from flows.plan import BacktestPlan, plan_backtest, select_models
+from flows.plan import BacktestPlan, ModelPlan, plan_backtest, select_models
 from market_data.alphavantage import AlphaVantageClient
 from market_data.calendar import calendar
 from market_data.provision import synthetic_bars_held
@@ -172,3 +176,41 @@ def check_data(
     if config.market.source == "synthetic" and synthetic_bars_held(session, config) is None:
         return None  # the flow adds the missing bars first: the plan may grow
     return plan
+
+
+def cutoff_warnings(plans: Sequence[ModelPlan]) -> list[str]:
+    """A line for each model that simulates days on or before its knowledge cutoff: it may
+    remember how they ended (a warning, not a refusal: such a backtest measures memory)."""
+    days: dict[str, set[date]] = {}
+    models: dict[str, ModelConfig] = {}
+    for plan in plans:
+        days.setdefault(plan.model.name, set()).update(plan.days)
+        models[plan.model.name] = plan.model
+    lines = []
+    for name, model in models.items():
+        cutoff = _cutoff(model)
+        remembered = sorted(d for d in days[name] if cutoff is not None and d <= cutoff)
+        if not remembered:
+            continue
+        span = f"{remembered[0]} to {remembered[-1]}"
+        if len(remembered) == len(days[name]):
+            lines.append(
+                f"{name}: every session ({span}) is on or before its knowledge cutoff {cutoff}: "
+                "it may remember how they ended, and no clean session ranks it"
+            )
+        else:
+            lines.append(
+                f"{name}: {len(remembered)} of {len(days[name])} sessions ({span}) are on or "
+                f"before its knowledge cutoff {cutoff}: it may remember how they ended "
+                "(the leaderboard ranks clean sessions by default)"
+            )
+    return lines
+
+
+def _cutoff(model: ModelConfig) -> date | None:
+    """A model's knowledge cutoff: its config's, else the shipped table's; None for a built-in
+    strategy (it learned nothing) or an unknown one."""
+    if model.kind == "strategy":
+        return None
+    row = known_cutoff(model.name, model.basemodel)
+    return model.knowledge_cutoff or (row.cutoff if row else None)

@@ -156,7 +156,7 @@ def test_a_memorizer_ranks_first_on_all_sessions_and_not_on_clean_ones(session: 
     ranking = rank_run(session, run.id, options=RankingOptions(resamples=500))
     assert ranking.sessions == "clean"
     assert ranking.left_out == {
-        "my-llm": "knowledge cutoff unknown (state knowledge_cutoff in its config)"
+        "my-llm": "knowledge cutoff unknown: state knowledge_cutoff in its config"
     }
     clean = {row.model: leaderboard_row(row) for row in ranking.rows if not row.is_benchmark}
     assert clean["steady"]["rank"] == 1 and clean["memorizer"]["rank"] == 2
@@ -204,3 +204,61 @@ def test_a_config_with_a_bad_cutoff_names_the_field(tmp_path) -> None:
     )
     with pytest.raises(ConfigError, match=r"models\.0\.knowledge_cutoff"):
         load_config(path)
+
+
+def test_a_backtest_before_a_cutoff_says_so_when_it_starts() -> None:
+    from flows.plan import ModelPlan
+    from flows.preflight import cutoff_warnings
+
+    def plan(days: list[date], **model: str) -> ModelPlan:
+        return ModelPlan(model=ModelConfig(**model), portfolio="p", days=days, last_completed=None)
+
+    september = [date(2024, 9, 27), date(2024, 9, 30), date(2024, 10, 1)]
+    lines = cutoff_warnings(
+        [
+            plan(september, name="gpt", basemodel="openai/gpt-5"),  # cutoff 2024-09-30
+            plan(september[:2], name="old", basemodel="x", knowledge_cutoff="2025-01"),
+            plan(september, name="mine", basemodel="local/unknown"),
+            plan(september, name="mom", strategy="momentum"),
+        ]
+    )
+    assert lines == [
+        "gpt: 2 of 3 sessions (2024-09-27 to 2024-09-30) are on or before its knowledge cutoff "
+        "2024-09-30: it may remember how they ended (the leaderboard ranks clean sessions by "
+        "default)",
+        "old: every session (2024-09-27 to 2024-09-30) is on or before its knowledge cutoff "
+        "2025-01-31: it may remember how they ended, and no clean session ranks it",
+    ]
+
+
+def test_the_cli_ranks_clean_sessions_and_says_so_in_one_line(
+    store_url: str, session: Session
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from deployments.cli import app
+    from models.engine import dispose_engines
+
+    _store_run(session)
+    env = {"DATABASE_URL": store_url, "COLUMNS": "200"}
+
+    def aitrader(*arguments: str):
+        try:
+            return CliRunner().invoke(app, ["results", *arguments], env=env)
+        finally:
+            dispose_engines()
+
+    table = aitrader("--resamples", "200").stdout
+    assert (
+        "ranked on clean sessions only (after each model's knowledge cutoff; --sessions all "
+        "counts every one); not ranked: my-llm (knowledge cutoff unknown" in table
+    )
+    assert "clean_sessions" in table
+    rows = json.loads(aitrader("--sessions", "all", "--format", "json").stdout)
+    assert [r["model"] for r in rows if r["rank"] == 1] == ["memorizer"]
+    assert {r["sessions"] for r in rows} == {"all"}
+    refused = aitrader("--sessions", "bogus")
+    assert refused.exit_code != 0 and len(refused.stderr.strip().splitlines()) == 1
+    assert "--sessions" in refused.stderr
