@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import date, datetime
+from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
@@ -29,7 +30,7 @@ from deployments.cli import app
 from models.engine import create_store_engine, dispose_engines
 from models.prices import Bar, insert_bars
 from models.tables import Run
-from tests.conftest import completed_day
+from tests.conftest import ROOT, SHARED_DATA, completed_day, store_copy
 
 
 def series(returns: np.ndarray, start: str = "2025-01-02") -> pd.Series:
@@ -180,3 +181,40 @@ def test_aitrader_results_robustness(sqlite_url: str, monkeypatch: pytest.Monkey
     assert rows["a"]["windows"] == 31 and rows["a"]["tier_windows"] == 4
     assert table.exit_code == 0, table.output
     assert "robustness of run" in table.stdout and "first_10" in table.stdout
+
+
+def test_the_october_run_is_as_robust_as_the_page_says(
+    nasdaq100_daily_sqlite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = (ROOT / "docs" / "ranking.md").read_text()
+    assert "aitrader results robustness --window 5" in page
+    monkeypatch.setenv("DATABASE_URL", store_copy(nasdaq100_daily_sqlite, tmp_path / "s.db"))
+    monkeypatch.setenv("AITRADER_HOME", str(tmp_path))
+    runner = CliRunner()
+    try:
+        imported = runner.invoke(
+            app, ["import-aitrader", str(SHARED_DATA / "legacy_aitrader_daily_run")]
+        )
+        assert imported.exit_code == 0, imported.output
+        done = runner.invoke(app, ["results", "robustness", "--window", "5", "--format", "json"])
+    finally:
+        dispose_engines()
+    assert done.exit_code == 0, done.output
+    rows = {row["model"]: row for row in json.loads(done.stdout)}
+    leads = {model: row["first_in"] for model, row in rows.items()}
+    assert leads == {
+        "deepseek-chat-v3.1": 7,
+        "MiniMax-M2": 3,
+        "qwen3-max": 3,
+        "gpt-5": 2,
+        "gemini-2.5-flash": 2,
+        "claude-3.7-sonnet": 0,
+    }
+    deepseek = rows["deepseek-chat-v3.1"]
+    assert deepseek["rank"] == 1 and deepseek["windows"] == 17 and deepseek["sessions"] == 21
+    assert deepseek["share_first_down"] == 1.0 and deepseek["share_first_up"] == pytest.approx(
+        2 / 12, abs=1e-6
+    )
+    assert round(deepseek["deflated_sharpe"], 2) == 0.81 and round(deepseek["sharpe"], 2) == 5.49
+    assert all(row["share_tier1"] == 1.0 and row["tier_windows"] == 4 for row in rows.values())
+    assert "0.81" in page and "7 of the 17 windows" in page and "the 2.58" in page
