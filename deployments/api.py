@@ -118,6 +118,20 @@ def pairs_frame(run_id: int | None = None, confidence: float = 0.95) -> pd.DataF
     return pd.DataFrame([pair.model_dump() for pair in ranking.pairs])
 
 
+def robustness_frame(
+    run_id: int | None = None, window: int = 20, min_sessions: int = 20
+) -> pd.DataFrame:
+    """How often each model of a run ranks first or in tier 1 over rolling windows of `window`
+    sessions, and its deflated Sharpe (newest run when `run_id` is None)."""
+    from analysis.curves import run_curves
+    from analysis.robustness import RobustnessOptions, robustness, robustness_rows
+
+    options = RobustnessOptions(window=window, min_sessions=min_sessions)
+    with Session(get_engine()) as session:
+        result = robustness(run_curves(session, get_run(session, run_id).id), options)
+    return pd.DataFrame(robustness_rows(result))
+
+
 def _empty_frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
 
