@@ -219,6 +219,34 @@ def rank_curves(charged: RunCurves, options: RankingOptions | None = None) -> Ra
     )
 
 
+def sessions_note(ranking: Ranking) -> str:
+    """One line on knowledge cutoffs: which sessions are ranked, and which models are not or
+    cannot be told clean ("" when no model has a cutoff to speak of)."""
+    rows = [row for row in ranking.rows if not row.is_benchmark]
+    unknown = [row.model for row in rows if row.cutoff_source == "unknown"]
+    if ranking.sessions != "all":
+        where = "after" if ranking.sessions == "clean" else "on or before"
+        line = (
+            f"ranked on {ranking.sessions} sessions only ({where} each model's knowledge cutoff; "
+            "--sessions all counts every one)"
+        )
+        if ranking.left_out:
+            left_out = ranking.left_out.items()
+            line += "; not ranked: " + "; ".join(f"{m} ({why})" for m, why in left_out)
+    elif remembered := [row.model for row in rows if row.contaminated_sessions]:
+        line = (
+            "every session ranked, some on or before the knowledge cutoff of "
+            f"{', '.join(remembered)} (--sessions clean ranks without them)"
+        )
+    elif any(row.knowledge_cutoff for row in rows):
+        line = "every session is after each model's knowledge cutoff (clean)"
+    else:
+        line = ""
+    if unknown and ranking.sessions == "all":
+        line += ("; " if line else "") + f"knowledge cutoff unknown: {', '.join(unknown)}"
+    return line
+
+
 def leaderboard(
     session: Session,
     run_id: int | None = None,

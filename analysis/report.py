@@ -20,6 +20,7 @@ from analysis.leaderboard import (
     Ranking,
     rank_curves,
     scenario_label,
+    sessions_note,
 )
 from analysis.robustness import robustness_section
 from models.errors import ResultsError
@@ -201,6 +202,24 @@ def _table_row(row: LeaderboardRow) -> dict:
         "gross_return_pct": _pct(row.costs_paid.gross_return if row.costs_paid else None),
         "costs_paid": round(row.costs_paid.costs_paid, 2) if row.costs_paid else None,
         **_scenario_cells(row),
+        **_cutoff_cells(row),
+    }
+
+
+def _cutoff_cells(row: LeaderboardRow) -> dict:
+    """The row's knowledge cutoff, its sessions on each side, its memory premium (in percent
+    per session) and the sessions ranked."""
+    premium = row.memory_premium
+    return {
+        "sessions": row.sessions,
+        # Text, as the artifacts' JSON holds it.
+        "knowledge_cutoff": row.knowledge_cutoff.isoformat() if row.knowledge_cutoff else None,
+        "cutoff_source": row.cutoff_source,
+        "clean_sessions": row.clean_sessions,
+        "contaminated_sessions": row.contaminated_sessions,
+        "memory_premium_pct": _pct(premium.estimate if premium else None),
+        "memory_premium_ci_low_pct": _pct(premium.lower if premium else None),
+        "memory_premium_ci_high_pct": _pct(premium.upper if premium else None),
     }
 
 
@@ -281,6 +300,49 @@ def _cost_scenarios_markdown(table: list[dict]) -> list[str]:
     return lines
 
 
+def cutoffs_section(ranking: Ranking) -> str:
+    """The report's knowledge-cutoff section: each model's cutoff and source, its sessions on
+    each side, and its memory premium ("" when every model is a built-in strategy)."""
+    models = [row for row in ranking.rows if not row.is_benchmark]
+    if all(row.cutoff_source == "n/a" for row in models):
+        return ""
+    header = ["model", "knowledge cutoff", "source", "clean", "contaminated", "memory premium"]
+    note = sessions_note(ranking)
+    lines = [
+        "",
+        "## Knowledge cutoffs",
+        "",
+        note[:1].upper() + note[1:] + ".",
+        "",
+        CUTOFFS_NOTE,
+        "",
+    ]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in models:
+        premium = row.memory_premium
+        shown = "-"
+        if premium is not None and premium.estimate is not None:
+            shown = f"{fixed(100 * premium.estimate, 2)}%"
+            if premium.lower is not None and premium.upper is not None:
+                shown += f" ({fixed(100 * premium.lower, 2)}% to {fixed(100 * premium.upper, 2)}%)"
+        cells = [row.knowledge_cutoff, row.cutoff_source, row.clean_sessions]
+        cells += [row.contaminated_sessions]
+        lines.append(
+            "| " + " | ".join([row.model, *(_markdown_cell(c, "") for c in cells), shown]) + " |"
+        )
+    for model, why in ranking.left_out.items():
+        lines.append(f"| {model} | - | not ranked: {why} | - | - | - |")
+    return "\n".join(lines) + "\n"
+
+
+CUTOFFS_NOTE = (
+    "A session on or before a model's knowledge cutoff is contaminated: the model may remember "
+    "how it ended. The leaderboard ranks clean sessions only once some model has both kinds. "
+    "The memory premium is the model's mean excess return per session over the benchmark on "
+    "contaminated sessions minus on clean ones, with its 95 % interval; a built-in strategy "
+    "learned nothing (n/a: every session clean), and an unknown cutoff is never counted clean."
+)
+
 COSTS_NOTE = (
     "Returns are net of the market's trading costs (commission, taxes, fees and slippage; "
     "`costs_paid` in the leaderboard). Below, each model's return and tier had the same fills "
@@ -312,7 +374,8 @@ def intervals_png(
         axes.errorbar(
             point,
             y,
-            xerr=[[point - low], [high - point]],
+            # Clipped: a degenerate interval (a constant return) can miss the point by rounding.
+            xerr=[[max(point - low, 0.0)], [max(high - point, 0.0)]],
             fmt="o",
             capsize=4,
             color=(colours or {}).get(row.model),
@@ -373,6 +436,7 @@ def render_report(session: Session, run_id: int, track: Track | None = None) -> 
         title=title,
         ranking=ranking,
         markdown=markdown_report(title, ranking.rows, png, bars)
+        + cutoffs_section(ranking)
         + robustness_section(curves)
         + site_note(run.id or 0),
         equity_png=png,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from sqlmodel import Session
 
-from analysis.leaderboard import RankingOptions, leaderboard_rows, rank_run
+from analysis.leaderboard import RankingOptions, leaderboard_rows, rank_run, sessions_note
 from analysis.robustness import RobustnessOptions
 from deployments.cli_options import (
     FormatOption,
@@ -280,34 +280,10 @@ def _print_leaderboard(
         title += f", {ranking.rows[0].track} sessions only"
     if ranking.options.cost_multiplier != 1:
         title += f", every fill charged {ranking.options.cost_multiplier:g} times its costs"
-    title += _sessions_line(ranking)
+    note = sessions_note(ranking)
+    title += f"\n{note}" if note else ""
     fit = leaderboard_columns(rows, columns.wide, columns.chosen)
     render(rows, fmt, title, fit=fit, in_fit_order=bool(columns.chosen))
-
-
-def _sessions_line(ranking: Any) -> str:
-    """The title's line on knowledge cutoffs: which sessions are ranked, and which models are
-    not or cannot be told clean."""
-    rows = [row for row in ranking.rows if not row.is_benchmark]
-    unknown = [row.model for row in rows if row.cutoff_source == "unknown"]
-    if ranking.sessions != "all":
-        where = "after" if ranking.sessions == "clean" else "on or before"
-        line = (
-            f"ranked on {ranking.sessions} sessions only ({where} each model's knowledge cutoff; "
-            "--sessions all counts every one)"
-        )
-        if ranking.left_out:
-            left_out = ranking.left_out.items()
-            line += "; not ranked: " + "; ".join(f"{m} ({why})" for m, why in left_out)
-    elif remembered := [row.model for row in rows if row.contaminated_sessions]:
-        line = f"every session ranked, some before the knowledge cutoff of {', '.join(remembered)}"
-    elif any(row.knowledge_cutoff for row in rows):
-        line = "every session is after each model's knowledge cutoff (clean)"
-    else:
-        line = ""
-    if unknown and ranking.sessions == "all":
-        line += ("; " if line else "") + f"knowledge cutoff unknown: {', '.join(unknown)}"
-    return f"\n{line}" if line else ""
 
 
 def _print_cost_scenarios(ranking: Any, fmt: OutputFormat) -> None:

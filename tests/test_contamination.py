@@ -262,3 +262,18 @@ def test_the_cli_ranks_clean_sessions_and_says_so_in_one_line(
     refused = aitrader("--sessions", "bogus")
     assert refused.exit_code != 0 and len(refused.stderr.strip().splitlines()) == 1
     assert "--sessions" in refused.stderr
+
+
+def test_the_report_lists_each_models_cutoff_and_memory_premium(session: Session) -> None:
+    from analysis.report import leaderboard_table, render_report
+
+    run = _store_run(session)
+    report = render_report(session, run.id)
+    section = report.markdown.split("## Knowledge cutoffs", 1)[1].split("\n## ", 1)[0]
+    assert "Ranked on clean sessions only" in section
+    assert "| memorizer | 2025-02-12 | config | 30 | 30 | 2.00% (" in section
+    assert "| steady | - | n/a | 60 | 0 | - |" in section
+    assert "| my-llm | - | not ranked: knowledge cutoff unknown" in section
+    (memorizer,) = [r for r in leaderboard_table(report.ranking.rows) if r["model"] == "memorizer"]
+    assert memorizer["knowledge_cutoff"] == "2025-02-12" and memorizer["sessions"] == "clean"
+    assert 0 < memorizer["memory_premium_ci_low_pct"] < memorizer["memory_premium_ci_high_pct"]
