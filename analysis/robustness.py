@@ -246,7 +246,8 @@ def _rolling(returns: np.ndarray, starts: np.ndarray, length: int) -> _Outcomes:
     contest = present.sum(axis=1) >= 2  # a model alone in a window beats nobody
     hit = np.zeros_like(present)
     rows = np.flatnonzero(contest)
-    hit[rows, np.nanargmax(models[rows], axis=1)] = True
+    if len(rows):  # no contest at all (a run shorter than a window): nobody leads
+        hit[rows, np.nanargmax(models[rows], axis=1)] = True
     up, down = _regimes(windows[:, -1])
     return _Outcomes(present & contest[:, None], hit, up, down)
 

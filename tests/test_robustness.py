@@ -218,3 +218,11 @@ def test_the_october_run_is_as_robust_as_the_page_says(
     assert round(deepseek["deflated_sharpe"], 2) == 0.81 and round(deepseek["sharpe"], 2) == 5.49
     assert all(row["share_tier1"] == 1.0 and row["tier_windows"] == 4 for row in rows.values())
     assert "0.81" in page and "7 of the 17 windows" in page and "the 2.58" in page
+
+
+def test_a_run_shorter_than_a_window_lists_its_models_unranked() -> None:
+    rng = np.random.default_rng(4)
+    values = {"a": series(rng.normal(0, 0.01, 4)), "b": series(rng.normal(0, 0.01, 4))}
+    result = window_robustness(values, series(rng.normal(0, 0.01, 4)))
+    assert result.windows == 0 and [row.ranked for row in result.rows] == [False, False]
+    assert robustness_markdown(result) == []
