@@ -27,7 +27,8 @@ MAY_IMPORT = {
     "models": set(),
     "configs": {"models"},
     "market_data": {"models", "configs"},
-    "analysis": {"models"},
+    # configs: the shipped table of knowledge cutoffs (ARCHITECTURE.md's analysis row).
+    "analysis": {"models", "configs"},
     "agent_tools": {"models"},
     "agents": {"agent_tools", "market_data", "models", "configs"},
     # flows.plan and flows.parameters are plain data shared with the tasks of a run.

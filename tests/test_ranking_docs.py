@@ -50,6 +50,13 @@ def test_the_october_run_is_ranked_as_the_page_says(tmp_path: Path) -> None:
     pairs = json.loads(aitrader(env, "results", "pairs", "--format", "json"))
     assert len(pairs) == 15 and not any(p["significant"] for p in pairs)
     assert min(p["p_value"] for p in pairs) == pytest.approx(0.195, abs=0.0005)
+    cutoffs = page.split("## Knowledge cutoffs", 1)[1].split("```text\n", 1)[1].split("```")[0]
+    columns = "knowledge_cutoff,cutoff_source,clean_sessions,contaminated_sessions"
+    assert f"aitrader results --columns {columns}" in page
+    table = aitrader(env, "results", "--columns", columns)
+    for line in cutoffs.splitlines():
+        assert line in table, f"the page shows a cutoff row the command does not print:\n{line}"
+    assert {(r["clean_sessions"], r["contaminated_sessions"]) for r in models} == {(21, 0)}
     deepseek = next(r for r in models if r["model"] == "deepseek-chat-v3.1")
     low, high = deepseek["excess_return_ci"]
     assert round(100 * low, 1) == 0.5 and round(100 * high, 1) == 22.2
