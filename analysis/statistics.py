@@ -92,8 +92,8 @@ interval of the mean of a metric over the trials, ``mean +- t_{k-1} s / sqrt(k)`
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from itertools import combinations
 from statistics import NormalDist
 from typing import Literal
@@ -134,15 +134,18 @@ class Interval(BaseModel):
     lower: float | None
     upper: float | None
     confidence: float
-    method: Literal["stationary-bootstrap", "student-t"]
+    method: Literal["stationary-bootstrap", "student-t", "ewc-t"]
     samples: int
-    """Bootstrap resamples for ``stationary-bootstrap``, trials for ``student-t``."""
+    """Bootstrap resamples for ``stationary-bootstrap``, trials for ``student-t``, daily returns
+    for ``ewc-t``."""
     block_length: float | None = None
-    """The mean block length ``b`` of the stationary bootstrap (None for ``student-t``)."""
+    """The mean block length ``b`` of the stationary bootstrap (None otherwise)."""
+    degrees_of_freedom: int | None = None
+    """The Student-t degrees of freedom ``B`` of an ``ewc-t`` interval (None otherwise)."""
 
 
 class PairTest(BaseModel):
-    """A paired bootstrap test of equal mean daily return between two models."""
+    """A paired test (EWC t-test) of equal mean daily return between two models."""
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
@@ -151,12 +154,16 @@ class PairTest(BaseModel):
     sessions: int
     """Number of daily returns over the two models' common dates."""
     block_length: float
+    """Politis-White block length of the differences: how far their dependence reaches (shown
+    for information; the test's reference distribution is ``degrees_of_freedom``)."""
     mean_difference: float
     """``mean(r_a - r_b)`` over the common sessions (0.0 with none)."""
     p_value_raw: float
     p_value: float
     """Holm-adjusted over every pair of the call."""
     significant: bool
+    degrees_of_freedom: int | None = None
+    """``B`` of the t-test (None when untested)."""
 
 
 class ModelStatistics(BaseModel):
@@ -293,6 +300,105 @@ def stationary_indices(
 
 
 # --------------------------------------------------------------------------------------------------
+# Long-run variance and Student-t intervals (EWC)
+
+EWC_COEFFICIENT = 0.4
+"""``B = ceil(0.4 n^(2/3))``: Lazarus, Lewis, Stock & Watson's (2018) rule for the EWC estimator."""
+
+
+def ewc_degrees(n: int) -> int:
+    """The EWC estimator's ``B`` (its t degrees of freedom) for ``n`` returns, within [1, n - 1]."""
+    return max(1, min(math.ceil(EWC_COEFFICIENT * n ** (2.0 / 3.0)), n - 1))
+
+
+@lru_cache(maxsize=64)
+def _cosine_basis(n: int, degrees: int) -> np.ndarray:
+    """``sqrt(2/n) cos(pi j (t + 1/2) / n)`` for t < n (rows), j = 1..B (columns)."""
+    t = (np.arange(n) + 0.5) / n
+    basis = math.sqrt(2.0 / n) * np.cos(np.pi * np.outer(t, np.arange(1, degrees + 1)))
+    basis.flags.writeable = False  # shared by every caller through the cache
+    return basis
+
+
+def long_run_variance(x: np.ndarray, degrees: int | None = None) -> np.ndarray:
+    """EWC long-run variance of each row of ``x`` (time last): the mean of ``B`` squared cosine
+    projections; ``B`` defaults to :func:`ewc_degrees`."""
+    data = np.asarray(x, dtype=float)
+    n = data.shape[-1]
+    # The cosines are orthogonal to a constant: no need to remove the mean first.
+    projections = data @ _cosine_basis(n, degrees or ewc_degrees(n))
+    return np.mean(projections**2, axis=-1)
+
+
+def _t_quantile(degrees: int, probability: float) -> float:
+    # Imported here: scipy.special costs ~0.3 s to import and only the t distribution needs it.
+    from scipy.special import stdtrit
+
+    return float(stdtrit(degrees, probability))
+
+
+def _half_width(x: np.ndarray, confidence: float) -> np.ndarray:
+    """``t_B((1 + confidence) / 2) sqrt(LRV / n)`` of each row: the t interval's half-width."""
+    n = x.shape[-1]
+    degrees = ewc_degrees(n)
+    quantile = _t_quantile(degrees, (1.0 + confidence) / 2.0)
+    return quantile * np.sqrt(long_run_variance(x, degrees) / n)
+
+
+def mean_bounds(returns: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """EWC t interval ``mean +- t_B sqrt(LRV / n)`` of the mean of each row of daily returns."""
+    r = np.atleast_2d(np.asarray(returns, dtype=float))
+    mean, half = r.mean(axis=1), _half_width(r, confidence)
+    return mean - half, mean + half
+
+
+def cumulative_bounds(
+    returns: np.ndarray, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Interval of each row's expected cumulative return ``(1 + mu)^n - 1``: the mean's bounds
+    compounded over the row's ``n`` sessions (a mean below -100 % counts as -100 %)."""
+    low, high = mean_bounds(returns, confidence)
+    n = np.atleast_2d(returns).shape[1]
+    return np.maximum(1.0 + low, 0.0) ** n - 1.0, np.maximum(1.0 + high, 0.0) ** n - 1.0
+
+
+def sharpe_bounds(
+    returns: np.ndarray,
+    confidence: float = 0.95,
+    risk_free_rate: float = 0.0,
+    periods_per_year: float = TRADING_DAYS_PER_YEAR,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Delta-method EWC t interval of each row's annualised Sharpe ratio (NaN if no dispersion).
+
+    The influence of day t is ``z_t - SR / 2 (z_t^2 - 1)``, ``z_t = (r_t - mean) / std``.
+    """
+    r = np.atleast_2d(np.asarray(returns, dtype=float))
+    std = r.std(axis=1, ddof=1)
+    defined = std > ZERO_DISPERSION
+    scale = np.where(defined, std, 1.0)[:, None]
+    z = (r - r.mean(axis=1, keepdims=True)) / scale
+    sharpe = (r.mean(axis=1) - risk_free_rate / periods_per_year) / scale[:, 0]
+    half = _half_width(z - sharpe[:, None] / 2.0 * (z**2 - 1.0), confidence)
+    root = math.sqrt(periods_per_year)
+    low = np.where(defined, (sharpe - half) * root, np.nan)
+    return low, np.where(defined, (sharpe + half) * root, np.nan)
+
+
+def paired_p_values(differences: np.ndarray) -> np.ndarray:
+    """Two-sided p-value of ``mean = 0`` for each row: ``t = mean / sqrt(LRV / n)`` against
+    Student's t with ``B`` degrees of freedom (EWC, fixed-b)."""
+    from scipy.special import stdtr  # see _t_quantile
+
+    d = np.atleast_2d(np.asarray(differences, dtype=float))
+    degrees = ewc_degrees(d.shape[1])
+    spread = np.sqrt(long_run_variance(d, degrees) / d.shape[1])
+    mean = d.mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(spread > 0.0, np.abs(mean) / spread, np.where(mean != 0.0, np.inf, 0.0))
+    return np.minimum(2.0 * stdtr(degrees, -t), 1.0)
+
+
+# --------------------------------------------------------------------------------------------------
 # Metrics on resampled returns
 
 
@@ -354,28 +460,41 @@ def _bootstrap_interval(
     )
 
 
-def _excess_interval(
-    values: pd.Series,
-    benchmark: pd.Series,
-    confidence: float,
-    resamples: int,
-    rng: np.random.Generator,
+def _ewc_interval(
+    estimate: float | None, bounds: tuple[np.ndarray, np.ndarray], confidence: float, n: int
 ) -> Interval:
-    """Cumulative return minus the benchmark's over their common dates, resampled jointly."""
+    """An ``ewc-t`` interval from the first row of ``bounds`` (no bounds without estimate)."""
+    defined = estimate is not None and n >= 2
+    return Interval(
+        estimate=_finite(estimate),
+        lower=_finite(float(bounds[0][0])) if defined else None,
+        upper=_finite(float(bounds[1][0])) if defined else None,
+        confidence=confidence,
+        method="ewc-t",
+        samples=n,
+        degrees_of_freedom=ewc_degrees(n) if n >= 2 else None,
+    )
+
+
+def _excess_interval(values: pd.Series, benchmark: pd.Series, confidence: float) -> Interval:
+    """Cumulative return minus the benchmark's over their common dates: a delta-method EWC t
+    interval of ``(1 + mu_p)^n - (1 + mu_b)^n``."""
     bench = _clean(benchmark, "benchmark")
     common = values.index.intersection(bench.index)
     if len(common) < 2:
-        return _bootstrap_interval(None, np.full(resamples, np.nan), confidence, None)
+        return _ewc_interval(None, (np.empty(1), np.empty(1)), confidence, 0)
     rp = _returns(values.loc[common].to_numpy())
     rb = _returns(bench.loc[common].to_numpy())
+    n = len(rp)
     estimate = float(np.prod(1.0 + rp) - np.prod(1.0 + rb))
-    if len(rp) < 2:
-        return _bootstrap_interval(estimate, np.full(resamples, np.nan), confidence, None)
-    # The statistic moves with the active return r_p - r_b: its dependence sets the blocks.
-    block = optimal_block_length(rp - rb)
-    idx = stationary_indices(len(rp), resamples, block, rng)
-    samples = np.prod(1.0 + rp[idx], axis=1) - np.prod(1.0 + rb[idx], axis=1)
-    return _bootstrap_interval(estimate, samples, confidence, block)
+    if n < 2:
+        return _ewc_interval(estimate, (np.empty(1), np.empty(1)), confidence, n)
+    growth_p, growth_b = (1.0 + rp.mean()) ** (n - 1), (1.0 + rb.mean()) ** (n - 1)
+    centre = growth_p * (1.0 + rp.mean()) - growth_b * (1.0 + rb.mean())
+    # d/dmu of (1 + mu)^n is n (1 + mu)^(n - 1): each day's influence on the excess.
+    half = float(_half_width((n * growth_p * rp - n * growth_b * rb)[None, :], confidence)[0])
+    bounds = (np.array([centre - half]), np.array([centre + half]))
+    return _ewc_interval(estimate, bounds, confidence, n)
 
 
 def _point_estimates(
@@ -401,10 +520,10 @@ def metric_intervals(
     risk_free_rate: float = 0.0,
     periods_per_year: float = TRADING_DAYS_PER_YEAR,
 ) -> dict[str, Interval]:
-    """Stationary-bootstrap percentile intervals of every metric in :data:`METRICS` of ``values``.
+    """Intervals of every metric in :data:`METRICS` of ``values``: EWC t intervals for the return
+    metrics and Sharpe, stationary-bootstrap percentiles for Sortino and max drawdown.
 
-    ``excess_return`` (cumulative return minus the benchmark's, over common dates) only with
-    ``benchmark``. Bounds are None with fewer than 2 returns. Same seed, same intervals.
+    ``excess_return`` only with ``benchmark``. Bounds are None with fewer than 2 returns.
     """
     _check_confidence(confidence)
     _check_resamples(resamples)
@@ -412,22 +531,52 @@ def metric_intervals(
     if clean.empty:
         raise ValueError("values is empty; need at least one portfolio value")
     r = _returns(clean.to_numpy())
+    n = len(r)
     estimates = _point_estimates(r, risk_free_rate, periods_per_year)
     rng = np.random.default_rng(seed)
     block = optimal_block_length(r)
-    if len(r) >= 2:
+    if n >= 2:
         samples = path_metrics(
-            r[stationary_indices(len(r), resamples, block, rng)], risk_free_rate, periods_per_year
+            r[stationary_indices(n, resamples, block, rng)], risk_free_rate, periods_per_year
         )
     else:
         samples = {name: np.full(resamples, np.nan) for name in estimates}
     intervals = {
-        name: _bootstrap_interval(estimate, samples[name], confidence, block)
-        for name, estimate in estimates.items()
+        name: _bootstrap_interval(estimates[name], samples[name], confidence, block)
+        for name in ("sortino_ratio", "max_drawdown")
     }
+    intervals.update(_ewc_intervals(r, estimates, confidence, risk_free_rate, periods_per_year))
+    intervals = {name: intervals[name] for name in PATH_METRICS}
     if benchmark is not None:
-        intervals["excess_return"] = _excess_interval(clean, benchmark, confidence, resamples, rng)
+        intervals["excess_return"] = _excess_interval(clean, benchmark, confidence)
     return intervals
+
+
+def _ewc_intervals(
+    r: np.ndarray,
+    estimates: dict[str, float | None],
+    confidence: float,
+    risk_free_rate: float,
+    periods_per_year: float,
+) -> dict[str, Interval]:
+    """The ``ewc-t`` intervals of the mean, cumulative and annualised return and the Sharpe."""
+    n = len(r)
+    if n < 2:
+        nothing = (np.empty(1), np.empty(1))
+        names = ("mean_return", "cumulative_return", "annualized_return", "sharpe_ratio")
+        return {name: _ewc_interval(estimates[name], nothing, confidence, n) for name in names}
+    cumulative = cumulative_bounds(r[None, :], confidence)
+    # Annualising is monotone: the cumulative bounds, compounded to a year.
+    annual = tuple((1.0 + bound) ** (periods_per_year / n) - 1.0 for bound in cumulative)
+    bounds = {
+        "mean_return": mean_bounds(r[None, :], confidence),
+        "cumulative_return": cumulative,
+        "annualized_return": annual,
+        "sharpe_ratio": sharpe_bounds(r[None, :], confidence, risk_free_rate, periods_per_year),
+    }
+    return {
+        name: _ewc_interval(estimates[name], pair, confidence, n) for name, pair in bounds.items()
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -521,13 +670,6 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted.tolist()
 
 
-def _pair_rng(seed: int, a: str, b: str) -> np.random.Generator:
-    """A generator keyed by ``seed`` and the unordered pair of names (stable across runs)."""
-    first, second = sorted((a, b))
-    keys = (zlib.crc32(first.encode()), zlib.crc32(second.encode()))
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=keys))
-
-
 MIN_TEST_SESSIONS = 5  # fewer common daily returns than this: p = 1, never significant
 
 
@@ -540,25 +682,22 @@ def _pair_differences(a: pd.Series, b: pd.Series) -> np.ndarray:
 
 
 def _pair_test(
-    differences: Sequence[np.ndarray], resamples: int, rng: np.random.Generator
-) -> list[tuple[int, float, float, float]]:
-    """(sessions, block length, mean difference, raw two-sided p-value) of one pair in each
-    scenario; the resamples are drawn once, sized by the first scenario's differences."""
+    differences: Sequence[np.ndarray],
+) -> list[tuple[int, float, float, float, int | None]]:
+    """(sessions, block length, mean difference, raw two-sided p-value, degrees of freedom) of
+    one pair in each scenario; the block length is the first scenario's."""
     first = differences[0]
     testable = len(first) >= MIN_TEST_SESSIONS and not np.all(np.abs(first) <= ZERO_DISPERSION)
-    # Fewer differences than MIN_TEST_SESSIONS: resampling only reshuffles them, no evidence.
+    # Fewer differences than MIN_TEST_SESSIONS: too few to estimate their variance, no evidence.
     block = optimal_block_length(first) if testable else 1.0
-    indices = stationary_indices(len(first), resamples, block, rng) if testable else None
     results = []
     for d in differences:
         observed = float(d.mean()) if len(d) else 0.0
-        if indices is None or len(d) != len(first) or np.all(np.abs(d) <= ZERO_DISPERSION):
-            results.append((len(d), 1.0 if indices is None else block, observed, 1.0))
+        if not testable or len(d) != len(first) or np.all(np.abs(d) <= ZERO_DISPERSION):
+            results.append((len(d), block, observed, 1.0, None))
             continue
-        means = d[indices].mean(axis=1)
-        # mean(d*) - mean(d) mimics mean(d) - E[d]: shifted to E[d] = 0, the null's distribution.
-        extreme = int(np.count_nonzero(np.abs(means - observed) >= abs(observed)))
-        results.append((len(d), block, observed, (1 + extreme) / (1 + resamples)))
+        p_value = float(paired_p_values(d[None, :])[0])
+        results.append((len(d), block, observed, p_value, ewc_degrees(len(d))))
     return results
 
 
@@ -569,9 +708,10 @@ def pairwise_tests(
     resamples: int = 2000,
     seed: int = 0,
 ) -> list[PairTest]:
-    """Paired stationary-bootstrap tests of equal mean daily return for every pair, Holm-adjusted.
+    """Paired EWC t-tests of equal mean daily return for every pair, Holm-adjusted.
 
     Pairs come in the order of ``combinations(values_by_model)``; significant at ``1-confidence``.
+    ``resamples`` and ``seed`` are accepted for compatibility: the test draws nothing.
     """
     (pairs,) = scenario_pairwise_tests(
         [values_by_model], confidence=confidence, resamples=resamples, seed=seed
@@ -587,8 +727,7 @@ def scenario_pairwise_tests(
     seed: int = 0,
 ) -> list[list[PairTest]]:
     """:func:`pairwise_tests` of each scenario (the same models, their values changed, as by a
-    cost multiplier) with common random numbers: each pair's resamples are drawn once, their
-    block length from the first scenario, which therefore gets exactly `pairwise_tests`' answer.
+    cost multiplier); each pair's reported block length is the first scenario's.
     """
     _check_confidence(confidence)
     _check_resamples(resamples)
@@ -597,17 +736,17 @@ def scenario_pairwise_tests(
         for values in scenarios
     ]
     names = list(cleaned[0]) if cleaned else []
-    raw: list[list[tuple[str, str, int, float, float, float]]] = [[] for _ in cleaned]
+    raw: list[list[tuple[str, str, int, float, float, float, int | None]]] = [[] for _ in cleaned]
     for a, b in combinations(names, 2):
         differences = [_pair_differences(values[a], values[b]) for values in cleaned]
-        tested = _pair_test(differences, resamples, _pair_rng(seed, a, b))
+        tested = _pair_test(differences)
         for rows, result in zip(raw, tested, strict=True):
             rows.append((a, b, *result))
     return [_holm_adjusted(rows, confidence) for rows in raw]
 
 
 def _holm_adjusted(
-    raw: list[tuple[str, str, int, float, float, float]], confidence: float
+    raw: list[tuple[str, str, int, float, float, float, int | None]], confidence: float
 ) -> list[PairTest]:
     adjusted = holm([row[5] for row in raw]) if raw else []
     alpha = 1.0 - confidence
@@ -621,8 +760,9 @@ def _holm_adjusted(
             p_value_raw=p_raw,
             p_value=p_adj,
             significant=p_adj <= alpha,
+            degrees_of_freedom=degrees,
         )
-        for (a, b, sessions, block, diff, p_raw), p_adj in zip(raw, adjusted, strict=True)
+        for (a, b, sessions, block, diff, p_raw, degrees), p_adj in zip(raw, adjusted, strict=True)
     ]
 
 

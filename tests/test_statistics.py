@@ -181,10 +181,15 @@ def test_estimates_are_the_metrics_module_values_and_inside_their_intervals() ->
     assert intervals["max_drawdown"].estimate == pytest.approx(summary.max_drawdown, rel=1e-12)
     expected_excess = summary.cumulative_return - summary.benchmark_cumulative_return
     assert intervals["excess_return"].estimate == pytest.approx(expected_excess, rel=1e-12)
-    for interval in intervals.values():
+    for name, interval in intervals.items():
         assert interval.lower <= interval.estimate <= interval.upper
-        assert interval.confidence == 0.95 and interval.samples == 1000
-        assert interval.block_length is not None and interval.block_length >= 1.0
+        assert interval.confidence == 0.95
+        if name in ("sortino_ratio", "max_drawdown"):
+            assert interval.method == "stationary-bootstrap" and interval.samples == 1000
+            assert interval.block_length is not None and interval.block_length >= 1.0
+        else:  # the calibrated t intervals: one sample of 250 returns, B = ceil(0.4 250^(2/3))
+            assert interval.method == "ewc-t" and interval.samples == 250
+            assert interval.degrees_of_freedom == 16 and interval.block_length is None
     assert intervals["max_drawdown"].upper <= 0.0
 
 
@@ -243,7 +248,8 @@ def test_same_seed_same_results_other_seed_other_results() -> None:
     first = metric_intervals(values, bench, resamples=500, seed=42)
     assert first == metric_intervals(values, bench, resamples=500, seed=42)
     other = metric_intervals(values, bench, resamples=500, seed=43)
-    assert first["sharpe_ratio"].lower != other["sharpe_ratio"].lower
+    assert first["sortino_ratio"].lower != other["sortino_ratio"].lower  # resampled
+    assert first["sharpe_ratio"] == other["sharpe_ratio"]  # a t interval: nothing drawn
 
     models = {name: values_from_returns(rng.normal(0.0, 0.01, 250)) for name in "abc"}
     tests = pairwise_tests(models, resamples=500, seed=7)
