@@ -51,13 +51,15 @@ def run_backtest(
     from flows.preflight import preflight
 
     preflight(params)  # refused before Prefect starts, the store untouched
-    from deployments.ephemeral_server import provide_ephemeral_database
+    from deployments.ephemeral_server import start_temporary_server
     from deployments.prefect_settings import apply_local_defaults
 
     apply_local_defaults()
-    provide_ephemeral_database()  # a new PREFECT_HOME's temporary server starts migrated
+    server = start_temporary_server()  # when none is configured; it starts as the flow loads
     from flows.backtest import backtest
 
+    if server is not None:
+        server.wait_until_ready()
     state = _run_coroutine(backtest(**params.model_dump(), return_state=True))
     run_id = run_of_flow_run(state.state_details.flow_run_id)
     if state.is_failed() and run_id is None:

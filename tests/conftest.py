@@ -493,7 +493,35 @@ def completed_day(run: Run, model: str, day: date, value: float) -> ModelDay:
 
 
 def run_command(argv: list[str], env: dict[str, str], timeout: float = 300):
-    """Run a command from the project folder, capturing its text output."""
+    """Run a command from the project folder, capturing its text output; nothing it started (a
+    temporary Prefect server, say) may outlive it."""
+    import signal
     import subprocess
 
-    return subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    process = subprocess.Popen(
+        argv, env=env, cwd=ROOT, text=True, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    finally:
+        left = live_group_members(process.pid)
+        if left:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert not left, f"{' '.join(argv[2:4])} left processes running: {left}"
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+
+
+def live_group_members(pgid: int) -> list[int]:
+    """Processes of process group `pgid` still alive (a reaped-late zombie is not alive)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, ...
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            alive.append(int(stat.parent.name))
+    return alive

@@ -34,7 +34,14 @@ from sqlmodel import Session, select
 
 from models.engine import create_store_engine
 from models.tables import Holding, ModelDay, ModelDayStatus, Run, RunStatus, Trade
-from tests.conftest import ROOT, FinishedBacktest, quickstart_job, run_command, wait_for
+from tests.conftest import (
+    ROOT,
+    FinishedBacktest,
+    live_group_members,
+    quickstart_job,
+    run_command,
+    wait_for,
+)
 
 # One worker runs this test and the documentation's quick start test, which share the
 # uninterrupted run; this one first, so that the run is measured right after the re-run.
@@ -100,20 +107,6 @@ def kill_mid_model_day(process: subprocess.Popen, engine: Engine) -> float:
             os.killpg(process.pid, signal.SIGKILL)
             return time.monotonic()
         time.sleep(0.02 if done >= KILL_AFTER else 0.3)
-
-
-def live_group_members(pgid: int) -> list[int]:
-    """Processes of process group `pgid` still alive (a reaped-late zombie is not alive)."""
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        fields = text.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, ...
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            alive.append(int(stat.parent.name))
-    return alive
 
 
 def books(engine: Engine) -> dict[tuple[str, str], dict[str, Any]]:
