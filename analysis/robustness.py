@@ -34,8 +34,11 @@ this module reports, per model:
   ``V`` the sample variance (ddof=1) of their per-session Sharpe ratios (those defined). With
   fewer than two trials there is no selection, and ``SR0 = 0`` (the plain PSR).
 
-A model with fewer than ``min_sessions`` daily returns is listed but not ranked (``ranked`` false,
-its shares and deflated Sharpe None): it takes part in no window, but its trials still count in N.
+The sessions are the leaderboard's (:mod:`analysis.contamination`): by default the clean ones
+(after each model's knowledge cutoff) once some model has sessions on both sides of its cutoff,
+else all; ``sessions`` chooses. A model with fewer than ``min_sessions`` daily returns is listed
+but not ranked (``ranked`` false, its shares and deflated Sharpe None): it takes part in no
+window, but its trials still count in N.
 """
 
 from __future__ import annotations
@@ -44,12 +47,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from analysis.contamination import default_sessions, on_sessions, run_cutoffs, session_counts
 from analysis.curves import RunCurves
 from analysis.metrics import TRADING_DAYS_PER_YEAR, ZERO_DISPERSION
 from analysis.statistics import pairwise_tests, probabilistic_sharpe, tiers
@@ -69,6 +73,9 @@ class RobustnessOptions(BaseModel):
     seed: int = 0
     risk_free_rate: float = 0.0
     cost_multiplier: float = Field(1.0, ge=0.0, le=10.0)
+    # The leaderboard's choice of sessions by knowledge cutoff (`auto`: clean once some model
+    # has sessions on both sides of its cutoff), so both rank the same sessions.
+    sessions: Literal["auto", "all", "clean", "contaminated"] = "auto"
 
 
 class FirstSessions(BaseModel):
@@ -114,6 +121,7 @@ class Robustness(BaseModel):
     trials: int
     sharpe_variance: float | None  # of the trials' per-session Sharpe ratios
     expected_max_sharpe: float  # SR0, annualised
+    sessions: str = "all"  # which sessions were ranked: all, clean or contaminated
 
 
 # --------------------------------------------------------------------------------------------------
@@ -297,13 +305,20 @@ def robustness(curves: RunCurves, options: RobustnessOptions | None = None) -> R
     """Every model of a run's curves over rolling windows, first sessions and regimes, with its
     deflated Sharpe over every model-trial (each model ranked on its mean curve)."""
     options = options or RobustnessOptions()
-    charged = curves.at_cost_multiplier(options.cost_multiplier)
+    cutoffs = run_cutoffs(curves.run, list(curves.models))
+    sessions = options.sessions
+    if sessions == "auto":
+        sessions = default_sessions(session_counts(curves, cutoffs))
+    charged = on_sessions(curves, cutoffs, sessions).at_cost_multiplier(options.cost_multiplier)
     per_year = charged.periods_per_year
-    trial_sharpes = [
+    trial_sharpes: list[float | None] = [
         session_sharpe(c.values.pct_change().to_numpy()[1:], options.risk_free_rate, per_year)
         for c in charged.curves
     ]
-    return window_robustness(
+    # A trial left out with its model (no session of the kind ranked) was still tried: it counts
+    # in N, though not in the variance of the Sharpe ratios.
+    trial_sharpes += [None] * (len(curves.curves) - len(charged.curves))
+    result = window_robustness(
         {name: charged.mean_values(name) for name in charged.models},
         charged.benchmark if len(charged.benchmark) else None,
         options,
@@ -311,6 +326,7 @@ def robustness(curves: RunCurves, options: RobustnessOptions | None = None) -> R
         trials={name: len(trials) for name, trials in charged.models.items()},
         periods_per_year=per_year,
     )
+    return result.model_copy(update={"sessions": sessions})
 
 
 @dataclass

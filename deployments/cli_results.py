@@ -211,6 +211,7 @@ def results(
                 confidence=confidence,
                 risk_free_rate=risk_free_rate,
                 cost_multiplier=cost_multiplier,
+                sessions=sessions.value if sessions else "auto",
             )
             scope = Scope(run=run, model=model, start=first, end=last)
             _print_robustness(session, scope, robust, _track(track), fmt)
@@ -324,6 +325,8 @@ def _print_robustness(
         f"{result.tier_windows} non-overlapping windows, deflated Sharpe over "
         f"{result.trials} model-trials"
     )
+    if result.sessions != "all":
+        title += f", on {result.sessions} sessions only (by knowledge cutoff; --sessions all)"
     render(rows, fmt, title=title)
 
 

@@ -226,3 +226,31 @@ def test_a_run_shorter_than_a_window_lists_its_models_unranked() -> None:
     result = window_robustness(values, series(rng.normal(0, 0.01, 4)))
     assert result.windows == 0 and [row.ranked for row in result.rows] == [False, False]
     assert robustness_markdown(result) == []
+
+
+def test_robustness_ranks_the_leaderboards_sessions_by_knowledge_cutoff() -> None:
+    # gpt-5's cutoff is 2024-09-30 (the shipped table): 10 of its sessions are before it, 30
+    # after; `x` has no known cutoff. By default only clean sessions are ranked, as on the
+    # leaderboard: gpt-5's 30, and x (never known clean) is left out, yet still counts in N.
+    rng = np.random.default_rng(8)
+    run = Run(name="r", models=["gpt-5", "x"], start_date=date(2024, 9, 16))
+    days = pd.bdate_range("2024-09-16", periods=41)
+    values = {
+        m: pd.Series(10_000 * np.cumprod(np.r_[1.0, 1 + rng.normal(0, 0.01, 40)]), index=days)
+        for m in run.models
+    }
+    frame = pd.DataFrame(
+        [
+            {"model": m, "trial": 1, "day": d, "trades": 0, "tokens_in": 0, "tokens_out": 0}
+            | {"cost_usd": 0.0}
+            for m in run.models
+            for d in days[1:]
+        ]
+    )
+    curves = RunCurves(run=run, curves=[curve(m, 1, v) for m, v in values.items()], days=frame)
+    options = RobustnessOptions(window=10, min_sessions=10)
+    clean = robustness(curves, options)
+    assert clean.sessions == "clean" and clean.trials == 2
+    assert [(row.model, row.sessions) for row in clean.rows] == [("gpt-5", 30)]
+    every = robustness(curves, options.model_copy(update={"sessions": "all"}))
+    assert every.sessions == "all" and {row.sessions for row in every.rows} == {40}
