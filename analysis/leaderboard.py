@@ -373,12 +373,7 @@ def _add_cutoff(
     row.clean_sessions = counts.clean
     row.contaminated_sessions = counts.contaminated
     row.memory_premium = memory_premium(
-        every_session,
-        row.model,
-        cutoff,
-        confidence=options.confidence,
-        resamples=options.resamples,
-        seed=options.seed,
+        every_session, row.model, cutoff, confidence=options.confidence
     )
 
 
