@@ -92,7 +92,7 @@ class RobustnessRow(BaseModel):
     model: str
     ranked: bool
     rank: int | None  # over each model's whole span, by cumulative return (the leaderboard's)
-    sessions: int
+    session_count: int  # its daily returns on the sessions ranked
     trials: int
     windows: int = 0  # rolling windows it took part in
     first_in: int = 0  # ... and ranked first in
@@ -106,6 +106,7 @@ class RobustnessRow(BaseModel):
     sharpe: float | None  # annualised, of its ranked curve
     deflated_sharpe: float | None = None
     first_sessions: list[FirstSessions] = Field(default_factory=list)
+    sessions: str = "all"  # the kind ranked, as on the leaderboard: all, clean or contaminated
 
 
 class Robustness(BaseModel):
@@ -326,7 +327,8 @@ def robustness(curves: RunCurves, options: RobustnessOptions | None = None) -> R
         trials={name: len(trials) for name, trials in charged.models.items()},
         periods_per_year=per_year,
     )
-    return result.model_copy(update={"sessions": sessions})
+    rows = [row.model_copy(update={"sessions": sessions}) for row in result.rows]
+    return result.model_copy(update={"sessions": sessions, "rows": rows})
 
 
 @dataclass
@@ -428,7 +430,7 @@ def _row(
         model=name,
         ranked=False,
         rank=None,
-        sessions=len(r),
+        session_count=len(r),
         trials=trials,
         sharpe=None if sharpe is None else sharpe * math.sqrt(periods_per_year),
     )
@@ -483,6 +485,7 @@ TABLE_HIDDEN = {
     "share_tier1_up",
     "share_tier1_down",
     "first_sessions",  # a column per N instead
+    "sessions",  # the title says which
 }
 
 

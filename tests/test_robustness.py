@@ -133,7 +133,7 @@ def test_a_short_model_is_listed_not_ranked_and_every_trial_counts() -> None:
     rows = {row.model: row for row in result.rows}
     assert result.trials == 5  # every model-trial, the unranked model's included
     assert rows["a"].trials == 3 and rows["a"].ranked and rows["b"].ranked
-    assert not rows["late"].ranked and rows["late"].sessions == 10
+    assert not rows["late"].ranked and rows["late"].session_count == 10
     assert rows["late"].rank is None and rows["late"].share_first is None
     assert rows["late"].deflated_sharpe is None and rows["late"].first_sessions == []
     assert result.rows[-1].model == "late"  # listed last
@@ -211,7 +211,7 @@ def test_the_october_run_is_as_robust_as_the_page_says(
         "claude-3.7-sonnet": 0,
     }
     deepseek = rows["deepseek-chat-v3.1"]
-    assert deepseek["rank"] == 1 and deepseek["windows"] == 17 and deepseek["sessions"] == 21
+    assert deepseek["rank"] == 1 and deepseek["windows"] == 17 and deepseek["session_count"] == 21
     assert deepseek["share_first_down"] == 1.0 and deepseek["share_first_up"] == pytest.approx(
         2 / 12, abs=1e-6
     )
@@ -251,6 +251,8 @@ def test_robustness_ranks_the_leaderboards_sessions_by_knowledge_cutoff() -> Non
     options = RobustnessOptions(window=10, min_sessions=10)
     clean = robustness(curves, options)
     assert clean.sessions == "clean" and clean.trials == 2
-    assert [(row.model, row.sessions) for row in clean.rows] == [("gpt-5", 30)]
+    assert [(row.model, row.session_count, row.sessions) for row in clean.rows] == [
+        ("gpt-5", 30, "clean")
+    ]
     every = robustness(curves, options.model_copy(update={"sessions": "all"}))
-    assert every.sessions == "all" and {row.sessions for row in every.rows} == {40}
+    assert every.sessions == "all" and {row.session_count for row in every.rows} == {40}
