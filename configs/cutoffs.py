@@ -17,8 +17,9 @@ from models.errors import ConfigError
 
 CUTOFFS_FILE = Path(__file__).parent / "knowledge_cutoffs.yaml"
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-# A release date at the end of a vendor's id (`claude-3-7-sonnet-20250219`, `gpt-5-2025-08-07`).
-_RELEASE_SUFFIX = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2})$")
+# A release date at the end of a vendor's id (`claude-3-7-sonnet-20250219`, `gpt-5-2025-08-07`),
+# or the market an original AI-Trader signature names (`gpt-5-astock-hour`).
+_SUFFIXES = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2}|astock-hour|astock|hour|crypto)$")
 
 
 def parse_cutoff(value: Any) -> Any:
@@ -70,7 +71,7 @@ def known_cutoff(*model_ids: str | None) -> KnownCutoff | None:
     table = cutoff_table()
     for model_id in filter(None, model_ids):
         key = model_key(model_id)
-        row = table.get(key) or table.get(_RELEASE_SUFFIX.sub("", key))
+        row = table.get(key) or table.get(_SUFFIXES.sub("", key))
         if row is not None:
             return row
     return None

@@ -50,6 +50,7 @@ def test_the_table_knows_the_original_six_with_their_sources() -> None:
         ("claude-3-7-sonnet-20250219", date(2024, 11, 30)),
         ("deepseek/deepseek-chat-v3.1:free", date(2025, 7, 31)),
         ("minimax/minimax-m2", date(2025, 9, 30)),
+        ("gpt-5-astock-hour", date(2024, 9, 30)),  # the original's hourly A-share signature
     ],
 )
 def test_the_table_reads_ids_as_configs_write_them(model_id: str, cutoff: date) -> None:
