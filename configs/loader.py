@@ -163,9 +163,7 @@ class ModelConfig(BaseModel):
         if self.kind == "strategy" and not self.strategy:
             raise ValueError(f"model {self.name!r}: a strategy model needs strategy")
         if self.kind == "strategy" and self.knowledge_cutoff is not None:
-            raise ValueError(
-                f"model {self.name!r}: a built-in strategy has no knowledge cutoff"
-            )
+            raise ValueError(f"model {self.name!r}: a built-in strategy has no knowledge cutoff")
         return self
 
 
