@@ -23,8 +23,9 @@ stationary bootstrap used before covered 82-91 % at 22 sessions and 87-94 % at 6
   says about it. The mean daily return gets that interval; the cumulative return's is the mean's
   compounded, ``(1 + bound)^n - 1``: an interval of the *expected* cumulative return over the
   window, ``(1 + mu)^n - 1``; the annualised return's is that compounded to a year; the Sharpe
-  ratio's is the delta method with the per-day influence ``z_t - SR / 2 (z_t^2 - 1)``,
-  ``z_t = (r_t - mean) / std``, through the same estimator; the excess return over the benchmark
+  ratio's has the variance ``(LRV(z) + SR^2 / 2) / n`` with ``z_t = (r_t - mean) / std`` (Lo's
+  2002 formula for normal returns with the long-run variance in place of 1; the delta method's
+  sample skewness term made it cover 94 % under Student-t(4)); the excess return over the benchmark
   is ``(1 + mu_p)^n - (1 + mu_b)^n`` by the delta method on the two series' common sessions. The
   point estimates stay the realised figures of :mod:`analysis.metrics`.
 * *Sortino and max drawdown* (no claim of calibration: nothing above applies to a ratio to the
@@ -384,17 +385,20 @@ def sharpe_bounds(
     risk_free_rate: float = 0.0,
     periods_per_year: float = TRADING_DAYS_PER_YEAR,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Delta-method EWC t interval of each row's annualised Sharpe ratio (NaN if no dispersion).
-
-    The influence of day t is ``z_t - SR / 2 (z_t^2 - 1)``, ``z_t = (r_t - mean) / std``.
-    """
+    """EWC t interval of each row's annualised Sharpe ratio (NaN if no dispersion): variance
+    ``(LRV(z) + SR^2 / 2) / n``, ``z_t = (r_t - mean) / std``, Lo's (2002) with the LRV for 1."""
     r = np.atleast_2d(np.asarray(returns, dtype=float))
+    n = r.shape[1]
     std = r.std(axis=1, ddof=1)
     defined = std > ZERO_DISPERSION
-    scale = np.where(defined, std, 1.0)[:, None]
-    z = (r - r.mean(axis=1, keepdims=True)) / scale
-    sharpe = (r.mean(axis=1) - risk_free_rate / periods_per_year) / scale[:, 0]
-    half = _half_width(z - sharpe[:, None] / 2.0 * (z**2 - 1.0), confidence)
+    scale = np.where(defined, std, 1.0)
+    sharpe = (r.mean(axis=1) - risk_free_rate / periods_per_year) / scale
+    degrees = ewc_degrees(n)
+    # The cosines ignore the mean, so the LRV of z is the returns' over the variance. The sample
+    # skewness and kurtosis terms of the delta method are left out: over a month they are mostly
+    # noise, and with them a Student-t(4) interval covered 94 % instead of 95 %.
+    variance = long_run_variance(r, degrees) / scale**2 + sharpe**2 / 2.0
+    half = _t_quantile(degrees, (1.0 + confidence) / 2.0) * np.sqrt(variance / n)
     root = math.sqrt(periods_per_year)
     low = np.where(defined, (sharpe - half) * root, np.nan)
     return low, np.where(defined, (sharpe + half) * root, np.nan)
