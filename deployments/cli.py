@@ -249,8 +249,9 @@ def server_command(
 
     if database_url:
         os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = server_database_url(database_url)
-    prefect = Path(sys.executable).with_name("prefect")
-    arguments = [str(prefect), "server", "start", "--host", host, "--port", str(port)]
+    # Prefect's own `prefect server start`, its SQLite writes begun IMMEDIATE (server_app.py).
+    arguments = [sys.executable, "-m", "deployments.server_app", "server", "start"]
+    arguments += ["--host", host, "--port", str(port)]
     if not ui:
         arguments.append("--no-ui")
     where = shown(os.environ["PREFECT_API_DATABASE_CONNECTION_URL"]) if database_url else "SQLite"

@@ -1,7 +1,8 @@
 """The temporary Prefect server a backtest starts when PREFECT_API_URL is unset.
 
 It is Prefect's own server app under uvicorn, started as Prefect's `SubprocessASGIServer` starts
-it, with two differences that make a run start seconds sooner:
+it, with three differences: its SQLite transactions begin IMMEDIATE (deployments/server_app.py
+says why), and two that make a run start seconds sooner:
 - it is started here, before Prefect is imported, while the flow's modules load and its plan is
   made, and the client never imports the server's modules (fastapi, its services: seconds of CPU);
 - its SQLite database under PREFECT_HOME is copied from a migrated template.
@@ -130,7 +131,7 @@ class TemporaryServer:
         self.process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "uvicorn", "--factory"),
-                "prefect.server.api.server:create_app",
+                "deployments.server_app:create_app",  # Prefect's app, SQLite writes IMMEDIATE
                 *("--host", "127.0.0.1", "--port", str(self.port)),
                 *("--log-level", "error", "--lifespan", "on"),
             ],
