@@ -1,5 +1,5 @@
 """The leaderboard: every model of a run ranked over a window beside the benchmark, and how sure
-the ranking is: bootstrap intervals, significance tiers, repeated trials, LLM cost, and what the
+the ranking is: calibrated intervals, significance tiers, repeated trials, LLM cost, and what the
 fills paid in trading costs.
 
 Returns are net of trading costs. Each row also says what the model's fills paid, its return had
@@ -183,7 +183,7 @@ def rank_curves(charged: RunCurves, options: RankingOptions | None = None) -> Ra
     for rank, row in enumerate(rows, start=1):
         row.rank = rank
     ranked = [row.model for row in rows]
-    # Every scenario's pairs at once: the resamples drawn once per pair serve them all.
+    # Every cost scenario's pairs at once: EWC t-tests, nothing drawn (resamples and seed unused).
     pair_sets = scenario_pairwise_tests(
         [{name: c.mean_values(name) for name in ranked} for c in scenarios.values()],
         confidence=options.confidence,

@@ -351,10 +351,10 @@ COSTS_NOTE = (
 )
 
 TIERS_NOTE = (
-    "The interval is where the cumulative return would fall in 95 of 100 replays of the same "
-    "market with its luck reshuffled (a stationary block bootstrap over sessions). Models in tier "
-    "1 cannot be told apart from the best by a paired test of their daily returns (Holm-corrected "
-    "over all pairs); a longer window or more trials narrows the intervals."
+    "The interval holds the expected cumulative return with 95 % confidence: Student's t on a "
+    "long-run variance that counts runs of good and bad days (EWC). Models in tier 1 cannot be "
+    "told apart from the best by a paired t-test of their daily returns on the same variance "
+    "(Holm-corrected over all pairs); a longer window or more trials narrows the intervals."
 )
 
 

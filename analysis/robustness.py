@@ -11,14 +11,13 @@ this module reports, per model:
 - **Tier 1 across windows**: ``share_tier1`` is the share of *tier windows* where the model sits in
   tier 1 (:func:`analysis.statistics.tiers` over :func:`analysis.statistics.pairwise_tests` of that
   window alone). Tier windows start every ``tier_step`` sessions, by default the window length:
-  non-overlapping windows. Why not every start date: the paired tests cost 20-40 ms of CPU a
-  window for 10 models (45 pairs, most of it aligning each pair's dates), so the 231 windows of
-  250 sessions would take 5-9 s against the 2 s budget (``benchmarks/robustness.py`` measures
-  it), and windows one session apart share all but one session, so their tiers are nearly the
-  same draw. The point-estimate rank is cheap and is taken at every start date. Where the tests
-  resample, each tier window draws ``resamples`` (1,000 by default, half the leaderboard's),
-  raised where needed to the least with which a pair can be significant at all after Holm's
-  correction (``pairs / (1 - confidence)``, 900 for 10 models at 95 %).
+  non-overlapping windows. Why not every start date: the paired tests (analytic EWC t-tests,
+  nothing drawn) still cost about 20 ms of CPU a window for 10 models (45 pairs, half of it
+  aligning each pair's dates), so the 231 windows of 250 sessions would take about 5 s against
+  the 2 s budget (``benchmarks/robustness.py`` measures it), and windows one session apart share
+  all but one session, so their tiers are nearly the same draw. The point-estimate rank is cheap
+  and is taken at every start date. ``resamples`` (reported as ``tier_resamples``, raised to
+  ``pairs / (1 - confidence)``) is passed to the tests but unused by them: they draw nothing.
 - **First sessions**: the rank and tier over the first N sessions, for N = window, 2 x window,
   4 x window, ... below the run's length (the whole run is the leaderboard itself).
 - **Regimes**: the same shares over the windows where the benchmark rose (``_up``: its return over

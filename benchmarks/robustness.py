@@ -7,11 +7,11 @@ Simulates the value series of ``benchmarks/ranking_statistics.py`` (``--models``
 ``--sessions`` sessions, a common market factor, a small edge each) and times, on one core (threads
 pinned before numpy loads):
 
-1. the leaderboard's statistics (``analysis.statistics.ranking_statistics``, 2,000 resamples):
-   the baseline, and the larger share of the budget;
+1. the leaderboard's statistics (``analysis.statistics.ranking_statistics``; 2,000 resamples
+   for the Sortino and max drawdown intervals): the baseline;
 2. ``analysis.robustness.window_robustness`` with its defaults: the point-estimate ranking of
    every rolling window (every start date), regimes, tiers of the non-overlapping windows and of
-   the first N sessions (1,000 resamples each), the deflated Sharpe;
+   the first N sessions (analytic EWC t-tests, nothing drawn), the deflated Sharpe;
 3. what tiers at *every* start date would cost instead, timed on a sample of windows and scaled.
 
 The target (issue 20): 1 and 2 together under 2 s of CPU. Exit status 1 if over it.
@@ -86,8 +86,8 @@ def main() -> int:
     verdict = "PASS" if total < TARGET_SECONDS else "FAIL"
     print(
         f"{args.models} models x {args.sessions} sessions, windows of {args.window}: "
-        f"{result.windows} rolling windows, {result.tier_windows} tier windows at "
-        f"{result.tier_resamples} resamples, {len(result.rows[0].first_sessions)} first-N "
+        f"{result.windows} rolling windows, {result.tier_windows} tier windows, "
+        f"{len(result.rows[0].first_sessions)} first-N "
         f"rankings, deflated Sharpe over {result.trials} trials (median of {args.repeats})"
     )
     print(f"leaderboard statistics (baseline): {board_cpu:.3f} s CPU ({board_wall:.3f} s wall)")

@@ -131,7 +131,12 @@ def results(
         float, typer.Option(help="Confidence of the intervals and the tests.", min=0.51, max=0.999)
     ] = 0.95,
     resamples: Annotated[
-        int, typer.Option(help="Bootstrap resamples (seeded: the same answer every time).", min=100)
+        int,
+        typer.Option(
+            help="Bootstrap resamples of the Sortino and max drawdown intervals (seeded: the same "
+            "answer every time); the other intervals and the tests draw nothing.",
+            min=100,
+        ),
     ] = 2000,
     cost_multiplier: Annotated[
         float,
@@ -207,7 +212,7 @@ def results(
                 window=window,
                 step=step,
                 min_sessions=min_sessions,
-                resamples=max(resamples // 2, 100),  # per window: see analysis/robustness.py
+                resamples=max(resamples // 2, 100),  # unused: the tier tests draw nothing
                 confidence=confidence,
                 risk_free_rate=risk_free_rate,
                 cost_multiplier=cost_multiplier,
