@@ -16,8 +16,7 @@ this module reports, per model:
   aligning each pair's dates), so the 231 windows of 250 sessions would take about 5 s against
   the 2 s budget (``benchmarks/robustness.py`` measures it), and windows one session apart share
   all but one session, so their tiers are nearly the same draw. The point-estimate rank is cheap
-  and is taken at every start date. ``resamples`` (reported as ``tier_resamples``, raised to
-  ``pairs / (1 - confidence)``) is passed to the tests but unused by them: they draw nothing.
+  and is taken at every start date.
 - **First sessions**: the rank and tier over the first N sessions, for N = window, 2 x window,
   4 x window, ... below the run's length (the whole run is the leaderboard itself).
 - **Regimes**: the same shares over the windows where the benchmark rose (``_up``: its return over
@@ -61,15 +60,13 @@ EULER_GAMMA = 0.5772156649015329
 
 
 class RobustnessOptions(BaseModel):
-    """The windows and how their tiers are drawn (seeded: the same answer every time)."""
+    """The windows, and the confidence of their tiers."""
 
     window: int = Field(20, ge=2, description="sessions (daily returns) in a rolling window")
     step: int = Field(1, ge=1, description="sessions between the starts of rolling windows")
     min_sessions: int = Field(20, ge=2, description="fewer daily returns: listed, not ranked")
     tier_step: int | None = Field(None, ge=1, description="between tier windows; None: window")
-    resamples: int = Field(1000, ge=100, le=100_000)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
-    seed: int = 0
     risk_free_rate: float = 0.0
     cost_multiplier: float = Field(1.0, ge=0.0, le=10.0)
     # The leaderboard's choice of sessions by knowledge cutoff (`auto`: clean once some model
@@ -117,7 +114,6 @@ class Robustness(BaseModel):
     windows_up: int
     windows_down: int
     tier_windows: int
-    tier_resamples: int
     trials: int
     sharpe_variance: float | None  # of the trials' per-session Sharpe ratios
     expected_max_sharpe: float  # SR0, annualised
@@ -204,19 +200,7 @@ def _tiers_of(
 ) -> dict[str, int]:
     """The tiers of the models in ``order`` over sessions ``start .. start + length`` alone."""
     window = {name: values[name].iloc[start : start + length + 1] for name in order}
-    pairs = pairwise_tests(
-        window,
-        confidence=options.confidence,
-        resamples=_tier_resamples(len(order), options),
-        seed=options.seed + start,  # each window its own draws
-    )
-    return tiers(order, pairs)
-
-
-def _tier_resamples(models: int, options: RobustnessOptions) -> int:
-    """The options' resamples, raised to the least with which a pair can be significant."""
-    pairs = models * (models - 1) // 2
-    return max(options.resamples, math.ceil(pairs / (1.0 - options.confidence)))
+    return tiers(order, pairwise_tests(window, confidence=options.confidence))
 
 
 def _share(hits: np.ndarray, among: np.ndarray) -> float | None:
@@ -406,7 +390,6 @@ def window_robustness(
         windows_up=int((took & rolling.up).sum()),
         windows_down=int((took & rolling.down).sum()),
         tier_windows=int(measured.tiered.took_part.any(axis=1).sum()),
-        tier_resamples=_tier_resamples(len(measured.ranked), options),
         trials=len(trial_sharpes),
         sharpe_variance=_sharpe_variance(trial_sharpes),
         expected_max_sharpe=_sr0(trial_sharpes) * math.sqrt(periods_per_year),

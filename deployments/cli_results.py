@@ -212,7 +212,6 @@ def results(
                 window=window,
                 step=step,
                 min_sessions=min_sessions,
-                resamples=max(resamples // 2, 100),  # unused: the tier tests draw nothing
                 confidence=confidence,
                 risk_free_rate=risk_free_rate,
                 cost_multiplier=cost_multiplier,
