@@ -10,7 +10,7 @@ import shutil
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -65,16 +65,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def coverage_of_children_only() -> None:
-    """Coverage measures the Python processes a test starts (`aitrader ...`), not the processes
-    those start in turn (tests/child_process/sitecustomize.py says why and how)."""
-    if "COVERAGE_PROCESS_CONFIG" not in os.environ:
-        return  # not under coverage
-    paths = [str(ROOT / "tests" / "child_process"), os.environ.get("PYTHONPATH", "")]
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
 
 
 @pytest.fixture(scope="session")
@@ -304,7 +294,7 @@ def prefect_cli(*arguments: str, env: dict[str, str]) -> str:
     """`prefect ARGUMENTS` from the project folder; its output, or a test failure showing it.
 
     Prefect's CLI is not our code: coverage does not trace it."""
-    done = run_command([sys.executable, "-m", "prefect", *arguments], untraced(env))
+    done = run_command([sys.executable, "-m", "prefect", *arguments], env)
     assert done.returncode == 0, f"prefect {' '.join(arguments)}:\n{done.stdout}{done.stderr}"
     return done.stdout
 
@@ -328,12 +318,6 @@ def prefect_api(url: str, **options) -> httpx.Client:
     return httpx.Client(base_url=url, transport=RetryBusy(), timeout=30, **options)
 
 
-def untraced(environ: Mapping[str, str]) -> dict[str, str]:
-    """`environ` without what makes coverage trace a Python child process: for Prefect's own
-    servers, CLI and workers, whose code is not ours to measure and runs slower traced."""
-    return {k: v for k, v in environ.items() if not k.startswith("COVERAGE_PROCESS_")}
-
-
 @contextlib.contextmanager
 def running_prefect_server(home: Path, *arguments: str, **settings: str) -> Iterator[str]:
     """`aitrader server` (a dedicated `prefect server start`) on a free port; yields its API URL.
@@ -345,7 +329,7 @@ def running_prefect_server(home: Path, *arguments: str, **settings: str) -> Iter
     import subprocess
 
     port = free_port()
-    env = {**untraced(os.environ), "PREFECT_HOME": str(home), **settings}
+    env = {**os.environ, "PREFECT_HOME": str(home), **settings}
     auth = (
         tuple(settings["PREFECT_SERVER_API_AUTH_STRING"].split(":", 1))
         if ("PREFECT_SERVER_API_AUTH_STRING" in settings)

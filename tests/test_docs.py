@@ -31,7 +31,6 @@ from tests.conftest import (
     FinishedBacktest,
     quickstart_job,
     sqlite_backup,
-    untraced,
 )
 from tests.test_deployment_e2e import served_deployments
 
@@ -505,7 +504,7 @@ def test_prefect_deployment_run_watch_exits_as_documented(prefect_server: str, t
     def prefect(words_: list[str]) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "prefect", *words_[1:]],
-            env=untraced(env),  # Prefect's CLI, not our code
+            env=env,
             cwd=ROOT,
             capture_output=True,
             text=True,

@@ -27,7 +27,6 @@ from tests.conftest import (
     prefect_cli,
     run_command,
     running_prefect_server,
-    untraced,
     wait_for,
 )
 from tests.test_deployment_e2e import FINAL, offline_config, stop
@@ -86,7 +85,7 @@ def test_two_workers_run_overlapping_runs_and_no_day_twice(
             subprocess.Popen(
                 # One run at a time each: two overlapping runs need both workers.
                 [PREFECT, "worker", "start", "--pool", POOL, "--name", name, "--limit", "1"],
-                env=untraced(env),  # Prefect's worker: not our code, so not traced
+                env=env,
                 cwd=ROOT,
                 stdout=log.open("w"),
                 stderr=subprocess.STDOUT,
