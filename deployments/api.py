@@ -59,6 +59,10 @@ def run_backtest(
     from flows.backtest import backtest
 
     if server is not None:
+        # The agent loop (LangChain, MCP: seconds) loads on this core as the server starts on
+        # the other, instead of at the first model-day.
+        import agents.session  # noqa: F401
+
         server.wait_until_ready()
     state = _run_coroutine(backtest(**params.model_dump(), return_state=True))
     run_id = run_of_flow_run(state.state_details.flow_run_id)
