@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from agents.chat_models import api_key_for
 from agents.strategies import strategy_params
-from configs.cutoffs import known_cutoff
+from analysis.contamination import model_cutoff
 from configs.loader import DEFAULT_CONFIG, AppConfig, ModelConfig, load_config
 from flows.parameters import BacktestParameters
 from flows.plan import BacktestPlan, ModelPlan, plan_backtest, select_models
@@ -208,9 +208,6 @@ def cutoff_warnings(plans: Sequence[ModelPlan]) -> list[str]:
 
 
 def _cutoff(model: ModelConfig) -> date | None:
-    """A model's knowledge cutoff: its config's, else the shipped table's; None for a built-in
-    strategy (it learned nothing) or an unknown one."""
-    if model.kind == "strategy":
-        return None
-    row = known_cutoff(model.name, model.basemodel)
-    return model.knowledge_cutoff or (row.cutoff if row else None)
+    """A model's knowledge cutoff as the leaderboard reads it (`model_cutoff`): its config's,
+    else the shipped table's; None for a built-in strategy or an unknown one."""
+    return model_cutoff(model.name, model.model_dump(mode="json")).knowledge_cutoff
