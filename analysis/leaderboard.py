@@ -183,12 +183,9 @@ def rank_curves(charged: RunCurves, options: RankingOptions | None = None) -> Ra
     for rank, row in enumerate(rows, start=1):
         row.rank = rank
     ranked = [row.model for row in rows]
-    # Every cost scenario's pairs at once: EWC t-tests, nothing drawn (resamples and seed unused).
     pair_sets = scenario_pairwise_tests(
         [{name: c.mean_values(name) for name in ranked} for c in scenarios.values()],
         confidence=options.confidence,
-        resamples=options.resamples,
-        seed=options.seed,
     )
     stats = ranking_statistics(
         {name: curves.mean_values(name) for name in ranked},

@@ -722,20 +722,13 @@ def _pair_test(
 
 
 def pairwise_tests(
-    values_by_model: Mapping[str, pd.Series],
-    *,
-    confidence: float = 0.95,
-    resamples: int = 2000,
-    seed: int = 0,
+    values_by_model: Mapping[str, pd.Series], *, confidence: float = 0.95
 ) -> list[PairTest]:
     """Paired EWC t-tests of equal mean daily return for every pair, Holm-adjusted.
 
     Pairs come in the order of ``combinations(values_by_model)``; significant at ``1-confidence``.
-    ``resamples`` and ``seed`` are accepted for compatibility: the test draws nothing.
     """
-    (pairs,) = scenario_pairwise_tests(
-        [values_by_model], confidence=confidence, resamples=resamples, seed=seed
-    )
+    (pairs,) = scenario_pairwise_tests([values_by_model], confidence=confidence)
     return pairs
 
 
@@ -743,14 +736,11 @@ def scenario_pairwise_tests(
     scenarios: Sequence[Mapping[str, pd.Series]],
     *,
     confidence: float = 0.95,
-    resamples: int = 2000,
-    seed: int = 0,
 ) -> list[list[PairTest]]:
     """:func:`pairwise_tests` of each scenario (the same models, their values changed, as by a
     cost multiplier); each pair's reported block length is the first scenario's.
     """
     _check_confidence(confidence)
-    _check_resamples(resamples)
     cleaned = [
         {name: _clean(series, f"values of {name!r}") for name, series in values.items()}
         for values in scenarios
@@ -834,9 +824,7 @@ def ranking_statistics(
         for name, values in values_by_model.items()
     }
     if pairs is None:
-        pairs = pairwise_tests(
-            values_by_model, confidence=confidence, resamples=resamples, seed=seed
-        )
+        pairs = pairwise_tests(values_by_model, confidence=confidence)
     return RankingStatistics(models=models, pairs=list(pairs), tiers=tiers(ranked_models, pairs))
 
 

@@ -252,10 +252,10 @@ def test_same_seed_same_results_other_seed_other_results() -> None:
     assert first["sharpe_ratio"] == other["sharpe_ratio"]  # a t interval: nothing drawn
 
     models = {name: values_from_returns(rng.normal(0.0, 0.01, 250)) for name in "abc"}
-    tests = pairwise_tests(models, resamples=500, seed=7)
-    assert tests == pairwise_tests(models, resamples=500, seed=7)
+    tests = pairwise_tests(models)
+    assert tests == pairwise_tests(models)
     # A pair's raw p-value depends on its two models only, not on the others or their order.
-    alone = pairwise_tests({"b": models["b"], "a": models["a"]}, resamples=500, seed=7)[0]
+    alone = pairwise_tests({"b": models["b"], "a": models["a"]})[0]
     assert alone.p_value_raw == tests[0].p_value_raw
     assert alone.mean_difference == pytest.approx(-tests[0].mean_difference, abs=1e-15)
 
@@ -271,7 +271,7 @@ def test_identical_models_are_never_significant_and_share_a_tier() -> None:
         "x-twice-as-rich": values_from_returns(r, start=20_000.0),  # same returns, other scale
         "y": values_from_returns(r + 0.01),  # far better: makes the Holm family non-trivial
     }
-    tests = pairwise_tests(models, resamples=1000)
+    tests = pairwise_tests(models)
     same = next(t for t in tests if {t.model_a, t.model_b} == {"x", "x-twice-as-rich"})
     assert same.p_value_raw == 1.0 and same.p_value == 1.0 and not same.significant
     assert same.mean_difference == pytest.approx(0.0, abs=1e-15)
@@ -285,7 +285,7 @@ def test_a_planted_edge_is_significant_against_every_model_and_alone_in_tier_one
     returns = {f"model-{i}": market + rng.normal(0.0, 0.005, n) for i in range(5)}
     returns["edge"] = market + rng.normal(0.0, 0.005, n) + 0.004  # +0.4% a day
     values = {name: values_from_returns(r) for name, r in returns.items()}
-    tests = pairwise_tests(values, resamples=2000, seed=3)
+    tests = pairwise_tests(values)
     assert len(tests) == 15
     for test in tests:
         if "edge" in (test.model_a, test.model_b):
@@ -311,7 +311,7 @@ def test_pairwise_p_values_are_holm_adjusted_raw_ones() -> None:
         name: values_from_returns(rng.normal(mu, 0.01, 250))
         for name, mu in (("a", 0.0), ("b", 0.001), ("c", 0.002), ("d", 0.003))
     }
-    tests = pairwise_tests(models, resamples=1000, confidence=0.9)
+    tests = pairwise_tests(models, confidence=0.9)
     assert [(t.model_a, t.model_b) for t in tests][:3] == [("a", "b"), ("a", "c"), ("a", "d")]
     assert [t.p_value for t in tests] == pytest.approx(holm([t.p_value_raw for t in tests]))
     assert all(t.significant == (t.p_value <= 0.1) for t in tests)
@@ -437,6 +437,6 @@ def test_a_handful_of_sessions_is_never_significant() -> None:
     days = pd.bdate_range("2025-01-02", periods=4)
     rising = pd.Series([100.0, 110.0, 121.0, 133.1], index=days)
     falling = pd.Series([100.0, 90.0, 81.0, 72.9], index=days)
-    (pair,) = pairwise_tests({"up": rising, "down": falling}, resamples=500)
+    (pair,) = pairwise_tests({"up": rising, "down": falling})
     assert pair.p_value == 1.0 and not pair.significant
     assert tiers(["up", "down"], [pair]) == {"up": 1, "down": 1}
