@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -107,6 +107,27 @@ def default_sessions(counts: Mapping[str, SessionCounts]) -> Sessions:
     """`clean` once some model has sessions on both sides of its cutoff, else `all`."""
     both = any(c.clean and c.contaminated for c in counts.values())
     return "clean" if both else "all"
+
+
+class RankedSessions(NamedTuple):
+    """The curves over the sessions ranked, which kind those are, and every model's cutoff and
+    session counts (over all its sessions)."""
+
+    curves: RunCurves
+    sessions: Sessions
+    cutoffs: dict[str, ModelCutoff]
+    counts: dict[str, SessionCounts]
+
+
+def ranked_sessions(
+    curves: RunCurves, choice: Literal["auto", "all", "clean", "contaminated"]
+) -> RankedSessions:
+    """The sessions a ranking counts: `choice`, or for `auto` clean ones once some model has
+    sessions on both sides of its cutoff (`default_sessions`), else all."""
+    cutoffs = run_cutoffs(curves.run, list(curves.models))
+    counts = session_counts(curves, cutoffs)
+    sessions = default_sessions(counts) if choice == "auto" else choice
+    return RankedSessions(on_sessions(curves, cutoffs, sessions), sessions, cutoffs, counts)
 
 
 def on_sessions(

@@ -24,11 +24,8 @@ from sqlmodel import Session
 from analysis.contamination import (
     ModelCutoff,
     SessionCounts,
-    default_sessions,
     memory_premium,
-    on_sessions,
-    run_cutoffs,
-    session_counts,
+    ranked_sessions,
 )
 from analysis.curves import ModelCurve, RunCurves, run_curves
 from analysis.metrics import PerformanceSummary, summarize
@@ -172,10 +169,7 @@ def rank_curves(charged: RunCurves, options: RankingOptions | None = None) -> Ra
     """`rank_run` of curves already read (a caller that also draws them reads them once)."""
     options = options or RankingOptions()
     every_session = charged.at_cost_multiplier(options.cost_multiplier)
-    cutoffs = run_cutoffs(charged.run, list(charged.models))
-    counts = session_counts(charged, cutoffs)
-    sessions = default_sessions(counts) if options.sessions == "auto" else options.sessions
-    charged = on_sessions(charged, cutoffs, sessions)
+    charged, sessions, cutoffs, counts = ranked_sessions(charged, options.sessions)
     scenarios = _cost_scenarios(charged, options.cost_multiplier)
     curves = scenarios[options.cost_multiplier]
     rows = [_model_row(curves, name, trials, options) for name, trials in curves.models.items()]

@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from analysis.contamination import default_sessions, on_sessions, run_cutoffs, session_counts
+from analysis.contamination import ranked_sessions
 from analysis.curves import RunCurves
 from analysis.metrics import TRADING_DAYS_PER_YEAR, ZERO_DISPERSION
 from analysis.statistics import pairwise_tests, probabilistic_sharpe, tiers
@@ -289,11 +289,8 @@ def robustness(curves: RunCurves, options: RobustnessOptions | None = None) -> R
     """Every model of a run's curves over rolling windows, first sessions and regimes, with its
     deflated Sharpe over every model-trial (each model ranked on its mean curve)."""
     options = options or RobustnessOptions()
-    cutoffs = run_cutoffs(curves.run, list(curves.models))
-    sessions = options.sessions
-    if sessions == "auto":
-        sessions = default_sessions(session_counts(curves, cutoffs))
-    charged = on_sessions(curves, cutoffs, sessions).at_cost_multiplier(options.cost_multiplier)
+    kept, sessions, _, _ = ranked_sessions(curves, options.sessions)
+    charged = kept.at_cost_multiplier(options.cost_multiplier)
     per_year = charged.periods_per_year
     trial_sharpes: list[float | None] = [
         session_sharpe(c.values.pct_change().to_numpy()[1:], options.risk_free_rate, per_year)
