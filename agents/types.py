@@ -15,6 +15,7 @@ from configs.loader import AgentConfig, ModelConfig
 from configs.markets import DEFAULT_MARKET, Market, load_market
 from models.claims import Claim
 from models.liveness import DEFAULT_LEASE_S
+from models.trials import TrialRef
 
 
 class ModelDayRequest(BaseModel):
@@ -36,9 +37,9 @@ class ModelDayRequest(BaseModel):
 
     @property
     def recorded_model(self) -> str:
-        """The name its LLM calls are recorded and replayed under: the model's name for trial 1
-        (as without trials), `<name>#t<trial>` after it, so each trial has its own record."""
-        return recorded_model_name(self.model.name, self.trial)
+        """The name its LLM calls are recorded and replayed under, its trial's label, so each
+        trial has its own record."""
+        return TrialRef(model=self.model.name, trial=self.trial).label
 
     @property
     def claim(self) -> Claim:
@@ -52,11 +53,6 @@ class ModelDayRequest(BaseModel):
             lease_seconds=self.lease_seconds,
             trial=self.trial,
         )
-
-
-def recorded_model_name(model: str, trial: int = 1) -> str:
-    """A model's name in the LLM-call record of one trial: `model`, or `model#t<trial>` for 2+."""
-    return model if trial == 1 else f"{model}#t{trial}"
 
 
 class ModelDayResult(BaseModel):

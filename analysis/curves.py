@@ -23,6 +23,7 @@ from analysis.metrics import TRADING_DAYS_PER_YEAR
 from models.errors import ResultsError
 from models.results import benchmark_closes, get_run, model_days_frame, starting_value
 from models.tables import ModelDayStatus, Run, Track
+from models.trials import TrialRef
 
 # A market open every day (crypto) annualises over calendar days.
 CALENDAR_DAYS_PER_YEAR = 365
@@ -117,9 +118,12 @@ class RunCurves:
         return pd.DataFrame(columns).sort_index()
 
     def trial_frame(self) -> pd.DataFrame:
-        """One column per trial of a model run in several (`model#trial`), for faint lines."""
+        """One column per trial of a model run in several (its `TrialRef.label`), for faint
+        lines."""
         columns = {
-            f"{c.model}#{c.trial}": c.values for c in self.curves if len(self.models[c.model]) > 1
+            TrialRef(model=c.model, trial=c.trial).label: c.values
+            for c in self.curves
+            if len(self.models[c.model]) > 1
         }
         return pd.DataFrame(columns).sort_index()
 

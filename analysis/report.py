@@ -27,6 +27,7 @@ from models.errors import ResultsError
 from models.results import get_run
 from models.seals import chain_heads
 from models.tables import Run, Track
+from models.trials import TrialRef
 
 
 def equity_curves(session: Session, run_id: int) -> pd.DataFrame:
@@ -78,7 +79,7 @@ def equity_png(
         )
         colours[str(column)] = line.get_color()
     for column in trials.columns if trials is not None else []:
-        model = str(column).rsplit("#", 1)[0]
+        model = TrialRef.parse(str(column)).model
         axes.plot(trials.index, trials[column], color=colours.get(model), alpha=0.25, lw=1)
     axes.set_title(title)
     axes.set_ylabel(f"portfolio value ({currency})")

@@ -16,6 +16,7 @@ from deployments.output import console, fail
 from models.errors import ResultsError
 from models.results import get_run
 from models.seals import chain_heads, compare_with_export, export_chain, verify_chains
+from models.trials import TrialRef
 
 
 def chain_portfolios(session: Session, run: int | None, model: str | None) -> list[str] | None:
@@ -26,7 +27,7 @@ def chain_portfolios(session: Session, run: int | None, model: str | None) -> li
     portfolios = [
         portfolio
         for label, portfolio in selected.portfolios.items()
-        if model is None or label.split("#")[0] == model
+        if model is None or TrialRef.parse(label).model == model
     ]
     if not portfolios:
         raise ResultsError(f"run {selected.id} has no portfolio of model {model!r}")

@@ -21,6 +21,7 @@ from models import clock
 from models.errors import ConfigError, PlanError
 from models.prices import bar_days, last_bar_days
 from models.tables import ModelDay, ModelDayStatus, RunCreate
+from models.trials import TrialRef
 
 # Bump when a change to the session loop or the strategies changes what a model-day does, so
 # cached and stored days of the old code are not taken for the new code's.
@@ -49,13 +50,8 @@ class ModelPlan(BaseModel):
 
     @property
     def label(self) -> str:
-        """What the run calls this trial of the model: its name, or `name#trial` after trial 1."""
-        return trial_label(self.model.name, self.trial)
-
-
-def trial_label(model: str, trial: int) -> str:
-    """`model` for trial 1, `model#<trial>` for the others (`#` is in no model name)."""
-    return model if trial == 1 else f"{model}#{trial}"
+        """What the run calls this trial of the model (`TrialRef.label`)."""
+        return TrialRef(model=self.model.name, trial=self.trial).label
 
 
 class BacktestPlan(BaseModel):
@@ -139,7 +135,7 @@ def portfolio_key(config: AppConfig, model: ModelConfig, trial: int = 1) -> str:
     """The portfolio a model's days chain in: a new one whenever its behaviour changes, and one
     per trial of a repeated backtest (trial 1's is the portfolio of a backtest without trials)."""
     key = f"{config.name}/{model.name}@{model_fingerprint(config, model)[:10]}"
-    return key if trial == 1 else f"{key}#t{trial}"
+    return key + TrialRef(model=model.name, trial=trial).suffix
 
 
 def config_hash(config: AppConfig) -> str:

@@ -59,7 +59,7 @@ class RunBase(SQLModel):
     portfolios: dict[str, str] = Field(
         default_factory=dict,
         sa_column=Column(JSON, nullable=False),
-        description="model name (`name#trial` for trials after the first) -> portfolio key",
+        description="trial label (`TrialRef.label`; runs before it: `name#<n>`) -> portfolio key",
     )
     start_date: date | None = None
     end_date: date | None = None

@@ -87,7 +87,7 @@ def test_a_trial_count_out_of_range_is_refused(priced: Session, trials: int) -> 
 def test_a_plan_has_one_part_per_model_and_trial(priced: Session) -> None:
     plan = plan_backtest(priced, _config(), DAYS[0], DAYS[-1], trials=3)
     labels = [p.label for p in plan.models]
-    assert labels == ["hold", "hold#2", "hold#3", "dice", "dice#2", "dice#3"]
+    assert labels == ["hold", "hold#t2", "hold#t3", "dice", "dice#t2", "dice#t3"]
     assert all(p.days == DAYS for p in plan.models)
     record = plan.run_record(replay=False, flow_run_id=None)
     assert record.trials == 3 and record.models == ["hold", "dice"]
@@ -119,7 +119,7 @@ def test_catch_up_is_per_trial(priced: Session) -> None:
     plan = plan_backtest(priced, config, trials=2)
     by_label = {p.label: p for p in plan.models}
     assert by_label["hold"].days == DAYS[3:] and by_label["hold"].last_completed == DAYS[2]
-    assert by_label["hold#2"].days == DAYS and by_label["hold#2"].last_completed is None
+    assert by_label["hold#t2"].days == DAYS and by_label["hold#t2"].last_completed is None
     assert plan.last_simulated is None  # not every trial has simulated anything yet
 
 
@@ -298,13 +298,13 @@ def test_three_trials_differ_only_where_the_model_is_random(store, tmp_path) -> 
     with Session(store) as session:
         run = session.exec(select(Run)).one()
         recorded = set(session.exec(select(LLMCall.model)))
-    assert run.trials == 3 and len(run.portfolios) == 9 and "random#3" in run.portfolios
+    assert run.trials == 3 and len(run.portfolios) == 9 and "random#t3" in run.portfolios
     assert {"random", "random#t2", "random#t3", "equal-weight#t2"} <= recorded  # one record each
     assert run.models == ["equal-weight", "momentum", "random"]
     listed = days_json()
     assert Counter(row["trial"] for row in listed) == {1: 15, 2: 15, 3: 15}
     # Task runs reach the Prefect API as events, shortly after they ran.
-    wanted = {"random@2025-01-02", "random#2@2025-01-02", "momentum#3@2025-01-03"}
+    wanted = {"random@2025-01-02", "random#t2@2025-01-02", "momentum#t3@2025-01-03"}
     wait_for(
         lambda: wanted <= asyncio.run(task_run_names(state.state_details.flow_run_id)),
         30,

@@ -14,6 +14,7 @@ import plotly.io
 
 from analysis.colours import BENCHMARK_COLOUR
 from analysis.report import time_axis
+from models.trials import TrialRef
 from website.content import RunContent
 
 CONFIG = {"displaylogo": False, "responsive": True}
@@ -47,7 +48,7 @@ def equity(content: RunContent) -> str:
     hover = f"%{{x|{axis['hoverformat']}}}: %{{y:,.2f}} {currency}<extra>%{{fullData.name}}</extra>"
     figure = go.Figure()
     for column in trials.columns:
-        model = column.split("#")[0]
+        model = TrialRef.parse(column).model
         series = trials[column].dropna()
         figure.add_trace(
             go.Scatter(
