@@ -6,7 +6,7 @@ import asyncio
 import threading
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlmodel import Session, select
@@ -18,6 +18,9 @@ from models.engine import get_engine
 from models.errors import BacktestError
 from models.results import get_run, model_days_frame, run_scope
 from models.tables import ModelDay, Run, Track, Trade
+
+if TYPE_CHECKING:
+    from flows.preflight import ResolvedTrigger
 
 
 @dataclass
@@ -50,13 +53,17 @@ def run_backtest(
     params = BacktestParameters.of_call(locals())
     from flows.preflight import preflight
 
-    preflight(params)  # refused before Prefect starts, the store untouched
+    return run_resolved_backtest(preflight(params))  # refused before Prefect starts if bad
+
+
+def run_resolved_backtest(trigger: ResolvedTrigger) -> BacktestResult:
+    """Run the backtest flow on a trigger the preflight resolved; its results."""
     from deployments.ephemeral_server import start_temporary_server
     from deployments.prefect_settings import apply_local_defaults
 
     apply_local_defaults()
     server = start_temporary_server()  # when none is configured; it starts as the flow loads
-    from flows.backtest import backtest
+    from flows.backtest import run_resolved
 
     if server is not None:
         # The agent loop (LangChain, MCP: seconds) loads on this core as the server starts on
@@ -64,7 +71,7 @@ def run_backtest(
         import agents.session  # noqa: F401
 
         server.wait_until_ready()
-    state = _run_coroutine(backtest(**params.model_dump(), return_state=True))
+    state = _run_coroutine(run_resolved(trigger))
     run_id = run_of_flow_run(state.state_details.flow_run_id)
     if state.is_failed() and run_id is None:
         raise BacktestError(state.message or "the backtest failed")

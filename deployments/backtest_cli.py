@@ -21,10 +21,10 @@ from sqlmodel import Session, select
 
 from analysis.leaderboard import leaderboard_rows
 from analysis.report import render_report, write_report
-from deployments.api import BacktestResult, run_backtest
+from deployments.api import BacktestResult, run_resolved_backtest
 from deployments.cli_options import announce_store
 from deployments.output import OutputFormat, console, leaderboard_columns, render
-from flows.parameters import BacktestParameters
+from flows.preflight import ResolvedTrigger
 from models.engine import get_engine
 from models.errors import BacktestError
 from models.results import run_scope
@@ -62,7 +62,7 @@ def quiet_logs() -> None:
 
 
 def run_with_progress(
-    parameters: BacktestParameters, reports: Path, verbose: bool = False
+    trigger: ResolvedTrigger, reports: Path, verbose: bool = False
 ) -> BacktestResult:
     """Run a backtest, show its progress, print its leaderboard and write its report files."""
     announce_store()
@@ -75,7 +75,7 @@ def run_with_progress(
 
     def target() -> None:
         try:
-            outcome["result"] = run_backtest(**parameters.model_dump())
+            outcome["result"] = run_resolved_backtest(trigger)
         except BaseException as exc:
             outcome["error"] = exc
 

@@ -18,7 +18,7 @@ from deployments.cli_options import (
     split_commas,
     store_session,
 )
-from deployments.cli_results import results
+from deployments.cli_results import results_app
 from deployments.cli_site import site_app
 from deployments.output import (
     OneLineUsageErrors,
@@ -44,6 +44,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
 app.add_typer(tools_app, name="tools")
 app.add_typer(site_app, name="site")
+app.add_typer(results_app, name="results")
 
 
 def _about(field: str) -> str:
@@ -149,9 +150,6 @@ def import_aitrader(
     console().print(f"benchmark: {report.benchmark}", highlight=False)
 
 
-app.command("results")(results)
-
-
 @app.command("backtest")
 @one_line_errors
 def backtest_command(
@@ -203,7 +201,7 @@ def backtest_command(
     if checked.plan is not None and not checked.plan.days:
         console().print(f"[bold]UpToDate[/bold]: {checked.plan.up_to_date}")  # no Prefect needed
         return
-    run_with_progress(parameters, reports or default_reports(), verbose)
+    run_with_progress(checked, reports or default_reports(), verbose)
 
 
 @app.command("serve")

@@ -1,8 +1,10 @@
-"""The options the `aitrader` commands share: typed days, lists, config, output format, store."""
+"""The options the `aitrader` commands share: typed days, lists, config, output format, store,
+and the run, days and ranking choices of the `aitrader results` views."""
 
 from __future__ import annotations
 
 from datetime import date, time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +33,58 @@ def parse_day(text: str) -> date:
 def day_option(*names: str, help: str) -> Any:
     """A typer option parsed into a `date` by `parse_day`."""
     return typer.Option(*names, parser=parse_day, metavar="YYYY-MM-DD", help=help)
+
+
+RunOption = Annotated[int | None, typer.Option("--run", "-r", help="Run id (default: newest).")]
+ModelOption = Annotated[str | None, typer.Option("--model", "-m", help="Only this model.")]
+StartOption = Annotated[date | None, day_option(help="From this day.")]
+EndOption = Annotated[date | None, day_option(help="Up to this day.")]
+DayOption = Annotated[date | None, day_option(help="Only this day (same as --start D --end D).")]
+
+
+class TrackChoice(StrEnum):
+    all = "all"
+    live = "live"
+    backtest = "backtest"
+
+
+class SessionsChoice(StrEnum):
+    all = "all"
+    clean = "clean"
+    contaminated = "contaminated"
+
+
+TrackOption = Annotated[
+    TrackChoice,
+    typer.Option(
+        help="Rank over every session, or only those decided live (before their session "
+        "closed) or as a backtest."
+    ),
+]
+SessionsOption = Annotated[
+    SessionsChoice | None,
+    typer.Option(
+        help="Rank over every session, or only those after (clean) or on or before "
+        "(contaminated) each model's knowledge cutoff. Default: clean once some model has "
+        "both, else all.",
+        show_default=False,
+    ),
+]
+ConfidenceOption = Annotated[
+    float,
+    typer.Option(help="Confidence of the intervals and the tests.", min=0.51, max=0.999),
+]
+RiskFreeRateOption = Annotated[
+    float, typer.Option(help="Annual risk-free rate (the leaderboard's).")
+]
+CostMultiplierOption = Annotated[
+    float,
+    typer.Option(
+        help="Rank as if every fill had paid this many times its trading costs (0: gross).",
+        min=0.0,
+        max=10.0,
+    ),
+]
 
 
 def parse_session_time(text: str) -> time:

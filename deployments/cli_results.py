@@ -1,22 +1,39 @@
-"""`aitrader results`: the runs, each model-day (in summary or in full) and the leaderboard."""
+"""`aitrader results`: one subcommand per view of the store, the leaderboard by default.
+
+The views: the leaderboard, the runs, each model-day (in summary or in full), the pairwise tests,
+the cost scenarios, the robustness over rolling windows, a run's report files, and the sealed
+chains (verify, export-chain; see deployments/cli_chain.py).
+"""
 
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from sqlmodel import Session
+from typer.core import TyperGroup
 
 from analysis.leaderboard import RankingOptions, leaderboard_rows, rank_run, sessions_note
 from analysis.robustness import RobustnessOptions
 from deployments.cli_options import (
+    ConfidenceOption,
+    CostMultiplierOption,
+    DayOption,
+    EndOption,
     FormatOption,
-    day_option,
+    ModelOption,
+    RiskFreeRateOption,
+    RunOption,
+    SessionsChoice,
+    SessionsOption,
+    StartOption,
+    TrackChoice,
+    TrackOption,
     default_reports,
     split_commas,
     store_session,
@@ -34,17 +51,54 @@ from models.tables import Track
 if TYPE_CHECKING:
     from models.tables import Run
 
+DEFAULT_VIEW = "leaderboard"  # the most asked-for view: `aitrader results` alone shows it
 
-class ResultsView(StrEnum):
-    leaderboard = "leaderboard"
-    days = "days"
-    runs = "runs"
-    pairs = "pairs"
-    costs = "costs"
-    robustness = "robustness"
-    report = "report"
-    verify = "verify"
-    export_chain = "export-chain"
+
+class LeaderboardByDefault(TyperGroup):
+    """The `results` group: options with no view before them are the leaderboard's; the old
+    one-command spellings that no longer parse fail with a one-line hint to the new one."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if any(word == "--detail" or word.startswith("--detail=") for word in args):
+            ctx.fail(
+                "--detail is gone: use `aitrader results days` for the summary, "
+                "`aitrader results details` for each model-day in full"
+            )
+        if not args or (args[0].startswith("-") and args[0] not in ctx.help_option_names):
+            misplaced = self._view_after_options(args)
+            if misplaced:
+                others = list(args)
+                others.remove(misplaced)
+                spelling = shlex.join(["aitrader", "results", misplaced, *others])
+                ctx.fail(f"name the view first: use `{spelling}`")
+            args = [DEFAULT_VIEW, *args]
+        return super().parse_args(ctx, args)
+
+    def _view_after_options(self, args: list[str]) -> str | None:
+        """A view named after options (`results --run 3 pairs`, once valid), not as a value."""
+        leaderboard = self.commands[DEFAULT_VIEW]
+        flags = {
+            name
+            for param in leaderboard.params
+            if getattr(param, "is_flag", False)
+            for name in (*param.opts, *param.secondary_opts)
+        }
+        previous = ""
+        for word in args:
+            a_value = previous.startswith("-") and "=" not in previous and previous not in flags
+            if word in self.commands and not a_value:
+                return word
+            previous = word
+        return None
+
+
+results_app = typer.Typer(
+    cls=LeaderboardByDefault,
+    help="Show the leaderboard (the default: `aitrader results` alone), the runs, each "
+    "model-day, the pairwise tests, the cost scenarios, the robustness, a run's report files, "
+    "or check and export the sealed chains.",
+    no_args_is_help=False,
+)
 
 
 @dataclass
@@ -57,6 +111,16 @@ class Scope:
     end: date | None
 
 
+def scope_of(
+    run: int | None, model: str | None, start: date | None, end: date | None, day: date | None
+) -> Scope:
+    """The run, model and days asked for; `--day D` is `--start D --end D`."""
+    first, last = (day, day) if day is not None else (start, end)
+    if first and last and last < first:
+        raise ValueError(f"--end {last} is before --start {first}")
+    return Scope(run=run, model=model, start=first, end=last)
+
+
 @dataclass
 class ColumnChoice:
     """The leaderboard columns asked for: every one (`--wide`), or a chosen few."""
@@ -65,58 +129,31 @@ class ColumnChoice:
     chosen: list[str] | None = None
 
 
-class TrackChoice(StrEnum):
-    all = "all"
-    live = "live"
-    backtest = "backtest"
+def _ranking(
+    confidence: float,
+    risk_free_rate: float,
+    cost_multiplier: float,
+    sessions: SessionsChoice | None,
+    resamples: int = RankingOptions.model_fields["resamples"].default,
+) -> RankingOptions:
+    """The ranking options of the leaderboard, pairs and costs views."""
+    return RankingOptions(
+        confidence=confidence,
+        resamples=resamples,
+        risk_free_rate=risk_free_rate,
+        cost_multiplier=cost_multiplier,
+        sessions=sessions.value if sessions else "auto",
+    )
 
 
-class SessionsChoice(StrEnum):
-    all = "all"
-    clean = "clean"
-    contaminated = "contaminated"
-
-
-class Detail(StrEnum):
-    summary = "summary"
-    full = "full"
-
-
-# long: typer reads a command's options from its signature; most of these lines declare them.
+@results_app.command(DEFAULT_VIEW)
 @one_line_errors
-def results(
-    view: Annotated[
-        ResultsView | None,
-        typer.Argument(
-            help="leaderboard, days, runs, pairs (which models can be told apart), costs (each "
-            "model's return and tier at 0, 1, 2 and 3 times its trading costs), robustness "
-            "(how often each model ranks first or in tier 1 over rolling windows, and its "
-            "deflated Sharpe), report (write "
-            "the run's report files), verify (recompute the sealed chains of model-days) or "
-            "export-chain (the chains as JSON lines); default: leaderboard (days with --detail "
-            "full). verify and export-chain cover the whole store without --run or --model.",
-            show_default=False,
-        ),
-    ] = None,
-    run: Annotated[
-        int | None, typer.Option("--run", "-r", help="Run id (default: newest).")
-    ] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model.")] = None,
-    start: Annotated[date | None, day_option(help="From this day.")] = None,
-    end: Annotated[date | None, day_option(help="Up to this day.")] = None,
-    risk_free_rate: Annotated[
-        float, typer.Option(help="Annual risk-free rate (the leaderboard's).")
-    ] = 0.0,
-    detail: Annotated[
-        Detail,
-        typer.Option(
-            help="The days view in summary, or in full: each model-day's conversation, "
-            "tool calls and trades."
-        ),
-    ] = Detail.summary,
-    day: Annotated[
-        date | None, day_option(help="Only this day (same as --start D --end D).")
-    ] = None,
+def leaderboard(
+    run: RunOption = None,
+    model: ModelOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    day: DayOption = None,
     fmt: FormatOption = OutputFormat.table,
     wide: Annotated[
         bool, typer.Option("--wide", help="Every leaderboard column, however wide the table.")
@@ -127,9 +164,7 @@ def results(
             "--columns", help="Leaderboard columns to show after rank and model (repeatable)."
         ),
     ] = None,
-    confidence: Annotated[
-        float, typer.Option(help="Confidence of the intervals and the tests.", min=0.51, max=0.999)
-    ] = 0.95,
+    confidence: ConfidenceOption = 0.95,
     resamples: Annotated[
         int,
         typer.Option(
@@ -138,104 +173,189 @@ def results(
             min=100,
         ),
     ] = 2000,
-    cost_multiplier: Annotated[
-        float,
-        typer.Option(
-            help="Rank as if every fill had paid this many times its trading costs (0: gross).",
-            min=0.0,
-            max=10.0,
-        ),
-    ] = 1.0,
-    track: Annotated[
-        TrackChoice,
-        typer.Option(
-            help="Rank over every session, or only those decided live (before their session "
-            "closed) or as a backtest."
-        ),
-    ] = TrackChoice.all,
-    sessions: Annotated[
-        SessionsChoice | None,
-        typer.Option(
-            help="Rank over every session, or only those after (clean) or on or before "
-            "(contaminated) each model's knowledge cutoff. Default: clean once some model has "
-            "both, else all.",
-            show_default=False,
-        ),
-    ] = None,
-    against: Annotated[
-        Path | None,
-        typer.Option(help="verify: also compare with this earlier export-chain file."),
-    ] = None,
-    window: Annotated[
-        int, typer.Option(help="robustness: sessions in a rolling window.", min=2)
-    ] = 20,
-    step: Annotated[
-        int, typer.Option(help="robustness: sessions between window starts.", min=1)
-    ] = 1,
-    min_sessions: Annotated[
-        int, typer.Option(help="robustness: fewer sessions and a model is not ranked.", min=2)
-    ] = 20,
+    risk_free_rate: RiskFreeRateOption = 0.0,
+    cost_multiplier: CostMultiplierOption = 1.0,
+    track: TrackOption = TrackChoice.all,
+    sessions: SessionsOption = None,
 ) -> None:
-    """Show runs, per model-day values, or the leaderboard with its metrics."""
-    from models.results import get_run, list_runs, model_days_frame
+    """The run's models ranked, with their metrics, intervals and tiers (the default view)."""
+    scope = scope_of(run, model, start, end, day)
+    options = _ranking(confidence, risk_free_rate, cost_multiplier, sessions, resamples)
+    with store_session(announce=fmt is OutputFormat.table) as session:
+        ranking = rank_run(session, run, scope.start, scope.end, model, options, _track(track))
+        chosen = ColumnChoice(wide=wide, chosen=split_commas(columns))
+        _print_leaderboard(session, scope, ranking, fmt, chosen)
+
+
+@results_app.command("runs")
+@one_line_errors
+def runs(fmt: FormatOption = OutputFormat.table) -> None:
+    """Every run in the store, newest first, with its status."""
+    from models.results import list_runs
     from models.runs import mark_crashed_runs
 
-    view = _view_of(view, detail)
-    first, last = (day, day) if day is not None else (start, end)
-    if first and last and last < first:
-        raise ValueError(f"--end {last} is before --start {first}")
     with store_session(announce=fmt is OutputFormat.table) as session:
-        if detail is Detail.full:
-            _print_details(session, run, model, first, last, fmt)
-        elif view is ResultsView.report:
-            _write_report(session, run, _track(track))
-        elif view in (ResultsView.verify, ResultsView.export_chain):
-            from deployments import cli_chain
+        mark_crashed_runs(session.get_bind())  # a killed run cannot say so itself
+        render([_run_row(r) for r in list_runs(session)], fmt, title="runs")
 
-            portfolios = cli_chain.chain_portfolios(session, run, model)
-            if view is ResultsView.verify:
-                cli_chain.verify(session, portfolios, against)
-            else:
-                cli_chain.export(session, portfolios)
-        elif view is ResultsView.runs:
-            mark_crashed_runs(session.get_bind())  # a killed run cannot say so itself
-            render([_run_row(r) for r in list_runs(session)], fmt, title="runs")
-        elif view is ResultsView.days:
-            newest = get_run(session, run).id  # the newest run, as its help says, not every run
-            frame = model_days_frame(session, newest, model=model, start=first, end=last)
-            if fmt is OutputFormat.table:
-                dropped = ["run", "traded_notional", "cached", "session", "track"]
-                frame = frame.drop(columns=dropped)
-            render(frame.to_dict("records"), fmt, title="model-days")
-        elif view is ResultsView.robustness:
-            robust = RobustnessOptions(
-                window=window,
-                step=step,
-                min_sessions=min_sessions,
-                confidence=confidence,
-                risk_free_rate=risk_free_rate,
-                cost_multiplier=cost_multiplier,
-                sessions=sessions.value if sessions else "auto",
-            )
-            scope = Scope(run=run, model=model, start=first, end=last)
-            _print_robustness(session, scope, robust, _track(track), fmt)
-        else:
-            scope = Scope(run=run, model=model, start=first, end=last)
-            options = RankingOptions(
-                confidence=confidence,
-                resamples=resamples,
-                risk_free_rate=risk_free_rate,
-                cost_multiplier=cost_multiplier,
-                sessions=sessions.value if sessions else "auto",
-            )
-            ranking = rank_run(session, run, first, last, model, options, _track(track))
-            if view is ResultsView.pairs:
-                _print_pairs(ranking, fmt)
-            elif view is ResultsView.costs:
-                _print_cost_scenarios(ranking, fmt)
-            else:
-                chosen = ColumnChoice(wide=wide, chosen=split_commas(columns))
-                _print_leaderboard(session, scope, ranking, fmt, chosen)
+
+@results_app.command("days")
+@one_line_errors
+def days(
+    run: RunOption = None,
+    model: ModelOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    day: DayOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """One row per model-day of a run: its value, cash, return, trades and costs."""
+    from models.results import get_run, model_days_frame
+
+    scope = scope_of(run, model, start, end, day)
+    with store_session(announce=fmt is OutputFormat.table) as session:
+        newest = get_run(session, run).id  # the newest run, as its help says, not every run
+        frame = model_days_frame(session, newest, model=model, start=scope.start, end=scope.end)
+        if fmt is OutputFormat.table:
+            dropped = ["run", "traded_notional", "cached", "session", "track"]
+            frame = frame.drop(columns=dropped)
+        render(frame.to_dict("records"), fmt, title="model-days")
+
+
+@results_app.command("details")
+@one_line_errors
+def details(
+    run: RunOption = None,
+    model: ModelOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    day: DayOption = None,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Each model-day in full: its conversation, reasoning, tool calls, trades and tokens."""
+    scope = scope_of(run, model, start, end, day)
+    with store_session(announce=fmt is OutputFormat.table) as session:
+        _print_details(session, scope, fmt)
+
+
+@results_app.command("pairs")
+@one_line_errors
+def pairs(
+    run: RunOption = None,
+    model: ModelOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    day: DayOption = None,
+    fmt: FormatOption = OutputFormat.table,
+    confidence: ConfidenceOption = 0.95,
+    cost_multiplier: CostMultiplierOption = 1.0,
+    track: TrackOption = TrackChoice.all,
+    sessions: SessionsOption = None,
+) -> None:
+    """Which models can be told apart: every pair's Holm-adjusted p-value."""
+    scope = scope_of(run, model, start, end, day)
+    options = _ranking(confidence, 0.0, cost_multiplier, sessions)
+    with store_session(announce=fmt is OutputFormat.table) as session:
+        ranking = rank_run(session, run, scope.start, scope.end, model, options, _track(track))
+        _print_pairs(ranking, fmt)
+
+
+@results_app.command("costs")
+@one_line_errors
+def costs(
+    run: RunOption = None,
+    model: ModelOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    day: DayOption = None,
+    fmt: FormatOption = OutputFormat.table,
+    confidence: ConfidenceOption = 0.95,
+    cost_multiplier: CostMultiplierOption = 1.0,
+    track: TrackOption = TrackChoice.all,
+    sessions: SessionsOption = None,
+) -> None:
+    """Each model's return and tier at 0, 1, 2 and 3 times its trading costs."""
+    scope = scope_of(run, model, start, end, day)
+    options = _ranking(confidence, 0.0, cost_multiplier, sessions)
+    with store_session(announce=fmt is OutputFormat.table) as session:
+        ranking = rank_run(session, run, scope.start, scope.end, model, options, _track(track))
+        _print_cost_scenarios(ranking, fmt)
+
+
+@results_app.command("robustness")
+@one_line_errors
+def robustness(
+    run: RunOption = None,
+    model: ModelOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    day: DayOption = None,
+    fmt: FormatOption = OutputFormat.table,
+    window: Annotated[int, typer.Option(help="Sessions in a rolling window.", min=2)] = 20,
+    step: Annotated[int, typer.Option(help="Sessions between window starts.", min=1)] = 1,
+    min_sessions: Annotated[
+        int, typer.Option(help="Fewer sessions and a model is not ranked.", min=2)
+    ] = 20,
+    confidence: ConfidenceOption = 0.95,
+    risk_free_rate: RiskFreeRateOption = 0.0,
+    cost_multiplier: CostMultiplierOption = 1.0,
+    track: TrackOption = TrackChoice.all,
+    sessions: SessionsOption = None,
+) -> None:
+    """How often each model ranks first or in tier 1 over rolling windows; deflated Sharpes."""
+    scope = scope_of(run, model, start, end, day)
+    options = RobustnessOptions(
+        window=window,
+        step=step,
+        min_sessions=min_sessions,
+        confidence=confidence,
+        risk_free_rate=risk_free_rate,
+        cost_multiplier=cost_multiplier,
+        sessions=sessions.value if sessions else "auto",
+    )
+    with store_session(announce=fmt is OutputFormat.table) as session:
+        _print_robustness(session, scope, options, _track(track), fmt)
+
+
+@results_app.command("report")
+@one_line_errors
+def report(run: RunOption = None, track: TrackOption = TrackChoice.all) -> None:
+    """Write a run's report files: the markdown, two PNG charts and the plotly page."""
+    with store_session() as session:
+        _write_report(session, run, _track(track))
+
+
+@results_app.command("verify")
+@one_line_errors
+def verify(
+    run: Annotated[
+        int | None, typer.Option("--run", "-r", help="Only this run's chains (default: all).")
+    ] = None,
+    model: ModelOption = None,
+    against: Annotated[
+        Path | None, typer.Option(help="Also compare with this earlier export-chain file.")
+    ] = None,
+) -> None:
+    """Recompute the sealed chains of model-days (the whole store without --run or --model)."""
+    from deployments import cli_chain
+
+    with store_session() as session:
+        cli_chain.verify(session, cli_chain.chain_portfolios(session, run, model), against)
+
+
+@results_app.command("export-chain")
+@one_line_errors
+def export_chain(
+    run: Annotated[
+        int | None, typer.Option("--run", "-r", help="Only this run's chains (default: all).")
+    ] = None,
+    model: ModelOption = None,
+) -> None:
+    """The sealed chains as JSON lines on stdout (the whole store without --run or --model)."""
+    from deployments import cli_chain
+
+    with store_session() as session:
+        cli_chain.export(session, cli_chain.chain_portfolios(session, run, model))
 
 
 def _track(choice: TrackChoice) -> Track | None:
@@ -253,17 +373,6 @@ def _write_report(session: Session, run: int | None, track: Track | None = None)
     folder = f"run-{selected.id}" + (f"-{track}" if track else "")
     files = write_report(report, default_reports() / folder)
     console().print(f"report of run {selected.id}: {', '.join(map(str, files))}")
-
-
-def _view_of(view: ResultsView | None, detail: Detail) -> ResultsView:
-    """The view asked for; full detail is a rendering of model-days, refused for other views."""
-    if detail is Detail.full:
-        if view not in (None, ResultsView.days):
-            raise ValueError(
-                f"--detail full shows model-days: use it with the days view, not {view.value}"
-            )
-        return ResultsView.days
-    return view or ResultsView.leaderboard
 
 
 def _print_leaderboard(
@@ -354,20 +463,15 @@ def _print_pairs(ranking: Any, fmt: OutputFormat) -> None:
     render(matrix, fmt, title=f"Holm-adjusted p-values of the paired tests (* below {alpha:.2f})")
 
 
-def _print_details(
-    session: Session,
-    run: int | None,
-    model: str | None,
-    first: date | None,
-    last: date | None,
-    fmt: OutputFormat,
-) -> None:
+def _print_details(session: Session, scope: Scope, fmt: OutputFormat) -> None:
     """Each model-day's messages, reasoning, tool calls with answers, trades and tokens."""
     from rich.panel import Panel
 
     from models.results import model_day_details
 
-    details = model_day_details(session, run, model=model, start=first, end=last)
+    details = model_day_details(
+        session, scope.run, model=scope.model, start=scope.start, end=scope.end
+    )
     if fmt is not OutputFormat.table:
         typer.echo(json.dumps([d.model_dump(mode="json") for d in details], indent=2))
         return

@@ -9,8 +9,10 @@ import asyncio
 import contextlib
 import time
 import uuid
+from contextvars import ContextVar
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import (
@@ -19,6 +21,7 @@ from prefect.artifacts import (
     acreate_table_artifact,
     aupdate_progress_artifact,
 )
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 from prefect.tasks import exponential_backoff
@@ -30,11 +33,11 @@ from agent_tools.news import NewsArchive
 from agents.budget import RunBudget
 from agents.types import ModelDayResult
 from analysis.report import leaderboard_artifact, render_report, report_title
-from configs.loader import DEFAULT_CONFIG, AppConfig, BudgetConfig, load_config
+from configs.loader import AppConfig, BudgetConfig
 from flows.flow_run_state import StateProgress, mark_flow_run_crashed
 from flows.parameters import BacktestParameters
 from flows.plan import BacktestPlan, plan_backtest
-from flows.preflight import check_models, cutoff_warnings
+from flows.preflight import ResolvedTrigger, cutoff_warnings, resolve_config
 from market_data.provision import ensure_market
 from models.claims import skip_model_day
 from models.engine import get_engine
@@ -54,7 +57,7 @@ from models.tables import Run, RunStatus
 from tasks.holders import FlowRunWatch
 from tasks.model_day import model_day_key, simulate_model_day
 from tasks.refresh import refresh_prices
-from tasks.runtime import RunResources, lookup, register, release
+from tasks.runtime import RunResources
 
 PROGRESS_INTERVAL_S = 1.0
 STATE_PROGRESS_INTERVAL_S = 5.0  # three API calls each: see flows/flow_run_state.py
@@ -117,13 +120,13 @@ class BacktestSummary(BaseModel):
 
 
 @flow(name="trading-day", flow_run_name="day-{day}", log_prints=False)
-async def trading_day(day: date, models: list[str], run_key: str) -> DayOutcome:
+async def trading_day(day: date, models: list[str], resources: RunResources) -> DayOutcome:
     """One trading day: every model's day concurrently, each from its last completed book.
 
     `models` are the labels of the model trials active today (`ModelPlan.label`: the model's name,
-    `name#trial` after trial 1); one task each, at most `max_concurrent_models` at once.
+    `name#trial` after trial 1); one task each, at most `max_concurrent_models` at once. A model
+    that fails comes back in the outcome's `failed`.
     """
-    resources = lookup(run_key)
     plan = resources.plan
     limit = asyncio.Semaphore(plan.config.agent.max_concurrent_models)
     agent = plan.config.agent
@@ -137,7 +140,7 @@ async def trading_day(day: date, models: list[str], run_key: str) -> DayOutcome:
         request = resources.request(label, day)
         key = model_day_key(resources.engine, request.portfolio, day, request.initial_cash)
         async with limit:
-            return await task(label, *key.task_inputs(), run_key, return_state=True)
+            return await task(label, *key.task_inputs(), resources, return_state=True)
 
     states = await asyncio.gather(*(one(label) for label in models))
     results, failed = [], {}
@@ -191,6 +194,30 @@ def _run_name() -> str:
     return f"{config}: catch-up"
 
 
+# A trigger the CLI or the Python API resolved in this process (`run_resolved`), for the flow
+# run it starts. The flow's signature is its REST parameter schema, so it cannot take one as a
+# parameter; the variable is set only while that one call is awaited.
+_HANDED: ContextVar[ResolvedTrigger | None] = ContextVar("handed_trigger", default=None)
+
+
+async def run_resolved(trigger: ResolvedTrigger) -> State:
+    """The backtest flow's final state, run on a trigger the preflight resolved (not again)."""
+    token = _HANDED.set(trigger)
+    try:
+        return await backtest(**trigger.params.model_dump(), return_state=True)
+    finally:
+        _HANDED.reset(token)
+
+
+def _handed_over(arguments: dict[str, Any]) -> ResolvedTrigger | None:
+    """The resolved trigger handed to this flow call with exactly these arguments, if any."""
+    handed = _HANDED.get()
+    if handed is None:
+        return None
+    given = {name: arguments[name] for name in BacktestParameters.model_fields}
+    return handed if handed.params.model_dump() == given else None
+
+
 # The parameters are checked by BacktestParameters, not by Prefect, so a bad REST trigger fails
 # with the same one-line reason as a bad CLI or notebook call.
 @flow(name="backtest", flow_run_name=_run_name, log_prints=False, validate_parameters=False)
@@ -214,10 +241,12 @@ async def backtest(
         logger.warning(f"run {run_id} had stopped without finishing: marked crashed")
         await _mark_flow_run_crashed(engine, run_id)
     try:
-        asked = BacktestParameters.of_call(locals())
+        handed = _handed_over(locals())
+        asked = handed.params if handed else BacktestParameters.of_call(locals())
         budget_usd, budget_tokens, replay = asked.budget_usd, asked.budget_tokens, asked.replay
         fetched = await _refresh(asked.config) if asked.refresh else ""
-        settings, plan = _resolve(engine, asked, fetched)
+        settings = (handed or resolve_config(asked)).config
+        plan = _plan(engine, settings, asked, fetched)
     except AITraderError as exc:
         # A bad trigger: fail at once with the reason, no traceback to dig through.
         logger.error(str(exc))
@@ -232,19 +261,17 @@ async def backtest(
         limit_tokens=budget_tokens if budget_tokens is not None else limits.tokens,
     )
     resources = _start(engine, plan, replay, budget)
-    register(resources.key, resources)
     lease = settings.agent.lease_seconds
     heartbeat = asyncio.create_task(
         keep_run_alive(engine, resources.run_id, resources.claimant, lease)
     )
     in_state = StateProgress(STATE_PROGRESS_INTERVAL_S)
     try:
-        outcomes = await _simulate_days(plan, resources, resources.key, in_state)
+        outcomes, failed_models = await _simulate_days(plan, resources, in_state)
     finally:
         heartbeat.cancel()
         await in_state.close()
-        release(resources.key)
-    return await _finish(engine, resources.run_id, plan, outcomes, resources.failed_models)
+    return await _finish(engine, resources.run_id, plan, outcomes, failed_models)
 
 
 async def _refresh(config: str | None) -> str:
@@ -261,14 +288,13 @@ async def _refresh(config: str | None) -> str:
     return report.message
 
 
-def _resolve(
-    engine: Engine, asked: BacktestParameters, fetched: str
-) -> tuple[AppConfig, BacktestPlan]:
-    """The config, its market provided, and the plan of model-days to simulate (after a
-    refresh, only through days whose whole universe is priced)."""
+def _plan(
+    engine: Engine, settings: AppConfig, asked: BacktestParameters, fetched: str
+) -> BacktestPlan:
+    """The config's market provided, the plan of model-days to simulate (after a refresh, only
+    through days whose whole universe is priced). Made here even when the preflight planned: the
+    store may have changed since (a files import, a synthetic top-up, another run's days)."""
     logger = get_run_logger()
-    settings = load_config(asked.config)
-    check_models(settings, asked.models, asked.config or str(DEFAULT_CONFIG))
     with Session(engine, expire_on_commit=False) as session:
         logger.info(ensure_market(session, settings))
         plan = plan_backtest(
@@ -283,20 +309,18 @@ def _resolve(
     plan.note = "; ".join(filter(None, [fetched, plan.waiting]))
     for line in cutoff_warnings(plan.models):
         logger.warning(line)
-    return settings, plan
+    return plan
 
 
 def _start(engine: Engine, plan: BacktestPlan, replay: bool, budget: RunBudget) -> RunResources:
     """Store the run and gather what its tasks share: prices, budget, news, its holder name."""
-    key = f"run-{uuid.uuid4().hex[:12]}"
-    holder = holder_name(key)
+    holder = holder_name(f"run-{uuid.uuid4().hex[:12]}")
     run = start_run(engine, plan.run_record(replay, _flow_run_id()), holder)
     with Session(engine) as session:
         interval = plan.config.market.definition.interval
         prices = PriceBook.load(session, interval, market=plan.market, until=plan.end)
     return RunResources(
         run_id=run.id,
-        key=key,
         engine=engine,
         prices=prices,
         plan=plan,
@@ -310,15 +334,16 @@ def _start(engine: Engine, plan: BacktestPlan, replay: bool, budget: RunBudget) 
 
 
 async def _simulate_days(
-    plan: BacktestPlan, resources: RunResources, run_key: str, in_state: StateProgress
-) -> list[DayOutcome]:
-    """The trading-day subflows, strictly in date order; a model (a trial of one, when repeated)
-    that fails sits out the rest, alone. Progress goes to the store, the progress artifact and
-    (`in_state`) the flow run's state message."""
+    plan: BacktestPlan, resources: RunResources, in_state: StateProgress
+) -> tuple[list[DayOutcome], dict[str, str]]:
+    """The trading-day subflows, strictly in date order, and the models (trials of one, when
+    repeated) that failed, each with its day: a failed model sits out the rest, alone. Progress
+    goes to the store, the progress artifact and (`in_state`) the flow run's state message."""
     logger = get_run_logger()
     days = plan.days
     progress = await acreate_progress_artifact(progress=0.0, description="trading days simulated")
-    outcomes = []
+    outcomes: list[DayOutcome] = []
+    failed_models: dict[str, str] = {}  # label -> the day it failed, from the days' outcomes
     reported = time.monotonic()
     for number, day in enumerate(days, start=1):
         active, sat_out = [], []
@@ -326,8 +351,8 @@ async def _simulate_days(
             if day not in model_plan.days:
                 continue
             label = model_plan.label
-            if label in resources.failed_models:
-                reason = f"model failed on {resources.failed_models[label]}"
+            if label in failed_models:
+                reason = f"model failed on {failed_models[label]}"
                 skip_model_day(
                     resources.engine, resources.request(label, day).claim, "model-failed", reason
                 )
@@ -336,26 +361,26 @@ async def _simulate_days(
                 active.append(label)
         outcome = DayOutcome(day=day, results=[], failed={})
         if active:
-            state = await trading_day(day, active, run_key, return_state=True)
+            state = await trading_day(day, active, resources, return_state=True)
             outcome = await state.aresult(raise_on_failure=False)
             if isinstance(outcome, BaseException):  # the subflow itself crashed
                 outcome = DayOutcome(
                     day=day, results=[], failed=dict.fromkeys(active, str(outcome))
                 )
             for label in outcome.failed:
-                resources.failed_models.setdefault(label, str(day))
+                failed_models.setdefault(label, str(day))
         if active or sat_out:
             outcome = outcome.model_copy(update={"sat_out": sat_out})
             outcomes.append(outcome)
             logger.info(f"{day}: {outcome.counts.describe()}")
         # Progress is reported at most once a second: each update is a round trip to the API.
         if time.monotonic() - reported >= PROGRESS_INTERVAL_S or number == len(days):
-            message = _progress_message(number, days, outcomes, resources.failed_models)
+            message = _progress_message(number, days, outcomes, failed_models)
             await aupdate_progress_artifact(progress, 100.0 * number / len(days))
             report_progress(resources.engine, resources.run_id, message)
             in_state.show(message)
             reported = time.monotonic()
-    return outcomes
+    return outcomes, failed_models
 
 
 def _progress_message(
@@ -408,7 +433,13 @@ async def _publish_artifacts(engine, run_id: int) -> None:
         )
 
 
-async def _finish(engine, run_id: int, plan: BacktestPlan, outcomes, failed_models: dict):
+async def _finish(
+    engine: Engine,
+    run_id: int,
+    plan: BacktestPlan,
+    outcomes: list[DayOutcome],
+    failed_models: dict[str, str],
+):
     """Leaderboard and report artifacts, the run's final status, and the flow's final state."""
     counts = sum((outcome.counts for outcome in outcomes), Counts())
     await _publish_artifacts(engine, run_id)

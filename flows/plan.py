@@ -14,7 +14,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from agents.prompt import SYSTEM_PROMPT
-from configs.loader import MAX_TRIALS, AppConfig, ModelConfig, Universe
+from configs.loader import AppConfig, ModelConfig, Universe
 from configs.markets import DEFAULT_MARKET
 from market_data.calendar import calendar
 from models import clock
@@ -143,10 +143,8 @@ def config_hash(config: AppConfig) -> str:
 
 
 def select_models(config: AppConfig, names: list[str] | None) -> list[ModelConfig]:
-    """The named models, or every enabled one; unknown names are a clear error."""
-    if names is not None and not [name for name in names if name.strip()]:
-        # An empty list (a REST trigger's `"models": []`) must not silently mean every model.
-        raise PlanError("models names no model; give at least one, or leave it out for every model")
+    """The named models (as BacktestParameters checked them: never an empty list), or every
+    enabled one; unknown names are a clear error."""
     if names:
         try:
             return [config.model(name) for name in dict.fromkeys(names)]
@@ -190,10 +188,11 @@ def plan_backtest(
     trials: int | None = None,
     whole_days_only: bool = False,
 ) -> BacktestPlan:
-    """Resolve a trigger: each of `trials` trials of each model (the config's `trials` when
-    None). With no dates, each trial catches up from its own portfolio's last completed day
-    (with `whole_days_only`, a refreshed run's, only through days its whole universe priced)."""
-    trials = _checked(config, start, end, trials)
+    """Resolve a trigger whose values BacktestParameters checked: each of `trials` trials of each
+    model (the config's `trials` when None). With no dates, each trial catches up from its own
+    portfolio's last completed day (with `whole_days_only`, a refreshed run's, only through days
+    its whole universe priced)."""
+    trials = config.trials if trials is None else trials
     chosen = select_models(config, models)
     market = config.market.store_market
     definition = config.market.definition
@@ -239,17 +238,6 @@ def plan_backtest(
         trials=trials,
         waiting=waiting,
     )
-
-
-def _checked(config: AppConfig, start: date | None, end: date | None, trials: int | None) -> int:
-    """The trials a trigger asks for, its range checked (a REST trigger's parameters are checked
-    by type only)."""
-    if start and end and end < start:
-        raise PlanError(f"end {end} is before start {start}")
-    trials = config.trials if trials is None else trials
-    if not 1 <= trials <= MAX_TRIALS:
-        raise PlanError(f"trials must be between 1 and {MAX_TRIALS} (got {trials})")
-    return trials
 
 
 # A symbol whose bars stop within this many priced days of the newest is waited for (a refresh

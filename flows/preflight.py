@@ -1,4 +1,4 @@
-"""Refuse a bad backtest before Prefect starts or the store is written.
+"""Refuse a bad backtest before Prefect starts or the store is written; resolve a good one once.
 
 Checked in order, each error naming the file and field: the config (every selected model's
 strategy and parameters, API keys present in the environment, the universe, a files market's
@@ -6,12 +6,15 @@ path), the dates, then the data the
 store already holds (universe symbols with prices, a range with trading days). A refused trigger
 costs a fraction of a second and leaves the store as it was. A range on or before a model's
 knowledge cutoff is not refused: the flow warns of it when it starts (`cutoff_warnings`).
+
+The CLI and the Python API hand the `ResolvedTrigger` to the flow (`flows.backtest.run_resolved`);
+a trigger that reaches the flow through Prefect's API is resolved there by `resolve_config`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -32,34 +35,49 @@ from models.errors import AlphaVantageError, ConfigError, ModelSetupError, PlanE
 from models.tables import PriceBar
 
 
-@dataclass
-class Checked:
-    """A trigger that passed every check: its config, and its plan when the store can tell
-    already (its market is stored in full), so an up-to-date catch-up needs no Prefect at all."""
+@dataclass(frozen=True)
+class ResolvedTrigger:
+    """A trigger that passed the checks: its parameters, its config (loaded, its models checked),
+    and its plan when the store can tell already (its market is stored in full), so an up-to-date
+    catch-up needs no Prefect at all."""
 
+    params: BacktestParameters
     config: AppConfig
     plan: BacktestPlan | None = None
 
+    @property
+    def source(self) -> str:
+        """The config file problems are named in."""
+        return self.params.config or str(DEFAULT_CONFIG)
 
-def preflight(params: BacktestParameters, store_url: str | None = None) -> Checked:
-    """The checked trigger; the first problem raised otherwise."""
-    config = load_config(params.config)
-    source = params.config or str(DEFAULT_CONFIG)
-    check_models(config, params.models, source)
+
+def preflight(params: BacktestParameters, store_url: str | None = None) -> ResolvedTrigger:
+    """The resolved trigger; the first problem raised otherwise."""
+    trigger = resolve_config(params)
+    config, source = trigger.config, trigger.source
     check_market(config, source)
     check_dates(config, params)
     if params.refresh:
         check_refresh(config, source)
-        return Checked(config)  # the flow fetches first: the plan is made after
+        return trigger  # the flow fetches first: the plan is made after
     engine = existing_store(store_url)
     if engine is None:
         check_market_provided(config, set())
-        return Checked(config)
+        return trigger
     try:
         with Session(engine) as session:
-            return Checked(config, check_data(session, config, params))
+            return replace(trigger, plan=check_data(session, config, params))
     finally:
         engine.dispose()
+
+
+def resolve_config(params: BacktestParameters) -> ResolvedTrigger:
+    """The trigger with its config loaded and every model it runs checked (all a flow run
+    triggered through Prefect's API checks before it provides the market and plans)."""
+    config = load_config(params.config)
+    trigger = ResolvedTrigger(params, config)
+    check_models(config, params.models, trigger.source)
+    return trigger
 
 
 def check_models(config: AppConfig, names: list[str] | None, source: str) -> None:

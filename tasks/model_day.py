@@ -14,7 +14,7 @@ from agents.types import ModelDayResult
 from models.engine import store_identity
 from models.errors import TransientModelDayError
 from models.ledger import starting_book
-from tasks.runtime import lookup
+from tasks.runtime import RunResources
 
 
 async def retry_only_transient(task, task_run, state) -> bool:
@@ -65,7 +65,8 @@ def model_day_key(engine: Engine, portfolio: str, day: date, initial_cash: float
 
 
 def model_day_cache_key(context: Any, parameters: dict[str, Any]) -> str:
-    """Prefect's cache key of a model-day task run, from its parameters."""
+    """Prefect's cache key of a model-day task run, from its parameters (not its run's
+    resources: another run may reuse the day)."""
     return ModelDayKey.model_validate(parameters).cache_key()
 
 
@@ -81,15 +82,14 @@ def model_day_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     tags=["model-day"],
 )
 async def simulate_model_day(
-    model: str, day: date, portfolio: str, start_state: str, store: str, run_key: str
+    model: str, day: date, portfolio: str, start_state: str, store: str, resources: RunResources
 ) -> ModelDayResult:
     """Run the model-day (or return it if already completed); transient failures raise to retry.
 
     `model` is the model trial's label (its name, or `name#trial` after trial 1), so task runs
     read `random#2@2025-01-02`. The parameters are small on purpose: Prefect walks every task
-    input on every call.
+    input on every call (`resources` it passes as is, see tasks/runtime.py).
     """
-    resources = lookup(run_key)
     request = resources.request(model, day)
     # Imported here: the agent loop (LangChain, MCP) is a second of a flow run's start-up that
     # a run refused before its first model-day never needs.

@@ -1,13 +1,13 @@
-"""What a running backtest shares with its tasks without passing it through Prefect.
+"""What a running backtest hands its day subflows and model-day tasks: one object, passed in.
 
-Flow and subflow parameters are sent to the Prefect API, so the engine, the loaded prices and the
-budget cannot travel as parameters. The parent flow registers them under its run key, the tasks
-of that run look them up, and the parent removes them when it ends.
+The engine, the loaded prices and the budget cannot travel through the Prefect API, yet a task
+parameter never does (task runs record only references to upstream results) and a subflow's
+parameters are stored only as far as they can be encoded. So the flow passes `RunResources` as an
+ordinary parameter, made so that Prefect neither walks into it nor stores it (see the class).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy.engine import Engine
@@ -21,22 +21,54 @@ from models.liveness import DEFAULT_LEASE_S
 from models.prices import PriceBook
 
 
-@dataclass
 class RunResources:
-    """One backtest run's shared, in-process resources."""
+    """One backtest run's shared, in-process resources, owned by its flow run.
 
-    run_id: int
-    key: str  # what its tasks look these resources up by
-    engine: Engine
-    prices: PriceBook
-    plan: BacktestPlan
-    mode: str = "live"
-    budget: RunBudget | None = None
-    news: NewsArchive | None = None
-    claimant: str = ""
-    lease_seconds: float = DEFAULT_LEASE_S
-    holder_stopped: HolderCheck | None = None  # asks Prefect whether another holder stopped
-    failed_models: dict[str, str] = field(default_factory=dict)  # label -> the day it failed
+    Neither a dataclass nor a pydantic model on purpose: Prefect walks those field by field on
+    every task and subflow call (looking for futures), and a subflow's parameters are JSON-encoded
+    for the API; an object with `__slots__` is passed as is and recorded as `<RunResources>`.
+    """
+
+    __slots__ = (
+        "budget",
+        "claimant",
+        "engine",
+        "holder_stopped",
+        "lease_seconds",
+        "mode",
+        "news",
+        "plan",
+        "prices",
+        "run_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        run_id: int,
+        engine: Engine,
+        prices: PriceBook,
+        plan: BacktestPlan,
+        mode: str = "live",
+        budget: RunBudget | None = None,
+        news: NewsArchive | None = None,
+        claimant: str = "",
+        lease_seconds: float = DEFAULT_LEASE_S,
+        holder_stopped: HolderCheck | None = None,  # asks Prefect whether another holder stopped
+    ) -> None:
+        self.run_id = run_id
+        self.engine = engine
+        self.prices = prices
+        self.plan = plan
+        self.mode = mode
+        self.budget = budget
+        self.news = news
+        self.claimant = claimant
+        self.lease_seconds = lease_seconds
+        self.holder_stopped = holder_stopped
+
+    def __repr__(self) -> str:
+        return f"RunResources(run_id={self.run_id})"
 
     def request(self, label: str, day: date) -> ModelDayRequest:
         """The request for one model's day in this run; `label` names the model and its trial
@@ -58,21 +90,3 @@ class RunResources:
             trial=model_plan.trial,
             market=plan.config.trading_market,
         )
-
-
-_RESOURCES: dict[str, RunResources] = {}
-
-
-def register(key: str, resources: RunResources) -> None:
-    _RESOURCES[key] = resources
-
-
-def lookup(key: str) -> RunResources:
-    try:
-        return _RESOURCES[key]
-    except KeyError:
-        raise RuntimeError(f"no backtest resources under {key!r} in this process") from None
-
-
-def release(key: str) -> None:
-    _RESOURCES.pop(key, None)

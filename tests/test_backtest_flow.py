@@ -341,3 +341,56 @@ def test_a_spent_budget_skips_the_remaining_llm_days(store, stub, tmp_path) -> N
         }
         others = session.exec(select(ModelDay).where(ModelDay.model == "equal-weight")).all()
         assert len(others) == 4 and {d.status for d in others} == {"completed"}
+
+
+async def subflow_parameters(parent_id) -> list[dict]:
+    async with get_client() as client:
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent_id])
+            )
+        )
+    return [r.parameters for r in runs]
+
+
+def test_a_resolved_trigger_reaches_the_flow_without_being_resolved_again(
+    store, stub, tmp_path, monkeypatch
+) -> None:
+    from flows.backtest import run_resolved
+    from flows.parameters import BacktestParameters
+    from flows.preflight import preflight
+
+    config = write_config(tmp_path / "c.yaml", stub)
+    asked = BacktestParameters(start=date(2025, 1, 2), end=date(2025, 1, 3), config=config)
+    trigger = preflight(asked)
+
+    def resolved_again(params: BacktestParameters) -> None:
+        raise AssertionError(f"resolved twice: {params}")
+
+    monkeypatch.setattr("flows.backtest.resolve_config", resolved_again)
+    state = asyncio.run(run_resolved(trigger))
+    assert state.is_completed() and state.name == "Completed", state.message
+    # The run's resources travel to each day as a parameter Prefect neither walks nor stores.
+    days = asyncio.run(subflow_parameters(state.state_details.flow_run_id))
+    assert len(days) == 2 and all(day["resources"] == "<RunResources>" for day in days)
+
+
+def test_a_model_day_task_runs_with_its_resources_outside_any_flow(store, stub, tmp_path) -> None:
+    # No process-wide registry: whoever holds the run's resources can run one of its days.
+    from agents.budget import RunBudget
+    from configs.loader import load_config
+    from flows.backtest import _start
+    from flows.plan import plan_backtest
+    from market_data.provision import ensure_market
+    from models.engine import get_engine
+    from tasks.model_day import model_day_key, simulate_model_day
+
+    engine, day = get_engine(), date(2025, 1, 2)
+    config = load_config(write_config(tmp_path / "c.yaml", stub))
+    with Session(engine, expire_on_commit=False) as session:
+        ensure_market(session, config)
+        plan = plan_backtest(session, config, day, day, ["equal-weight"])
+    resources = _start(engine, plan, replay=False, budget=RunBudget())
+    key = model_day_key(engine, plan.models[0].portfolio, day, config.initial_cash)
+    result = asyncio.run(simulate_model_day.fn("equal-weight", *key.task_inputs(), resources))
+    assert result.status == "completed" and result.model == "equal-weight"

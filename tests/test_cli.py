@@ -86,13 +86,15 @@ def test_import_coverage_legacy_and_leaderboard(cli, shared_data: Path) -> None:
     code, out, _ = cli("results", "leaderboard")
     assert code == 0 and "leaderboard of run" in out and "QQQ" in out
 
-    # --detail full renders the days view; without a view it implies it.
-    full = ("--detail", "full", "--model", "gpt-5", "--day", "2025-10-10", "--format", "json")
-    code, out, _ = cli("results", "days", *full)
+    code, out, _ = cli(
+        "results", "details", "--model", "gpt-5", "--day", "2025-10-10", "-f", "json"
+    )
     assert code == 0 and [(d["model"], d["day"]) for d in json.loads(out)] == [
         ("gpt-5", "2025-10-10")
     ]
-    assert cli("results", *full) == (code, out, "")
+
+    # `aitrader results` alone is the leaderboard, and so are options with no view before them.
+    assert cli("results", "--format", "json") == cli("results", "leaderboard", "--format", "json")
 
 
 def test_synthetic_market_from_the_default_config(cli) -> None:
@@ -107,8 +109,6 @@ def test_synthetic_market_from_the_default_config(cli) -> None:
     ("args", "message"),
     [
         (("results", "--start", "2025-10-05", "--end", "2025-10-01"), "is before --start"),
-        (("results", "runs", "--detail", "full"), "use it with the days view, not runs"),
-        (("results", "leaderboard", "--detail", "full"), "with the days view, not leaderboard"),
         (("results",), "no runs yet"),
         (("results", "--run", "99"), "no run with id 99"),
         (("import-aitrader", "/nonexistent/agent_data"), "no such file or folder"),
@@ -134,8 +134,16 @@ def test_bad_input_is_one_clear_line(cli, monkeypatch, args, message) -> None:
     [
         (("results", "--start", "2025-13-01"), "Invalid value for '--start': '2025-13-01'"),
         (("results", "--day", "2025-02-30"), "Invalid value for '--day': '2025-02-30'"),
-        (("results", "everything"), "Invalid value for 'view'"),
-        (("results", "--detail", "everything"), "Invalid value for '--detail'"),
+        (("results", "everything"), "No such command 'everything'"),
+        # The old one-command spellings: a one-line hint to the new one.
+        (("results", "days", "--detail", "full"), "`aitrader results details`"),
+        (("results", "--detail", "full"), "`aitrader results days` for the summary"),
+        (
+            ("results", "--run", "1", "pairs"),
+            "name the view first: use `aitrader results pairs --run 1`",
+        ),
+        (("results", "-f", "json", "days"), "use `aitrader results days -f json`"),
+        (("results", "runs", "--model", "gpt-5"), "No such option: --model"),
         (("data", "synth", "--end", "31/01/2025"), "Invalid value for '--end'"),
         (("data", "fetch", "--until", "tomorrow"), "Invalid value for '--until'"),
         (("data", "news", "--until", "2025-10-32"), "Invalid value for '--until'"),

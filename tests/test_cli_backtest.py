@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from configs.loader import AppConfig
 from deployments.cli import app
 from flows.parameters import BacktestParameters
-from flows.preflight import Checked
+from flows.preflight import ResolvedTrigger
 from tests.conftest import free_port, run_command
 from tests.openai_stub import OpenAIStub
 
@@ -136,10 +136,12 @@ def planned(monkeypatch: pytest.MonkeyPatch) -> list[BacktestParameters]:
     """
     seen: list[BacktestParameters] = []
     monkeypatch.delenv("AITRADER_DEBUG", raising=False)
-    monkeypatch.setattr("flows.preflight.preflight", lambda params: Checked(config=AppConfig()))
+    monkeypatch.setattr(
+        "flows.preflight.preflight", lambda params: ResolvedTrigger(params, config=AppConfig())
+    )
 
-    def run_with_progress(params: BacktestParameters, reports: Path, verbose: bool) -> None:
-        seen.append(params)
+    def run_with_progress(trigger: ResolvedTrigger, reports: Path, verbose: bool) -> None:
+        seen.append(trigger.params)
 
     monkeypatch.setattr("deployments.backtest_cli.run_with_progress", run_with_progress)
     return seen

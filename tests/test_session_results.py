@@ -67,14 +67,12 @@ def test_strategies_trade_through_persisted_model_days(
     monkeypatch.setenv("DATABASE_URL", store_url)
     runner = CliRunner()
     shown = runner.invoke(
-        app, ["results", "--detail", "full", "--model", "equal-weight", "--day", "2025-10-13"]
+        app, ["results", "details", "--model", "equal-weight", "--day", "2025-10-13"]
     )
     assert shown.exit_code == 0, shown.stderr
     assert "equal-weight on 2025-10-13: completed" in shown.stdout
     assert "tool get_universe_snapshot" in shown.stdout and "buy 1" in shown.stdout
-    as_json = runner.invoke(
-        app, ["results", "--detail", "full", "--model", "momentum", "--format", "json"]
-    )
+    as_json = runner.invoke(app, ["results", "details", "--model", "momentum", "--format", "json"])
     details = json.loads(as_json.stdout)
     assert [d["day"] for d in details] == [str(d) for d in DAYS]
     first = details[0]
@@ -84,8 +82,8 @@ def test_strategies_trade_through_persisted_model_days(
     )
     assert {c["tool"] for c in first["tool_calls"]} >= {"get_portfolio", "get_recent_closes"}
     assert len(first["trades"]) == 10 and first["llm_calls"] >= 3
-    bad = runner.invoke(app, ["results", "--detail", "everything"])
-    assert bad.exit_code == 1 and "Invalid value for '--detail'" in bad.stderr
+    old_spelling = runner.invoke(app, ["results", "--detail", "full"])
+    assert old_spelling.exit_code == 1 and "`aitrader results details`" in old_spelling.stderr
 
     # A strategy's LLM calls keep their count and tools, not the transcript they repeat, and a
     # replay answers from them all the same: the same trades on a fresh portfolio.
