@@ -21,10 +21,12 @@ from sqlmodel import Session, select
 
 from analysis.leaderboard import leaderboard_rows
 from analysis.report import render_report, write_report
+from configs.loader import MarketConfig
 from deployments.api import BacktestResult, run_resolved_backtest
 from deployments.cli_options import announce_store
 from deployments.output import OutputFormat, console, leaderboard_columns, render
 from flows.preflight import ResolvedTrigger
+from market_data.calendar import calendar
 from models.engine import get_engine
 from models.errors import BacktestError
 from models.results import run_scope
@@ -117,9 +119,16 @@ def _progress(engine: Engine, newest_before: int) -> tuple[int, int, str]:
             select(ModelDay.day, ModelDay.status).where(*run_scope(session, run.id))
         ).all()
     finished = sum(status in FINISHED for _, status in days)
-    span = (run.end_date - run.start_date).days + 1
-    total = max(len(days), round(span * 252 / 365) * len(run.models) * run.trials, finished)
+    total = max(len(days), planned_model_days(run), finished)
     return finished, total, f"run {run.id}: model-days"
+
+
+def planned_model_days(run: Run) -> int:
+    """A run's model-days: its market's sessions from its first to its last day (every day for
+    crypto; an hourly market's day is one model-day), for every model and trial."""
+    market = MarketConfig.model_validate(run.config.get("market", {})).definition
+    sessions = calendar(market.calendar).trading_days(run.start_date, run.end_date)
+    return len(sessions) * len(run.models) * run.trials
 
 
 def _print_and_write(engine: Engine, run_id: int, reports: Path) -> None:
