@@ -192,18 +192,16 @@ class TradingSession:
         return self._fill("sell", symbol, -quantity, price, max(new_cash, 0.0), costs)
 
     def _affordable(self, cash: float, price: float) -> str:
+        """The most `cash` buys at `price`, costs included, as a refused buy names it."""
         rules = self.rules
         if rules.quantity == "fractional":
             scale = 10**rules.decimals
-            if rules.costs is None:
-                return f"{math.floor((cash + CASH_EPSILON) / price * scale) / scale} units"
             steps = affordable_steps(cash, price, lambda n: n / scale, rules.costs, CASH_EPSILON)
-            return f"{as_quantity(steps / scale)} units"
+            # Free fills have always named the amount as a float (`5.0 units`).
+            return f"{steps / scale if rules.costs is None else as_quantity(steps / scale)} units"
         step = rules.lot if rules.quantity == "lots" else 1
-        if rules.costs is None:
-            return f"{int((cash + CASH_EPSILON) // (price * step)) * step} shares"
         steps = affordable_steps(cash, price, lambda n: n * step, rules.costs, CASH_EPSILON)
-        return f"{steps * step} shares, costs included"
+        return f"{steps * step} shares" + (", costs included" if rules.costs else "")
 
     def _round(self, value: float) -> float:
         # Fractional books keep cash and holdings at the market's precision, as the original.

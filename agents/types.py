@@ -11,8 +11,8 @@ from langchain_core.messages import BaseMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from agents.recording import LLMCallRecord
-from configs.loader import AgentConfig, ModelConfig
-from configs.markets import DEFAULT_MARKET, Market, load_market
+from configs.loader import AgentConfig, ModelConfig, default_benchmark
+from configs.markets import Market, default_market
 from models.claims import Claim
 from models.liveness import DEFAULT_LEASE_S
 from models.trials import TrialRef
@@ -26,14 +26,14 @@ class ModelDayRequest(BaseModel):
     day: date
     portfolio: str
     universe: list[str]
-    benchmark: str = "QQQ"
-    initial_cash: float = 10_000.0
+    benchmark: str = Field(default_factory=default_benchmark)
+    initial_cash: float = Field(default_factory=lambda: default_market().initial_cash)
     agent: AgentConfig = AgentConfig()
     mode: Literal["live", "replay"] = "live"
     claimant: str = Field(default_factory=lambda: uuid.uuid4().hex)
     lease_seconds: float = Field(default=DEFAULT_LEASE_S, gt=0)
     trial: int = Field(default=1, ge=1, description="which trial of a repeated backtest")
-    market: Market = Field(default_factory=lambda: load_market(DEFAULT_MARKET))
+    market: Market = Field(default_factory=default_market)
 
     @property
     def recorded_model(self) -> str:

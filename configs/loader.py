@@ -20,7 +20,7 @@ from configs.cutoffs import parse_cutoff
 from configs.markets import DEFAULT_MARKET, Market, load_market
 from configs.yaml_files import read_yaml
 from models.costs import TradingCosts
-from models.errors import ConfigError
+from models.errors import ConfigError, one_line
 
 CONFIG_DIR = Path(__file__).parent
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
@@ -47,7 +47,7 @@ class Universe(BaseModel):
 
     name: str
     symbols: list[str]
-    benchmark: str = "QQQ"
+    benchmark: str
     # The index's published weights (any positive scale) and their date, where the data has them:
     # what the `index-weight` baseline buys.
     weights: dict[str, float] | None = None
@@ -271,7 +271,9 @@ class AppConfig(BaseModel):
         if self.benchmark is None:
             try:
                 named = isinstance(self.universe, str)
-                self.benchmark = load_universe(self.universe).benchmark if named else "QQQ"
+                self.benchmark = (
+                    load_universe(self.universe).benchmark if named else default_benchmark()
+                )
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
         if self.start_date and self.end_date and self.end_date < self.start_date:
@@ -279,8 +281,7 @@ class AppConfig(BaseModel):
         try:
             self.trading_costs  # noqa: B018 (a changed schedule is checked here, not mid-run)
         except ValidationError as exc:
-            problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
-            raise ValueError(f"costs: {problems}") from None
+            raise ValueError(f"costs: {one_line(exc)}") from None
         names = [m.name for m in self.models]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -354,11 +355,7 @@ def load_config(path: str | Path | None = None) -> AppConfig:
     try:
         return AppConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"invalid config {path}: {problems}") from exc
+        raise ConfigError(f"invalid config {path}: {one_line(exc, whole='config')}") from exc
 
 
 @cache
@@ -369,6 +366,12 @@ def _universes() -> dict[str, Universe]:
 
 def universe_names() -> list[str]:
     return sorted(_universes())
+
+
+def default_benchmark() -> str:
+    """The default market's benchmark (its universe's): what a list of symbols is measured
+    against unless a config says otherwise."""
+    return load_universe(load_market(DEFAULT_MARKET).universe).benchmark
 
 
 def load_universe(name: str) -> Universe:

@@ -10,8 +10,8 @@ from sqlmodel import Session
 
 from agent_tools.context import SessionContext
 from agent_tools.news import NewsArchive
-from configs.loader import Universe, load_universe
-from configs.markets import DEFAULT_MARKET, Market, load_market
+from configs.loader import Universe, default_benchmark, load_universe
+from configs.markets import Market, default_market
 from market_data.calendar import calendar
 from models.book import Portfolio
 from models.prices import REAL_MARKET, PriceBook
@@ -26,7 +26,9 @@ def resolve_universe(universe: str) -> Universe:
     symbols = [s.strip().upper() for s in universe.split(",") if s.strip()]
     if not symbols:
         raise ValueError(f"--universe {universe!r} names no symbol")
-    return Universe(name="custom", symbols=list(dict.fromkeys(symbols)))
+    return Universe(
+        name="custom", symbols=list(dict.fromkeys(symbols)), benchmark=default_benchmark()
+    )
 
 
 def build_manual_context(
@@ -34,15 +36,17 @@ def build_manual_context(
     day: date,
     *,
     model: str = "manual",
-    cash: float = 10_000.0,
+    cash: float | None = None,
     universe: str = "nasdaq100",
     market: str = REAL_MARKET,
     rules_of: Market | None = None,
     session: time | None = None,
 ) -> SessionContext:
     """A context for `day` (for an hourly market, its `session` bar: the first by default) with
-    a fresh book of `cash`, the store's prices and news, under the rules of `rules_of`."""
-    trading = rules_of or load_market(DEFAULT_MARKET)
+    a fresh book of `cash` (default: the market's), the store's prices and news, under the rules
+    of `rules_of` (default: the default market's)."""
+    trading = rules_of or default_market()
+    cash = trading.initial_cash if cash is None else cash
     sessions = calendar(trading.calendar)
     if not sessions.is_trading_day(day):
         raise ValueError(f"{day} is not a trading day of {trading.title}")

@@ -31,7 +31,7 @@ from market_data.alphavantage import AlphaVantageClient
 from market_data.calendar import calendar
 from market_data.provision import synthetic_bars_held
 from models.engine import existing_store
-from models.errors import AlphaVantageError, ConfigError, ModelSetupError, PlanError
+from models.errors import AlphaVantageError, ConfigError, ModelSetupError, PlanError, one_line
 from models.tables import PriceBar
 
 
@@ -106,10 +106,7 @@ def _check_model(model: ModelConfig, where: str) -> None:
     try:
         params_model.model_validate(model.params)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{where}.params.{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(problems) from None
+        raise ConfigError(one_line(exc, prefix=f"{where}.params.")) from None
 
 
 def check_market(config: AppConfig, source: str) -> None:

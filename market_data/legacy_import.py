@@ -33,6 +33,8 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from configs.loader import load_universe
+from configs.markets import load_market
 from models.book import Fill, Portfolio
 from models.errors import LegacyImportError, missing
 from models.ledger import record_completed_day
@@ -42,7 +44,10 @@ from models.tables import ModelDay, ModelDayStatus, PriceBar, Run, RunStatus, ut
 POSITION_FILE = Path("position") / "position.jsonl"
 SIDES = {"buy": "buy", "sell": "sell", "buy_crypto": "buy", "sell_crypto": "sell"}
 COIN_QUOTES = ("-USDT", "-USD")  # the original trades `BTC-USDT`; the store keeps coins as `BTC`
-CN_BENCHMARK, CRYPTO_BENCHMARK, US_BENCHMARK = "000016.SH", "CD5", "QQQ"
+# The original's three markets, measured against their universes' benchmarks.
+CN_BENCHMARK, CRYPTO_BENCHMARK, US_BENCHMARK = (
+    load_universe(load_market(name).universe).benchmark for name in ("sse50", "crypto", "nasdaq100")
+)
 CURRENCIES = {CN_BENCHMARK: "CNY", CRYPTO_BENCHMARK: "USDT", US_BENCHMARK: "USD"}
 MAX_GAP = timedelta(days=14)  # how far before its first session a registration point may go
 

@@ -14,12 +14,15 @@ from datetime import date, datetime
 import numpy as np
 from sqlmodel import Session
 
+from configs.loader import default_benchmark
 from market_data.calendar import trading_days
 from models.prices import DAILY, Bar, insert_bars
 
 SOURCE = "synthetic"
 # Stream tags keep the market, stock and benchmark random streams apart for one seed.
 _MARKET_STREAM, _STOCK_STREAM, _BENCHMARK_STREAM = 0, 1, 2
+# It stands in for the default market (XNYS, daily), so it is measured against its benchmark.
+BENCHMARK = default_benchmark()
 _MARKET_DRIFT, _MARKET_VOL = 0.0004, 0.011
 _MIN_PRICE = 0.01
 
@@ -114,7 +117,7 @@ def synthesize(
     start: date,
     end: date,
     seed: int,
-    benchmark: str | None = "QQQ",
+    benchmark: str | None = BENCHMARK,
 ) -> list[Bar]:
     """Daily bars for `symbols` (and `benchmark`) on every XNYS session from `start` to `end`.
 
@@ -143,7 +146,7 @@ def synthesize_into(
     start: date,
     end: date,
     seed: int,
-    benchmark: str | None = "QQQ",
+    benchmark: str | None = BENCHMARK,
 ) -> int:
     """Insert the synthetic bars the store lacks; return how many. The caller commits."""
     return insert_bars(session, synthesize(symbols, start, end, seed, benchmark))

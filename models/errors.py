@@ -37,10 +37,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import ValidationError
+
 
 def missing(path: Path) -> str:
     """A path that was not found, and for a relative one the folder it was looked for in."""
     return str(path) if path.is_absolute() else f"{path} (looked for in {Path.cwd()})"
+
+
+def one_line(error: ValidationError, prefix: str = "", whole: str = "") -> str:
+    """Pydantic's errors in one line: `<prefix><dotted location>: <message>`, joined by
+    semicolons; `whole` stands for the location of an error about the value as a whole."""
+    return "; ".join(
+        f"{prefix}{'.'.join(map(str, item['loc'])) or whole}: {item['msg']}"
+        for item in error.errors()
+    )
 
 
 class AITraderError(Exception):

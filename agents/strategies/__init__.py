@@ -42,6 +42,7 @@ from agents.strategies.chat_model import (
     StrategyParams,
 )
 from agents.strategies.observations import Book, DayView, OrderResult, tool_json
+from models.errors import one_line
 
 __all__ = [
     "FINISH_SIGNAL",
@@ -98,9 +99,6 @@ def build_strategy(
     try:
         validated = params_model.model_validate(params or {})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = one_line(exc, whole="params")
         raise ValueError(f"invalid params for strategy {name!r}: {problems}") from None
     return STRATEGIES[name](model_name=model_name, params=validated, trial=trial)

@@ -13,6 +13,7 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import BaseModel, ConfigDict, Field
 
+from agents.prompt import FINISH_SIGNAL
 from agents.strategies.observations import (
     BUY,
     GET_PORTFOLIO,
@@ -24,8 +25,6 @@ from agents.strategies.observations import (
     todays_messages,
 )
 from models.errors import ObservationError
-
-FINISH_SIGNAL = "<FINISH_SIGNAL>"
 
 # A model-day needs four calls; a conversation longer than this is not one the strategy led.
 MAX_STEPS = 8

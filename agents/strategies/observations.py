@@ -11,7 +11,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from agents.transcript import plain_text
-from models.book import TradingRules, as_quantity
+from models.book import Quantity, TradingRules, as_quantity
 from models.errors import ObservationError
 
 GET_PORTFOLIO = "get_portfolio"
@@ -22,8 +22,6 @@ SELL = "sell"
 
 # A tool call the model made today, and the tool's answer to it (None while it has none).
 Exchange = tuple[dict[str, Any], ToolMessage | None]
-# Shares (int) on stock markets, coin amounts (float) on fractional ones.
-Quantity = int | float
 
 
 @dataclass
