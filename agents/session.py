@@ -1,5 +1,7 @@
 """One model-day end to end: claim the day, start from the last completed book, converse, persist.
 
+An hourly day whose close is still ahead (a live run) trades the sessions that have begun and
+stays `partial`; the next run resumes it after them, from the book they left.
 Everything the session did is persisted. Its trades and end-of-day book are written in one
 transaction when the day completes; a day that fails leaves no trades behind, keeps its messages,
 tool calls and LLM calls for diagnosis, and the next day starts from the last completed book.
@@ -27,9 +29,10 @@ from agents.types import Conversation, ModelDayRequest, ModelDayResult
 from configs.loader import ModelConfig
 from configs.markets import Market
 from market_data.calendar import calendar
+from models import clock
 from models.book import Portfolio
-from models.claims import HolderCheck, claim_when_free, keep_claim, mark_skipped
-from models.ledger import starting_book
+from models.claims import HolderCheck, claim_when_free, hand_back_partial, keep_claim, mark_skipped
+from models.ledger import day_in_progress, sessions_traded, starting_book
 from models.prices import PriceBook
 from models.tables import ModelDayStatus
 
@@ -59,6 +62,10 @@ async def run_model_day(
             mark_skipped(session, model_day, "budget", "run budget spent before this day")
             return model_day_result(model_day)
         book = starting_book(session, request.portfolio, request.day, request.initial_cash)
+        traded = sessions_traded(day_in_progress(session, request.portfolio, request.day))
+        todo = sessions_to_trade(request, prices, traded)
+        if not todo:  # a day in progress, and no session has begun since the last run
+            return model_day_result(hand_back_partial(session, model_day))
         replay_book = (
             ReplayBook.load(session, request.recorded_model) if request.mode == "replay" else None
         )
@@ -67,11 +74,14 @@ async def run_model_day(
     heartbeat = asyncio.create_task(keep_claim(engine, request.claim, model_day.id))
     try:
         context, conversation = await _trade_sessions(
-            request, prices, book, news, is_session_day, budget, replay_book, chat_model
+            request, prices, book, todo, news, is_session_day, budget, replay_book, chat_model
         )
     finally:
         heartbeat.cancel()
-    result = persist_conversation(engine, request, model_day.id, context, prices, conversation)
+    day_over = is_day_over(request.market, request.day, traded + [f"{at:%H:%M}" for at in todo])
+    result = persist_conversation(
+        engine, request, model_day.id, context, prices, conversation, day_over
+    )
     result.transient = is_transient(conversation.error)
     return result
 
@@ -80,20 +90,21 @@ async def _trade_sessions(
     request: ModelDayRequest,
     prices: PriceBook,
     book: Portfolio,
+    sessions: list[datetime],
     news: NewsArchive | None,
     is_session_day: Callable[[date], bool],
     budget: RunBudget | None,
     replay_book: ReplayBook | None,
     chat_model: BaseChatModel | None,
 ) -> tuple[SessionContext, Conversation]:
-    """The day's sessions in order (one, or one per hourly bar), the book carried from each to
-    the next; the day stops at the first session that fails. Returns the last session's context
-    (its trading holds the whole day's fills) and the day's conversation."""
+    """`sessions` in order (the day, or hourly bars), the book carried from each to the next;
+    the day stops at the first session that fails. Returns the last session's context (its
+    trading holds the fills of them all) and their conversation."""
     market = request.market
     day_conversation: Conversation | None = None
     context: SessionContext | None = None
     live_model = _live_model(request, chat_model)
-    for at in session_times(market, prices, request.day, request.universe):
+    for at in sessions:
         context = SessionContext.create(
             run_id=request.run_id,
             model=request.model.name,
@@ -136,6 +147,24 @@ def keeps_requests(model: ModelConfig) -> bool:
     """Whether the model's LLM calls keep their whole requests: an LLM's do; a built-in
     strategy's are its transcript, replayable from the strategy (agents/recording.py)."""
     return model.kind != "strategy"
+
+
+def sessions_to_trade(
+    request: ModelDayRequest, prices: PriceBook, traded: list[str]
+) -> list[datetime]:
+    """The sessions of the request's day not yet traded (`traded`: labels of a day in progress)."""
+    times = session_times(request.market, prices, request.day, request.universe)
+    return [at for at in times if f"{at:%H:%M}" not in traded]
+
+
+def is_day_over(market: Market, day: date, traded: list[str]) -> bool:
+    """Whether a day is over once `traded` (session labels) are: its close has passed, or the
+    market has no later session that day. Only an hourly day can be traded in parts."""
+    close = calendar(market.calendar).session_close(day)
+    if not market.hourly or clock.now() >= close:
+        return True
+    ahead = [at for at in market.session_times(day) if market.fill_time(at) < close]
+    return all(f"{at:%H:%M}" in traded for at in ahead)
 
 
 def session_times(

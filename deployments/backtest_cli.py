@@ -32,7 +32,12 @@ from models.errors import BacktestError
 from models.results import run_scope
 from models.tables import ModelDay, ModelDayStatus, Run
 
-FINISHED = [ModelDayStatus.COMPLETED, ModelDayStatus.FAILED, ModelDayStatus.SKIPPED]
+FINISHED = [
+    ModelDayStatus.COMPLETED,
+    ModelDayStatus.FAILED,
+    ModelDayStatus.SKIPPED,
+    ModelDayStatus.PARTIAL,
+]
 
 
 class OneLinePerDay(logging.Filter):

@@ -70,18 +70,19 @@ class Counts(BaseModel):
     already_done: int = 0  # completed earlier (a cached task, or found completed in the store)
     failed: int = 0
     skipped: int = 0  # not run: the budget was spent, or its model had failed
+    partial: int = 0  # an hourly day in progress: the sessions begun so far traded
 
     def __add__(self, other: "Counts") -> "Counts":
         return Counts(**{k: getattr(self, k) + getattr(other, k) for k in Counts.model_fields})
 
     @property
     def total(self) -> int:
-        return self.simulated + self.already_done + self.failed + self.skipped
+        return self.simulated + self.already_done + self.failed + self.skipped + self.partial
 
     def describe(self) -> str:
-        """`58 simulated, 2 already done` (`, 1 failed, 3 skipped` when there are any)."""
+        """`58 simulated, 2 already done` (`, 1 failed, 3 skipped, 2 partial` when any)."""
         text = f"{self.simulated} simulated, {self.already_done} already done"
-        for name in ("failed", "skipped"):
+        for name in ("failed", "skipped", "partial"):
             if getattr(self, name):
                 text += f", {getattr(self, name)} {name}"
         return text
@@ -104,6 +105,7 @@ class DayOutcome(BaseModel):
             already_done=sum(r.already_done for r in self.results),
             failed=len(self.failed),
             skipped=statuses.count("skipped") + len(self.sat_out),
+            partial=statuses.count("partial"),
         )
 
 

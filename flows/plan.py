@@ -17,7 +17,6 @@ from agents.prompt import SYSTEM_PROMPT
 from configs.loader import AppConfig, ModelConfig, Universe
 from configs.markets import DEFAULT_MARKET
 from market_data.calendar import calendar
-from models import clock
 from models.errors import ConfigError, PlanError
 from models.prices import bar_days, last_bar_days
 from models.tables import ModelDay, ModelDayStatus, RunCreate
@@ -246,10 +245,10 @@ WHOLE_DAY_LOOKBACK = 5
 
 
 def _whole_days(session: Session, config: AppConfig, days: list[date]) -> tuple[list[date], str]:
-    """`days` up to the last on which the whole universe is priced (and, in an hourly market,
-    every session has ended), and what the rest waits for. Books chain, so a refreshed catch-up
-    stops before the first day a recently priced symbol lacks, and the next run, once the
-    refresh brings it, goes on from there."""
+    """`days` up to the last on which the whole universe is priced, and what the rest waits for
+    (an hourly day in progress counts: its sessions begun so far are traded). Books chain, so a
+    refreshed catch-up stops before the first day a recently priced symbol lacks, and the next
+    run, once the refresh brings it, goes on from there."""
     definition, market = config.market.definition, config.market.store_market
     symbols = config.resolve_universe().symbols
     last_bars = last_bar_days(session, definition.interval, market, symbols)
@@ -262,9 +261,4 @@ def _whole_days(session: Session, config: AppConfig, days: list[date]) -> tuple[
         days = [day for day in days if day <= through]
         names = ", ".join(sorted(stale)[:10]) + (" …" if len(stale) > 10 else "")
         waiting.append(f"days after {through} wait for prices of {len(stale)} symbol(s): {names}")
-    if definition.hourly:  # a day's hourly sessions are simulated together, once all ended
-        closed = calendar(definition.calendar).last_closed_trading_day(clock.now())
-        if days and days[-1] > closed:
-            waiting.append(f"{days[-1]}'s hourly sessions wait for its close")
-            days = [day for day in days if day <= closed]
     return days, "; ".join(waiting)

@@ -28,7 +28,12 @@ from models.tables import ModelDay, ModelDayStatus, utcnow
 CLAIM_POLL_S = 0.25  # how often a day held by another simulator is looked at again
 CLAIM_ATTEMPTS = 3  # a concurrent insert of the same day is re-read, then claimed or refused
 # A day in one of these states belongs to nobody and may be claimed outright.
-CLAIMABLE_STATUSES = (ModelDayStatus.PENDING, ModelDayStatus.FAILED, ModelDayStatus.SKIPPED)
+CLAIMABLE_STATUSES = (
+    ModelDayStatus.PENDING,
+    ModelDayStatus.FAILED,
+    ModelDayStatus.SKIPPED,
+    ModelDayStatus.PARTIAL,
+)
 
 
 # Asked about a holder that still renews its claim: has it stopped anyway (a crashed flow run)?
@@ -214,6 +219,15 @@ def mark_skipped(session: Session, model_day: ModelDay, reason: str, message: st
     model_day.error = message
     model_day.lease_until = None
     model_day.finished_at = utcnow()
+    session.add(model_day)
+    session.commit()
+    return model_day
+
+
+def hand_back_partial(session: Session, model_day: ModelDay) -> ModelDay:
+    """Release a claimed day in progress that had no new session to trade; commits."""
+    model_day.status = ModelDayStatus.PARTIAL
+    model_day.lease_until = None
     session.add(model_day)
     session.commit()
     return model_day

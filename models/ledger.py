@@ -6,12 +6,21 @@ from collections.abc import Sequence
 from datetime import date, datetime, time
 
 from pydantic import BaseModel
+from sqlalchemy import exists, func
 from sqlmodel import Session, select
 
 from models.book import Fill, Portfolio, Quantity
 from models.prices import PriceBook
-from models.seals import seal_day
-from models.tables import Holding, ModelDay, ModelDayStatus, Track, Trade, utcnow
+from models.seals import seal_day, seal_sessions
+from models.tables import (
+    Holding,
+    ModelDay,
+    ModelDayStatus,
+    SessionSeal,
+    Track,
+    Trade,
+    utcnow,
+)
 
 
 class HoldingValue(BaseModel):
@@ -60,9 +69,29 @@ def latest_completed_day(session: Session, portfolio: str, before: date) -> Mode
     return session.exec(query).first()
 
 
+def day_in_progress(session: Session, portfolio: str, day: date) -> ModelDay | None:
+    """The portfolio's `day` when some of its sessions are traded and sealed but not all (an
+    hourly day traded live): the next run resumes it after them."""
+    query = select(ModelDay).where(
+        ModelDay.portfolio == portfolio,
+        ModelDay.day == day,
+        ModelDay.status != ModelDayStatus.COMPLETED,
+        exists().where(SessionSeal.model_day_id == ModelDay.id),
+    )
+    return session.exec(query).first()
+
+
+def sessions_traded(model_day: ModelDay | None) -> list[str]:
+    """The session labels (`HH:MM`) a day in progress has traded so far."""
+    return model_day.session.split(", ") if model_day and model_day.session else []
+
+
 def starting_book(session: Session, portfolio: str, day: date, initial_cash: float) -> Portfolio:
-    """The book a portfolio starts `day` with: its last completed day's close, or initial cash."""
-    previous = latest_completed_day(session, portfolio, day)
+    """The book a portfolio starts `day` with: its last completed day's close, or initial cash;
+    a day in progress resumes from its book after the sessions traded so far."""
+    previous = day_in_progress(session, portfolio, day) or latest_completed_day(
+        session, portfolio, day
+    )
     if previous is None:
         return Portfolio(cash=initial_cash)
     holdings = session.exec(select(Holding).where(Holding.model_day_id == previous.id)).all()
@@ -86,25 +115,70 @@ def record_completed_day(
 
     The caller commits once, so the trades, the snapshot and the seal land together or not at all.
     """
-    valuation = value_portfolio(book, prices, model_day.day)
     try:
-        for fill in fills:
-            session.add(Trade(model_day_id=model_day.id, **fill.model_dump()))
-        for line in valuation.holdings:
-            session.add(Holding(model_day_id=model_day.id, **line.model_dump()))
+        valuation = _record_book(session, model_day, fills, book, prices)
         model_day.status = ModelDayStatus.COMPLETED
-        model_day.cash_end = book.cash
-        model_day.value_end = valuation.total
         model_day.finished_at = utcnow()
         if model_day.started_at is not None:
             model_day.duration_s = (model_day.finished_at - model_day.started_at).total_seconds()
         model_day.decided_at = decided_at
-        model_day.track = track
+        # A day traded session group by session group is live only if every group was.
+        earlier = session.exec(
+            select(SessionSeal.entry).where(SessionSeal.model_day_id == model_day.id)
+        ).all()
+        live = all(entry["track"] == Track.LIVE for entry in earlier)
+        model_day.track = track if live else Track.BACKTEST
         session.add(model_day)
         seal_day(session, model_day)
     except BaseException:
         session.rollback()
         raise
+    return valuation
+
+
+def record_sessions(
+    session: Session,
+    model_day: ModelDay,
+    fills: Sequence[Fill],
+    book: Portfolio,
+    prices: PriceBook,
+    decided_at: datetime,
+    track: Track,
+) -> Valuation:
+    """Add the trades of some of a day's sessions and the book after them, leave the day
+    `partial` and seal these sessions into the portfolio's chain; nothing is committed."""
+    try:
+        valuation = _record_book(session, model_day, fills, book, prices)
+        model_day.status = ModelDayStatus.PARTIAL
+        model_day.decided_at = decided_at
+        model_day.track = track
+        session.add(model_day)
+        seal_sessions(session, model_day)
+    except BaseException:
+        session.rollback()
+        raise
+    return valuation
+
+
+def _record_book(
+    session: Session, model_day: ModelDay, fills: Sequence[Fill], book: Portfolio, prices: PriceBook
+) -> Valuation:
+    """Append `fills` after the day's earlier trades and put `book` in place of its book."""
+    valuation = value_portfolio(book, prices, model_day.day)
+    earlier = session.exec(
+        select(func.count()).select_from(Trade).where(Trade.model_day_id == model_day.id)
+    ).one()
+    for fill in fills:
+        session.add(
+            Trade(model_day_id=model_day.id, **fill.model_dump() | {"seq": fill.seq + earlier})
+        )
+    for line in session.exec(select(Holding).where(Holding.model_day_id == model_day.id)):
+        session.delete(line)  # the book after the sessions traded before: replaced
+    session.flush()
+    for line in valuation.holdings:
+        session.add(Holding(model_day_id=model_day.id, **line.model_dump()))
+    model_day.cash_end = book.cash
+    model_day.value_end = valuation.total
     return valuation
 
 

@@ -13,6 +13,10 @@ Editing any stored trade, holding, message or tool call of a day changes its ent
 longer matches; deleting a day breaks the next entry's `prev`; moving a day breaks both. A chain's
 head, once published, pins everything before it: `export_chain` writes the entries as JSON lines
 that a short script checks with nothing of ours (docs/sealed-decisions.md).
+
+An hourly day traded live is sealed before it is over: each group of sessions traded by one run
+is an entry of its own (`SessionSeal`, with `through`: how many of the day's fills, messages and
+tool calls it covers), and the day's entry, once its last session is traded, follows them.
 """
 
 from __future__ import annotations
@@ -27,7 +31,15 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from models.tables import Holding, Message, ModelDay, ModelDayStatus, ToolCall, Trade
+from models.tables import (
+    Holding,
+    Message,
+    ModelDay,
+    ModelDayStatus,
+    SessionSeal,
+    ToolCall,
+    Trade,
+)
 
 GENESIS = "0" * 64  # the `prev` of a chain's first entry
 ORDER_TOOLS = ("buy", "sell")
@@ -59,9 +71,12 @@ def _columns(session: Session, model_day_id: int, *columns: Any) -> list[tuple]:
     return list(session.exec(query.order_by(table.seq if table is not Holding else table.symbol)))
 
 
-def entry_of(session: Session, model_day: ModelDay) -> dict[str, Any]:
+def entry_of(
+    session: Session, model_day: ModelDay, through: dict[str, int] | None = None
+) -> dict[str, Any]:
     """A model-day's chain entry, from what the store holds (numbers as floats, so a value
-    written as 1 and read back as 1.0 hashes the same)."""
+    written as 1 and read back as 1.0 hashes the same); with `through`, of its first fills,
+    messages and tool calls only (a session group's entry)."""
     assert model_day.id is not None
     day_id = model_day.id
     trades = _columns(
@@ -80,6 +95,10 @@ def entry_of(session: Session, model_day: ModelDay) -> dict[str, Any]:
         ToolCall.result,
         ToolCall.is_error,
     )
+    if through is not None:
+        trades = trades[: through["fills"]]
+        messages = messages[: through["messages"]]
+        calls = calls[: through["tool_calls"]]
     conversation = {
         "messages": [list(m) for m in messages],
         "tool_calls": [list(c) for c in calls],
@@ -116,21 +135,58 @@ def _number(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
+def _chain_end(session: Session, portfolio: str) -> tuple[int, str]:
+    """The next entry's place in a portfolio's chain and its `prev`: after the last sealed day
+    or session group, whichever came last."""
+    ends = [
+        session.exec(
+            select(seq, seal).where(owner == portfolio, seal.is_not(None)).order_by(seq.desc())
+        ).first()
+        for seq, seal, owner in (
+            (ModelDay.seal_seq, ModelDay.seal, ModelDay.portfolio),
+            (SessionSeal.seq, SessionSeal.seal, SessionSeal.portfolio),
+        )
+    ]
+    last = max((end for end in ends if end is not None), default=None)
+    return (last[0] + 1, last[1]) if last else (1, GENESIS)
+
+
 def seal_day(session: Session, model_day: ModelDay) -> str:
     """Append a completed model-day to its portfolio's chain; the caller commits. Its seal."""
-    last = session.exec(
-        select(ModelDay.seal_seq, ModelDay.seal)
-        .where(ModelDay.portfolio == model_day.portfolio, ModelDay.seal.is_not(None))
-        .order_by(ModelDay.seal_seq.desc())
-        .limit(1)
-    ).first()
-    model_day.seal_seq = (last[0] + 1) if last else 1
-    model_day.seal_prev = last[1] if last else GENESIS
+    model_day.seal_seq, model_day.seal_prev = _chain_end(session, model_day.portfolio)
     session.flush()  # the day's trades, holdings and messages, so the entry reads them
     model_day.seal = digest(entry_of(session, model_day))
     session.add(model_day)
     session.flush()
     return model_day.seal
+
+
+def seal_sessions(session: Session, model_day: ModelDay) -> str:
+    """Append the sessions of a day in progress traded so far (the day's rows as they stand,
+    its book after them) to its portfolio's chain; the caller commits. Its seal."""
+    seq, prev = _chain_end(session, model_day.portfolio)
+    session.flush()
+    through = {
+        "fills": _count(session, Trade, model_day.id),
+        "messages": _count(session, Message, model_day.id),
+        "tool_calls": _count(session, ToolCall, model_day.id),
+    }
+    entry = entry_of(session, model_day) | {"seq": seq, "prev": prev, "through": through}
+    row = SessionSeal(
+        model_day_id=model_day.id,
+        portfolio=model_day.portfolio,
+        seq=seq,
+        entry=entry,
+        seal=digest(entry),
+    )
+    session.add(row)
+    session.flush()
+    return row.seal
+
+
+def _count(session: Session, table: Any, model_day_id: int | None) -> int:
+    query = select(func.count()).select_from(table).where(table.model_day_id == model_day_id)
+    return session.exec(query).one()
 
 
 @dataclass(frozen=True)
@@ -153,15 +209,57 @@ def sealed_days(session: Session, portfolio: str | None = None) -> list[ModelDay
     return list(session.exec(query.order_by(ModelDay.portfolio, ModelDay.seal_seq)).all())
 
 
-def verify_chains(session: Session, portfolio: str | None = None) -> list[ChainProblem]:
-    """Recompute every chain from the stored rows: each edited, missing or reordered day, and
-    each completed day left unsealed (empty when every chain holds)."""
-    problems: list[ChainProblem] = []
-    chains: dict[str, list[ModelDay]] = {}
+def session_seals(session: Session, portfolio: str | None = None) -> list[SessionSeal]:
+    """Every session group's entry (of one portfolio), by portfolio and place in its chain."""
+    query = select(SessionSeal)
+    if portfolio is not None:
+        query = query.where(SessionSeal.portfolio == portfolio)
+    return list(session.exec(query.order_by(SessionSeal.portfolio, SessionSeal.seq)).all())
+
+
+@dataclass(frozen=True)
+class _Link:
+    """One entry of a chain as the links between entries see it: a day's or a session group's."""
+
+    seq: int
+    prev: str
+    seal: str
+    day: date
+    label: str  # how a problem names it: the day, or the day and the sessions it seals
+    whole_day: bool
+
+
+def _links(session: Session, portfolio: str | None) -> dict[str, list[tuple[_Link, Any]]]:
+    """Each portfolio's entries in chain order, with the row each comes from."""
+    chains: dict[str, list[tuple[_Link, Any]]] = {}
     for model_day in sealed_days(session, portfolio):
-        chains.setdefault(model_day.portfolio, []).append(model_day)
-    for name, days in chains.items():
-        problems += _chain_problems(session, name, days)
+        link = _Link(
+            model_day.seal_seq or 0,
+            model_day.seal_prev or "",
+            model_day.seal or "",
+            model_day.day,
+            str(model_day.day),
+            whole_day=True,
+        )
+        chains.setdefault(model_day.portfolio, []).append((link, model_day))
+    for row in session_seals(session, portfolio):
+        day = date.fromisoformat(row.entry["day"])
+        label = f"{day} sessions {row.entry['session']}"
+        link = _Link(row.seq, row.entry["prev"], row.seal, day, label, whole_day=False)
+        chains.setdefault(row.portfolio, []).append((link, row))
+    return {name: sorted(links, key=lambda pair: pair[0].seq) for name, links in chains.items()}
+
+
+def verify_chains(session: Session, portfolio: str | None = None) -> list[ChainProblem]:
+    """Recompute every chain from the stored rows: each edited, missing or reordered day (or
+    session group), and each completed day left unsealed (empty when every chain holds)."""
+    problems: list[ChainProblem] = []
+    for name, links in _links(session, portfolio).items():
+        previous: _Link | None = None
+        for link, row in links:
+            found = [*_link_problems(link, previous), *_entry_problems(session, row)]
+            problems += [ChainProblem(name, link.label, text) for text in found]
+            previous = link
     unsealed = select(ModelDay).where(
         ModelDay.status == ModelDayStatus.COMPLETED, ModelDay.seal.is_(None)
     )
@@ -172,58 +270,72 @@ def verify_chains(session: Session, portfolio: str | None = None) -> list[ChainP
     return problems
 
 
-def _chain_problems(session: Session, portfolio: str, days: list[ModelDay]) -> list[ChainProblem]:
-    """What is wrong along one portfolio's chain, day by day."""
-    problems = []
-    previous: ModelDay | None = None
-    for model_day in days:
-        found = [
-            *_link_problems(model_day, previous),
-            *(
-                []
-                if model_day.status == ModelDayStatus.COMPLETED
-                else [f"sealed as completed, now {model_day.status}"]
-            ),
-        ]
-        if digest(entry_of(session, model_day)) != model_day.seal:
-            found.append("edited: its trades, book, conversation or dates differ from the seal")
-        problems += [ChainProblem(portfolio, str(model_day.day), text) for text in found]
-        previous = model_day
-    return problems
+# What a session group's entry shares with the day as the store holds it later: the book and
+# the day's sessions move on as the day goes on, these never do.
+PREFIX_FIELDS = ("portfolio", "day", "orders", "fills", "conversation")
 
 
-def _link_problems(model_day: ModelDay, previous: ModelDay | None) -> list[str]:
-    """How a day fails to follow the entry before it: a gap, a broken link, a day out of order."""
-    expected = previous.seal_seq + 1 if previous and previous.seal_seq else 1
-    if model_day.seal_seq != expected:
-        last = (model_day.seal_seq or expected) - 1
+def _entry_problems(session: Session, row: ModelDay | SessionSeal) -> list[str]:
+    """How an entry's row differs from its seal."""
+    edited = "edited: its trades, book, conversation or dates differ from the seal"
+    if isinstance(row, ModelDay):
+        found = []
+        if row.status != ModelDayStatus.COMPLETED:
+            found.append(f"sealed as completed, now {row.status}")
+        if digest(entry_of(session, row)) != row.seal:
+            found.append(edited)
+        return found
+    if digest(row.entry) != row.seal:
+        return ["edited: its sealed entry was changed"]
+    model_day = session.get(ModelDay, row.model_day_id)
+    if model_day is None:
+        return ["missing: its day was deleted"]
+    now = entry_of(session, model_day, row.entry["through"])
+    changed = [field for field in PREFIX_FIELDS if now[field] != row.entry[field]]
+    return [f"edited: its {' and '.join(changed)} differ from the seal"] if changed else []
+
+
+def _link_problems(link: _Link, previous: _Link | None) -> list[str]:
+    """How an entry fails to follow the one before it: a gap, a broken link, out of order."""
+    expected = previous.seq + 1 if previous else 1
+    if link.seq != expected:
+        last = (link.seq or expected) - 1
         missing = f"entry {expected}" if last == expected else f"entries {expected}-{last}"
         after = f" after {previous.day}" if previous else ""
         return [f"missing: {missing} of the chain (sealed{after}, before this day)"]
     problems = []
-    if model_day.seal_prev != (previous.seal if previous else GENESIS):
+    if link.prev != (previous.seal if previous else GENESIS):
         problems.append("does not follow the entry before it: a day was replaced")
-    if previous is not None and model_day.day <= previous.day:
+    # A day's session groups come before its own entry; nothing else shares a day.
+    if previous is not None and (
+        link.day < previous.day or (link.day == previous.day and previous.whole_day)
+    ):
         problems.append(f"out of order: sealed after {previous.day}")
     return problems
 
 
 def export_chain(session: Session, portfolio: str | None = None) -> Iterator[dict[str, Any]]:
-    """Each sealed day's entry with its seal (`hash`), chain by chain, in order."""
-    for model_day in sealed_days(session, portfolio):
-        yield {**entry_of(session, model_day), "hash": model_day.seal}
+    """Each entry with its seal (`hash`), chain by chain, in order."""
+    for _, links in sorted(_links(session, portfolio).items()):
+        for link, row in links:
+            entry = entry_of(session, row) if isinstance(row, ModelDay) else row.entry
+            yield {**entry, "hash": link.seal}
 
 
 def compare_with_export(session: Session, entries: list[dict[str, Any]]) -> list[ChainProblem]:
     """Every entry of an earlier export (`export_chain`) that the store no longer holds as it
     was: a day removed from a chain's end, or any day changed since it was published."""
-    stored = {(d.portfolio, d.seal_seq): d for d in sealed_days(session)}
+    stored = {
+        (name, link.seq): link.seal
+        for name, links in _links(session, None).items()
+        for link, _ in links
+    }
     problems = []
     for entry in entries:
-        model_day = stored.get((entry["portfolio"], entry["seq"]))
-        if model_day is None:
+        seal = stored.get((entry["portfolio"], entry["seq"]))
+        if seal is None:
             problem = f"missing: entry {entry['seq']} of the published chain"
-        elif model_day.seal != entry["hash"]:
+        elif seal != entry["hash"]:
             problem = f"changed since it was published (entry {entry['seq']})"
         else:
             continue
@@ -236,16 +348,25 @@ def chain_heads(
 ) -> dict[str, tuple[int, str]]:
     """Each portfolio's chain length and latest seal (of `portfolios`, or every one; as of the
     entry of day `through`, so a run's heads read the same after later runs extend them)."""
-    latest = select(ModelDay.portfolio, func.max(ModelDay.seal_seq).label("seq")).where(
-        ModelDay.seal.is_not(None)
-    )
-    if through is not None:
-        latest = latest.where(ModelDay.day <= through)
-    latest = latest.group_by(ModelDay.portfolio).subquery()
-    query = select(ModelDay.portfolio, ModelDay.seal_seq, ModelDay.seal).join(
-        latest,
-        (latest.c.portfolio == ModelDay.portfolio) & (latest.c.seq == ModelDay.seal_seq),
-    )
-    if portfolios is not None:
-        query = query.where(ModelDay.portfolio.in_(portfolios))
-    return {portfolio: (seq, seal) for portfolio, seq, seal in session.exec(query).all()}
+    heads: dict[str, tuple[int, str]] = {}
+    for seq, seal, owner, day in (
+        (ModelDay.seal_seq, ModelDay.seal, ModelDay.portfolio, ModelDay.day),
+        (SessionSeal.seq, SessionSeal.seal, SessionSeal.portfolio, ModelDay.day),
+    ):
+        latest = select(owner.label("portfolio"), func.max(seq).label("seq")).where(
+            seal.is_not(None)
+        )
+        if owner is SessionSeal.portfolio:
+            latest = latest.join(ModelDay, ModelDay.id == SessionSeal.model_day_id)
+        if through is not None:
+            latest = latest.where(day <= through)
+        latest = latest.group_by(owner).subquery()
+        query = select(owner, seq, seal).join(
+            latest, (latest.c.portfolio == owner) & (latest.c.seq == seq)
+        )
+        if portfolios is not None:
+            query = query.where(owner.in_(portfolios))
+        for portfolio, number, hashed in session.exec(query).all():
+            if number > heads.get(portfolio, (0, ""))[0]:
+                heads[portfolio] = (number, hashed)
+    return heads

@@ -46,6 +46,9 @@ class ModelDayStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     SKIPPED = "skipped"
+    # An hourly day traded live, session by session: the sessions begun so far are traded and
+    # sealed (`SessionSeal`), the rest wait for their bars.
+    PARTIAL = "partial"
 
 
 class RunBase(SQLModel):
@@ -141,6 +144,22 @@ class ModelDay(SQLModel, table=True):
     seal_seq: int | None = Field(default=None, description="its place in the portfolio's chain")
     seal_prev: str | None = Field(default=None, description="the chain's previous entry's hash")
     seal: str | None = Field(default=None, description="this entry's hash (models/seals.py)")
+
+
+class SessionSeal(SQLModel, table=True):
+    """A chain entry sealing some of a day's sessions, written before the day is over: an hourly
+    day traded live is sealed group by group, then whole when its last session is traded."""
+
+    __table_args__ = (UniqueConstraint("portfolio", "seq", name="uq_session_seal_portfolio_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_day_id: int = Field(foreign_key="modelday.id", index=True, ondelete="CASCADE")
+    portfolio: str = Field(index=True)
+    seq: int = Field(description="its place in the portfolio's chain")
+    entry: dict[str, Any] = Field(
+        sa_column=Column(JSON, nullable=False), description="the entry as it was hashed"
+    )
+    seal: str = Field(description="the entry's hash (models/seals.py)")
 
 
 class Trade(SQLModel, table=True):

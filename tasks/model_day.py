@@ -11,9 +11,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from agents.types import ModelDayResult
+from models import clock
 from models.engine import store_identity
 from models.errors import TransientModelDayError
-from models.ledger import starting_book
+from models.ledger import day_in_progress, sessions_traded, starting_book
 from tasks.runtime import RunResources
 
 
@@ -55,11 +56,15 @@ def model_day_key(engine: Engine, portfolio: str, day: date, initial_cash: float
     """The cache inputs of a portfolio's day, from the book it would start from."""
     with Session(engine) as session:
         book = starting_book(session, portfolio, day, initial_cash)
+        traded = sessions_traded(day_in_progress(session, portfolio, day))
         store = store_identity(session)
+    # A day in progress trades more as its day goes on: it is never answered from the cache.
+    resumed = f"|{', '.join(traded)}|{clock.now().isoformat()}" if traded else ""
+    state = book.model_dump_json() + resumed
     return ModelDayKey(
         portfolio=portfolio,
         day=day,
-        start_state=hashlib.sha256(book.model_dump_json().encode()).hexdigest(),
+        start_state=hashlib.sha256(state.encode()).hexdigest(),
         store=store,
     )
 

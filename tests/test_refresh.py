@@ -23,7 +23,7 @@ from flows.backtest import backtest
 from market_data.refresh import as_of, session_in_progress
 from models.prices import Bar
 from models.seals import verify_chains
-from models.tables import ModelDay, PriceBar
+from models.tables import Message, ModelDay, PriceBar, SessionSeal, Trade
 from tests.alphavantage_stub import AlphaVantageStub, json_answer
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -84,6 +84,7 @@ class LiveAlphaVantage:
 
 
 EQUAL_WEIGHT = {"name": "equal-weight", "strategy": "equal-weight"}
+RANDOM = {"name": "random", "strategy": "random", "params": {"seed": 4}}
 
 
 def live_config(
@@ -118,9 +119,8 @@ def local_alphavantage(fake, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def live(shared_data: Path, flow_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     fake = LiveAlphaVantage(shared_data / "nasdaq100_daily", [*SYMBOLS, "QQQ"])
-    random = {"name": "random", "strategy": "random", "params": {"seed": 4}}
     config = live_config(
-        tmp_path / "live.yaml", "nasdaq100", SYMBOLS, "QQQ", D, [EQUAL_WEIGHT, random]
+        tmp_path / "live.yaml", "nasdaq100", SYMBOLS, "QQQ", D, [EQUAL_WEIGHT, RANDOM]
     )
     with local_alphavantage(fake, monkeypatch):
         yield fake, config, flow_store
@@ -304,7 +304,7 @@ class LiveIntraday:
         return json_answer({"Meta Data": meta, "Time Series (60min)": series})
 
 
-def test_an_hourly_market_stores_the_running_bar_open_only_and_trades_the_day_once_ended(
+def test_an_hourly_day_is_traded_hour_by_hour_each_group_sealed_as_it_goes(
     shared_data: Path, flow_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     day = date(2025, 10, 8)
@@ -315,28 +315,95 @@ def test_an_hourly_market_stores_the_running_bar_open_only_and_trades_the_day_on
         ["AAPL", "MSFT"],
         "QQQ",
         day,
-        [EQUAL_WEIGHT],
+        [RANDOM],
     )
+    (daily, _) = deployments(config)
+    assert daily.schedules[0].schedule.cron == "5 10-15 * * 1-5"  # just after each bar opens
     with local_alphavantage(fake, monkeypatch):
-        # 12:30 New York: the 10:00 and 11:00 bars have ended, the 12:00 bar is running.
+        # 12:30 New York: the 10:00 and 11:00 bars have ended, the 12:00 bar is running. The
+        # three sessions begun are traded (12:00 at its open); the day stays partial.
         state = daily_run(config, datetime(2025, 10, 8, 16, 30, tzinfo=UTC), monkeypatch)
-        assert state.name == "UpToDate", state.message
-        assert "2025-10-08's hourly sessions wait for its close" in state.message
+        assert state.name == "Completed" and "1 partial" in state.message, state.message
         with Session(flow_store) as session:
             stored = session.exec(select(PriceBar).where(PriceBar.symbol == "AAPL")).all()
         by_hour = {bar.ts.hour: bar for bar in stored if bar.day == day}
         assert sorted(by_hour) == [10, 11, 12]
         assert by_hour[11].close is not None and by_hour[12].close is None
         assert by_hour[12].open == float(fake.bars["AAPL"]["2025-10-08 12:00:00"]["1. buy price"])
-        assert days_of(flow_store) == {}
-        # After the close: the day's six bars are whole, and its sessions are traded together.
+        (first,) = days_of(flow_store).values()
+        assert first.status == "partial" and first.session == "10:00, 11:00, 12:00"
+        assert first.track == "backtest"  # 10:00 and 11:00 were decided after their bars ended
+
+        # 12:40: no bar has begun since; the day is handed back untouched.
+        state = daily_run(config, datetime(2025, 10, 8, 16, 40, tzinfo=UTC), monkeypatch)
+        assert "1 partial" in state.message, state.message
+        assert len(groups_of(flow_store)) == 1
+
+        # 13:05: the 13:00 bar has opened; it alone is traded, live, from the book left at 12:00.
+        fake.now = datetime(2025, 10, 8, 13, 5)
+        state = daily_run(config, datetime(2025, 10, 8, 17, 5, tzinfo=UTC), monkeypatch)
+        assert "1 partial" in state.message, state.message
+        groups = groups_of(flow_store)
+        assert [(g["session"], g["track"]) for g in groups] == [
+            ("10:00, 11:00, 12:00", "backtest"),
+            ("10:00, 11:00, 12:00, 13:00", "live"),
+        ]
+        assert groups[1]["prev"] == groups_of(flow_store, seal=True)[0]
+
+        # After the close: the last two sessions complete the day, sealed whole after its groups.
         fake.now = datetime(2025, 10, 8, 16, 15)
         state = daily_run(config, datetime(2025, 10, 8, 20, 15, tzinfo=UTC), monkeypatch)
         assert state.name == "Completed", state.message
-    with Session(flow_store) as session:
-        complete = session.exec(
-            select(PriceBar).where(PriceBar.day == day, PriceBar.close.is_not(None))
-        ).all()
-    assert len(complete) == 18  # six hours of AAPL, MSFT and the benchmark
     (only,) = days_of(flow_store).values()
-    assert only.session == "10:00, 11:00, 12:00, 13:00, 14:00, 15:00" and only.track == "backtest"
+    assert only.status == "completed" and only.track == "backtest"
+    assert only.session == "10:00, 11:00, 12:00, 13:00, 14:00, 15:00"
+    assert only.seal_seq == 3 and only.seal_prev == groups_of(flow_store, seal=True)[1]
+    with Session(flow_store) as session:
+        assert verify_chains(session) == []
+        seqs = session.exec(select(Message.seq).where(Message.model_day_id == only.id)).all()
+        assert len(seqs) == len(set(seqs))  # each run's messages after the last's
+
+    # Traded in three runs, the day's fills are those of one run over the whole day.
+    whole = live_config(
+        tmp_path / "whole-hourly.yaml",
+        "nasdaq100-hourly",
+        ["AAPL", "MSFT"],
+        "QQQ",
+        day,
+        [RANDOM],
+    )
+    monkeypatch.setenv("AITRADER_NOW", datetime(2025, 10, 9, 12, 0, tzinfo=UTC).isoformat())
+    state = asyncio.run(backtest(start=day, end=day, config=whole, return_state=True))
+    assert state.name == "Completed", state.message
+    with Session(flow_store) as session:
+        hours, one_go = session.exec(select(ModelDay).order_by(ModelDay.id)).all()
+    assert one_go.session == only.session and one_go.portfolio != only.portfolio
+    assert fills_of(flow_store, hours) == fills_of(flow_store, one_go)
+    assert len(fills_of(flow_store, hours)) > 2
+
+    # A trade edited after its group was sealed is named with the group's sessions.
+    with Session(flow_store) as session:
+        trade = session.exec(
+            select(Trade).where(Trade.model_day_id == only.id, Trade.seq == 1)
+        ).one()
+        trade.shares += 1
+        session.add(trade)
+        session.commit()
+        named = {(p.day, p.problem.split(":")[0]) for p in verify_chains(session)}
+    holding_it = {f"2025-10-08 sessions {g['session']}" for g in groups if g["through"]["fills"]}
+    assert holding_it and named == {("2025-10-08", "edited")} | {(g, "edited") for g in holding_it}
+
+
+def groups_of(store, seal: bool = False) -> list:
+    """The session groups' sealed entries in chain order (or their seals)."""
+    with Session(store) as session:
+        rows = session.exec(select(SessionSeal).order_by(SessionSeal.seq)).all()
+    return [row.seal if seal else row.entry for row in rows]
+
+
+def fills_of(store, model_day: ModelDay) -> list[tuple]:
+    with Session(store) as session:
+        trades = session.exec(
+            select(Trade).where(Trade.model_day_id == model_day.id).order_by(Trade.seq)
+        ).all()
+    return [(t.seq, t.session_at, t.side, t.symbol, t.shares, t.price) for t in trades]

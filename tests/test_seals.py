@@ -21,10 +21,12 @@ from agents.types import ModelDayRequest
 from configs.loader import ModelConfig, load_universe
 from deployments.cli import app
 from market_data.synthetic import synthesize_into, synthetic_market
+from models.book import Fill, Portfolio
 from models.engine import create_store_engine
+from models.ledger import record_completed_day, record_sessions
 from models.prices import PriceBook
-from models.seals import GENESIS, chain_heads, verify_chains
-from models.tables import ModelDay, Run, Trade
+from models.seals import GENESIS, chain_heads, export_chain, verify_chains
+from models.tables import ModelDay, Run, SessionSeal, Trade
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "sealed-decisions.md"
@@ -217,3 +219,56 @@ def test_a_day_decided_before_its_session_closed_is_live(
     report = next(tmp_path.glob("reports/*/run-1-live/report.md")).read_text()
     assert "(live sessions only)" in report.splitlines()[0]
     engine.dispose()
+
+
+def test_a_day_sealed_in_session_groups_chains_them_before_the_day(
+    store_url: str, tmp_path: Path
+) -> None:
+    """An hourly day traded in two runs: each group's entry, then the day's, in one chain that
+    the documented script accepts; a changed group entry or a deleted group is named."""
+    engine = create_store_engine(store_url)
+    hour = datetime(2025, 1, 6, 10, 0)
+    with Session(engine) as session:
+        run = Run(name="hourly", models=["random"], portfolios={"random": "hourly/random"})
+        session.add(run)
+        session.commit()
+        day = ModelDay(run_id=run.id, model="random", portfolio="hourly/random", day=DAYS[0])
+        session.add(day)
+        session.commit()
+        prices = PriceBook([])
+        buy = Fill(seq=1, side="buy", symbol="AAPL", shares=2, price=100.0, cash_after=9800.0)
+        day.session = "10:00"
+        after_ten = Portfolio(cash=9800.0, positions={"AAPL": 2})
+        record_sessions(session, day, [buy], after_ten, prices, hour.replace(tzinfo=UTC), "live")
+        session.commit()
+        sell = buy.model_copy(update={"side": "sell", "shares": 1, "cash_after": 9900.0})
+        day.session = "10:00, 11:00"
+        after = Portfolio(cash=9900.0, positions={"AAPL": 1})
+        record_completed_day(session, day, [sell], after, prices, datetime.now(UTC), "backtest")
+        session.commit()
+        (group,) = session.exec(select(SessionSeal)).all()
+        assert group.entry["book"] == {"cash": 9800.0, "holdings": [["AAPL", 2.0]]}
+        assert group.entry["through"]["fills"] == 1 and group.seq == 1
+        trades = session.exec(select(Trade.seq, Trade.side).order_by(Trade.seq)).all()
+        assert [tuple(t) for t in trades] == [(1, "buy"), (2, "sell")]
+        assert (day.seal_seq, day.seal_prev, day.track) == (2, group.seal, "backtest")
+        assert verify_chains(session) == []
+        assert chain_heads(session) == {"hourly/random": (2, day.seal)}
+        lines = [json.dumps(entry) for entry in export_chain(session)]
+    export = tmp_path / "chain.jsonl"
+    export.write_text("\n".join(lines) + "\n")
+    checked = subprocess.run(
+        [sys.executable, str(check_script(tmp_path)), str(export)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    # The group's first fill edited: the group (and the day) are named.
+    tamper(engine, update(Trade).where(Trade.seq == 1).values(shares=3))
+    with Session(engine) as session:
+        named = {(p.day, p.problem) for p in verify_chains(session)}
+    assert ("2025-01-06 sessions 10:00", "edited: its fills differ from the seal") in named
+    tamper(engine, update(Trade).where(Trade.seq == 1).values(shares=2))
+    tamper(engine, SessionSeal.__table__.delete())
+    with Session(engine) as session:
+        (problem,) = verify_chains(session)
+    assert problem.day == "2025-01-06" and problem.problem.startswith("missing: entry 1")
