@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from agent_tools.market_view import MarketView
 from agent_tools.news import NewsArchive
 from agent_tools.trading_rules import TradingSession
-from models.book import Portfolio, TradingRules
+from models.book import Portfolio, TradingRules, trades_as_original
 from models.prices import PriceBook
 
 EXCHANGE_TZ = ZoneInfo("America/New_York")
@@ -60,6 +60,12 @@ class SessionContext:
     @property
     def rules(self) -> TradingRules:
         return self.trading.rules
+
+    @property
+    def original_compat(self) -> bool:
+        """Whether it trades by the original's NASDAQ-100 daily rules (`Market.original_compat`):
+        the prompt and the tools then keep their recorded wording."""
+        return trades_as_original(self.rules, self.hourly)
 
     @property
     def cutoff(self) -> datetime:

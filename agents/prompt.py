@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from agent_tools.context import SessionContext
-from models.book import TradingRules
 
 FINISH_SIGNAL = "<FINISH_SIGNAL>"
 
@@ -24,7 +23,8 @@ Prices, one per symbol as previous close -> today's open (your fill price):
 When you are done for today, answer with a short summary and {finish}."""
 
 
-# The NASDAQ-100 daily wording, kept as it was so recorded runs replay unchanged.
+# The wording under the original's rules (`SessionContext.original_compat`), kept as it was so
+# recorded runs replay unchanged.
 WHOLE_SHARES_RULES = """orders are for whole shares and fill completely at today's open; \
 no short selling, no
 margin, no fees; cash may not go below zero. You cannot see anything after today's open."""
@@ -32,9 +32,9 @@ margin, no fees; cash may not go below zero. You cannot see anything after today
 
 def rules_text(context: SessionContext) -> str:
     """The market's order rules in the words the agent reads."""
-    rules = context.rules
-    if rules == TradingRules() and not context.hourly:
+    if context.original_compat:
         return WHOLE_SHARES_RULES
+    rules = context.rules
     when = (
         "this session's open (the open of the current hourly bar)"
         if context.hourly

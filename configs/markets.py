@@ -15,12 +15,15 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from configs.yaml_files import read_yaml
-from models.book import TradingRules
+from models.book import TradingRules, trades_as_original
 from models.costs import TradingCosts
 from models.errors import ConfigError
 
 MARKETS_FILE = Path(__file__).parent / "markets.yaml"
-DEFAULT_MARKET = "nasdaq100"
+# The original benchmark's market, NASDAQ-100 daily: the default, and the one whose recorded
+# runs this code keeps byte for byte (`Market.original`, docs/markets.md).
+ORIGINAL_MARKET = "nasdaq100"
+DEFAULT_MARKET = ORIGINAL_MARKET
 BAR_LENGTH = timedelta(hours=1)
 
 
@@ -65,6 +68,19 @@ class Market(BaseModel):
     @property
     def hourly(self) -> bool:
         return self.frequency == "hourly"
+
+    @property
+    def original(self) -> bool:
+        """The original benchmark's market: its portfolios' fingerprints leave the market's
+        definition out, so the keys recorded before markets were configurable stay theirs."""
+        return self.name == ORIGINAL_MARKET
+
+    @property
+    def original_compat(self) -> bool:
+        """Whether it trades by the original's rules (daily, whole shares, T+0, USD, free fills,
+        as `nasdaq100` with `costs: none`): prompt, tools and strategies then word and size
+        everything as the recorded runs did."""
+        return trades_as_original(self.rules, self.hourly)
 
     @property
     def interval(self) -> str:

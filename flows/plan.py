@@ -15,7 +15,6 @@ from sqlmodel import Session, select
 
 from agents.prompt import SYSTEM_PROMPT
 from configs.loader import AppConfig, ModelConfig, Universe
-from configs.markets import DEFAULT_MARKET
 from market_data.calendar import calendar
 from models.errors import ConfigError, PlanError
 from models.prices import bar_days, last_bar_days
@@ -121,7 +120,7 @@ def model_fingerprint(config: AppConfig, model: ModelConfig) -> str:
         "agent": config.agent.model_dump(mode="json", exclude=OPERATIONAL_AGENT_SETTINGS),
         "market": config.market.store_market,
     }
-    if config.market.name != DEFAULT_MARKET:  # the default market's portfolios keep their keys
+    if not config.market.definition.original:  # the original's portfolios keep their keys
         payload["rules"] = config.market.definition.model_dump(
             mode="json", exclude={"costs": True, "rules": {"costs"}, "schedule": True}
         )

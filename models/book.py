@@ -79,3 +79,10 @@ class TradingRules(BaseModel):
         )
         text = f"Order quantities: {sizes}{settle}. Prices and cash are in {self.currency}."
         return text if self.costs is None else f"{text} {self.costs.describe(self.currency)}"
+
+
+def trades_as_original(rules: TradingRules, hourly: bool) -> bool:
+    """Whether a session trades as the original benchmark's NASDAQ-100 daily market did (daily,
+    whole shares, T+0, USD, free fills): its prompt, tool answers and built-in strategies then
+    keep the recorded runs' wording and sizing, byte for byte (docs/markets.md)."""
+    return not hourly and rules == TradingRules()

@@ -9,7 +9,6 @@ from pydantic import Field
 
 from agent_tools.context import SessionContext
 from agent_tools.servers.tooling import RejectedCall, add_tools, answer
-from models.book import TradingRules
 from models.errors import OrderRejected
 
 # Quantities arrive as the model wrote them; the trading rules give the clear error, not the schema.
@@ -20,9 +19,9 @@ Symbol = Annotated[str, Field(description="Ticker, e.g. AAPL")]
 def register(server: FastMCP, context: SessionContext) -> None:
     """Add the trade tools, bound to `context`, to `server`."""
     rules = context.rules
-    # Other markets and costed fills state their rules in the tools; NASDAQ-100 daily with free
-    # fills keeps its recorded wording.
-    market_rules_shown = rules != TradingRules() or context.hourly
+    # Other markets and costed fills state their rules in the tools; the original's rules keep
+    # their recorded wording.
+    market_rules_shown = not context.original_compat
 
     def portfolio_view() -> dict:
         book = context.trading.portfolio

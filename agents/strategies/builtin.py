@@ -19,7 +19,7 @@ from models.book import CASH_EPSILON, TradingRules, as_quantity
 from models.costs import TradingCosts, affordable_steps, buy_total
 
 # get_portfolio reports cash to 4 decimals and a fractional book rounds its cash after each fill,
-# so outside NASDAQ-100 daily every buy keeps this much back (more with more orders before it).
+# so outside the original's rules every buy keeps this much back (more with more orders before it).
 CASH_MARGIN = 1e-4
 # Weekday blocks for the momentum rebalance rule are counted from this Monday.
 WEEKDAY_EPOCH = date(1970, 1, 5)
@@ -77,30 +77,24 @@ class RandomParams(StrategyParams):
     )
 
 
-def _affordable(cash: float, price: float) -> int:
-    """Whole shares `cash` buys at `price`."""
-    shares = math.floor((cash + CASH_EPSILON) / price)
-    while shares > 0 and shares * price > cash + CASH_EPSILON:
-        shares -= 1
-    return max(shares, 0)
-
-
 @dataclass(frozen=True)
 class Sizing:
     """Order sizes in steps under a market's rules: shares, lots of `step` shares, or coin
-    amounts of 10**-decimals, each buy leaving room for its costs. `Sizing()` is NASDAQ-100
-    daily's sizing with free fills, kept exactly as recorded."""
+    amounts of 10**-decimals, each buy leaving room for its costs."""
 
     step: int = 1  # shares per step: 1, or one lot
     decimals: int = 0  # fractional markets: a step is 10**-decimals
-    margin: float = 0.0  # cash kept back per order (CASH_MARGIN), 0 on NASDAQ-100 daily
+    margin: float = 0.0  # cash kept back per order (CASH_MARGIN), 0 under the original's rules
     costs: TradingCosts | None = None  # what an order pays beyond its value
+    # The original's rules (`Market.original_compat`): sized exactly as the recorded runs were.
+    original: bool = False
 
     @classmethod
     def of(cls, rules: TradingRules | None) -> Sizing:
-        """The sizing of the market whose rules get_portfolio reported (None: NASDAQ daily)."""
+        """The sizing of the market whose rules get_portfolio reported; it reports none under
+        the original's rules."""
         if rules is None:
-            return cls()
+            return cls(original=True)
         if rules.quantity == "lots":
             return cls(step=rules.lot, margin=CASH_MARGIN, costs=rules.costs)
         if rules.quantity == "fractional":
@@ -126,19 +120,11 @@ class Sizing:
 
     def affordable(self, cash: float, price: float, placed: int = 0) -> int:
         """Whole steps `cash` buys at `price`, costs included, keeping back the margin of
-        `placed` + 1 orders."""
-        if self == Sizing():
-            return _affordable(cash, price)
+        `placed` + 1 orders (none under the original's rules, which forgive float error as the
+        trading rules do)."""
         budget = cash - self.margin * (placed + 1)
-        if budget <= 0:
-            return 0
-        if self.costs is not None:
-            return affordable_steps(budget, price, self.amount, self.costs)
-        steps = math.floor(budget / (price * self.step) * self.scale)
-        # Priced as the trading rules price the order, so the check is theirs exactly.
-        while steps > 0 and price * self.amount(steps) > budget:
-            steps -= 1
-        return steps
+        epsilon = CASH_EPSILON if self.original else 0.0
+        return affordable_steps(budget, price, self.amount, self.costs, epsilon)
 
     def buy_total(self, quantity: float, price: float) -> float:
         """What a buy of `quantity` at `price` takes from cash, costs included."""
@@ -146,8 +132,8 @@ class Sizing:
 
     def buys_any(self, budget: float, price: float) -> bool:
         """Whether `budget` buys the smallest order at `price`."""
-        if self == Sizing():
-            return price <= budget  # NASDAQ-100 daily's recorded rule, float for float
+        if self.original:
+            return price <= budget  # the recorded rule, float for float
         return self.affordable(budget, price) > 0
 
     def sell_steps(self, view: DayView, symbol: str) -> int:
