@@ -114,6 +114,11 @@ def _markets() -> dict[str, Market]:
         raise ConfigError(f"invalid {MARKETS_FILE.name}: {exc}") from exc
 
 
+def default_market() -> Market:
+    """The market a config, a request or a tool server trades when it names none."""
+    return load_market(DEFAULT_MARKET)
+
+
 def market_names() -> list[str]:
     return sorted(_markets())
 
@@ -130,11 +135,6 @@ def load_market(name: str) -> Market:
 def run_interval(run_config: dict) -> str:
     """The bars a stored run traded on, from its recorded config: its market's interval (`1d`,
     `60min`), or an import's own; `1d` when it names neither."""
-def default_market() -> Market:
-    """The market a config, a request or a tool server trades when it names none."""
-    return load_market(DEFAULT_MARKET)
-
-
     if "interval" in run_config:  # an import of the original's logs says it
         return str(run_config["interval"])
     try:
