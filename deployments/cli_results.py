@@ -58,6 +58,8 @@ class LeaderboardByDefault(TyperGroup):
     """The `results` group: options with no view before them are the leaderboard's; the old
     one-command spellings that no longer parse fail with a one-line hint to the new one."""
 
+    default_view = DEFAULT_VIEW
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if any(word == "--detail" or word.startswith("--detail=") for word in args):
             ctx.fail(
@@ -71,12 +73,12 @@ class LeaderboardByDefault(TyperGroup):
                 others.remove(misplaced)
                 spelling = shlex.join(["aitrader", "results", misplaced, *others])
                 ctx.fail(f"name the view first: use `{spelling}`")
-            args = [DEFAULT_VIEW, *args]
+            args = [self.default_view, *args]
         return super().parse_args(ctx, args)
 
     def _view_after_options(self, args: list[str]) -> str | None:
         """A view named after options (`results --run 3 pairs`, once valid), not as a value."""
-        leaderboard = self.commands[DEFAULT_VIEW]
+        leaderboard = self.commands[self.default_view]
         flags = {
             name
             for param in leaderboard.params

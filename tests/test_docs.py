@@ -175,6 +175,9 @@ def cli_problems(arguments: list[str]) -> list[str]:
     while rest:
         word, rest = rest[0], rest[1:]
         if word.startswith("-") and word != "-":
+            if hasattr(command, "default_view") and word != "--help":  # `aitrader results -f json`
+                command = command.commands[command.default_view]
+                path.append(command.name)
             name, _, inline = word.partition("=")
             options = [p for p in command.params if p.param_type_name == "option"]
             option = next((p for p in options if name in (*p.opts, *p.secondary_opts)), None)
@@ -227,6 +230,8 @@ def test_the_checker_catches_drift() -> None:
     assert cli_problems(["aitrader", "backtest", "--no-such-option"])
     assert cli_problems(["aitrader", "data", "nothing"])
     assert cli_problems(["aitrader", "results", "--format", "xml"])
+    assert cli_problems(["aitrader", "results", "--format", "json"]) == []  # the leaderboard's
+    assert cli_problems(["aitrader", "results", "runs", "--model", "x"])
 
 
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
@@ -448,7 +453,7 @@ def test_the_quick_start_backtest_prints_the_documented_leaderboard(
             "aitrader results leaderboard --risk-free-rate 0.04 --format json",
             "aitrader results days --model momentum --start 2025-01-02 --end 2025-01-10"
             " --format csv",
-            "aitrader results days --detail full --model equal-weight --day 2025-01-02",
+            "aitrader results details --model equal-weight --day 2025-01-02",
         ]:
             result = runner.invoke(app, documented(page, command)[1:])
             assert result.exit_code == 0 and result.stdout.strip(), f"{command}:\n{result.output}"

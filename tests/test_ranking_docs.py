@@ -56,8 +56,8 @@ def test_the_october_run_is_ranked_as_the_page_says(tmp_path: Path) -> None:
     assert min(p["p_value"] for p in pairs) == pytest.approx(0.458, abs=0.0005)
     cutoffs = page.split("## Knowledge cutoffs", 1)[1].split("```text\n", 1)[1].split("```")[0]
     columns = "knowledge_cutoff,cutoff_source,clean_sessions,contaminated_sessions"
-    assert f"aitrader results --columns {columns}" in page
-    table = aitrader(env, "results", "--columns", columns)
+    assert f"aitrader results leaderboard --columns {columns}" in page
+    table = aitrader(env, "results", "leaderboard", "--columns", columns)
     for line in cutoffs.splitlines():
         assert line in table, f"the page shows a cutoff row the command does not print:\n{line}"
     assert {(r["clean_sessions"], r["contaminated_sessions"]) for r in models} == {(21, 0)}
