@@ -89,7 +89,7 @@ class Counts(BaseModel):
 
 
 class DayOutcome(BaseModel):
-    """What one trading day ended as, per model (`failed` by label: `name`, or `name#trial`)."""
+    """What one trading day ended as, per model (`failed` by label: `name`, or `name#t<trial>`)."""
 
     day: date
     results: list[ModelDayResult]
@@ -126,7 +126,7 @@ async def trading_day(day: date, models: list[str], resources: RunResources) -> 
     """One trading day: every model's day concurrently, each from its last completed book.
 
     `models` are the labels of the model trials active today (`ModelPlan.label`: the model's name,
-    `name#trial` after trial 1); one task each, at most `max_concurrent_models` at once. A model
+    `name#t<trial>` after trial 1); one task each, at most `max_concurrent_models` at once. A model
     that fails comes back in the outcome's `failed`.
     """
     plan = resources.plan

@@ -91,7 +91,7 @@ async def simulate_model_day(
 ) -> ModelDayResult:
     """Run the model-day (or return it if already completed); transient failures raise to retry.
 
-    `model` is the model trial's label (its name, or `name#trial` after trial 1), so task runs
+    `model` is the model trial's label (its name, or `name#t<trial>` after trial 1), so task runs
     read `random#2@2025-01-02`. The parameters are small on purpose: Prefect walks every task
     input on every call (`resources` it passes as is, see tasks/runtime.py).
     """

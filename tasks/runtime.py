@@ -72,7 +72,7 @@ class RunResources:
 
     def request(self, label: str, day: date) -> ModelDayRequest:
         """The request for one model's day in this run; `label` names the model and its trial
-        (`ModelPlan.label`: the model's name, or `name#trial` after trial 1)."""
+        (`ModelPlan.label`: the model's name, or `name#t<trial>` after trial 1)."""
         plan = self.plan
         model_plan = next(p for p in plan.models if p.label == label)
         return ModelDayRequest(
