@@ -467,7 +467,7 @@ RESULTS_CASES = [
     case("results-unknown-run", "results --run 999", "no run with id 999"),
     case("results-run-not-a-number", "results --run abc", "--run"),
     case("results-unknown-view", "results standings", "standings"),
-    case("results-detail-full-with-runs", "results runs --detail full", "--detail full"),
+    case("results-detail-full-old-spelling", "results runs --detail full", "results details"),
     case("results-unknown-detail", "results days --detail some", "--detail"),
     case("results-bad-day", "results days --day 2025-02-30", "--day"),
     case("results-end-before-start", "results days --start 2025-01-10 --end 2025-01-06", "before"),
