@@ -1,9 +1,11 @@
 """Per-call latency of the price tool as the agent calls it, next to every layer beneath it.
 
 Rows, all measured in one run on the real NASDAQ-100 daily data (`../shared/data`):
-the LangChain tool over the in-memory MCP client (the agent's path), the raw MCP session round
-trip, a direct `MarketView` / `PriceBook` lookup, a SQL query of the store, and the original
-benchmark's approach: `merged.jsonl` re-parsed on every lookup, plus a new MCP connection per call.
+the LangChain tool calling the fastmcp server in-process (the agent's path,
+agent_tools/langchain_tools.py; target under 0.5 ms), the same tool over an in-memory MCP client
+session (the agent's path before), the raw MCP session round trip, a direct `MarketView` /
+`PriceBook` lookup, a SQL query of the store, and the original benchmark's approach:
+`merged.jsonl` re-parsed on every lookup, plus a new MCP connection per call.
 
     .venv/bin/python benchmarks/price_tool_latency.py [--calls 2000] [--original-calls 50]
 """
@@ -33,6 +35,7 @@ from sqlalchemy import select  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 from agent_tools.context import SessionContext  # noqa: E402
+from agent_tools.langchain_tools import langchain_tools  # noqa: E402
 from agent_tools.servers import build_server  # noqa: E402
 from configs.loader import load_universe  # noqa: E402
 from market_data.aitrader_files import import_prices  # noqa: E402
@@ -153,25 +156,29 @@ async def run(data: Path, calls: int, original_calls: int) -> None:
         rows: list[tuple[str, list[int]]] = []
         with Session(engine) as store:
             async with fastmcp.Client(server) as client:
-                tools = {tool.name: tool for tool in await load_mcp_tools(client.session)}
+                over_session = {t.name: t for t in await load_mcp_tools(client.session)}
+                in_process = {t.name: t for t in await langchain_tools(server, {})}
 
-                async def agent_price(n: int) -> None:
-                    symbol, day = lookup(n)
-                    args = {"symbol": symbol, "date": str(day)}
-                    call = {"name": "get_price", "args": args, "id": "c1", "type": "tool_call"}
-                    message = await tools["get_price"].ainvoke(call)
-                    assert message.status != "error", message.content
+                def price(tools: dict[str, Any]) -> Timed:
+                    async def call_price(n: int) -> None:
+                        symbol, day = lookup(n)
+                        args = {"symbol": symbol, "date": str(day)}
+                        call = {"name": "get_price", "args": args, "id": "c1", "type": "tool_call"}
+                        message = await tools["get_price"].ainvoke(call)
+                        assert message.status != "error", message.content
 
-                async def agent_history(n: int) -> None:
-                    args = {"symbol": lookup(n)[0], "sessions": HISTORY_SESSIONS}
-                    call = {
-                        "name": "get_price_history",
-                        "args": args,
-                        "id": "c1",
-                        "type": "tool_call",
-                    }
-                    message = await tools["get_price_history"].ainvoke(call)
-                    assert message.status != "error", message.content
+                    return call_price
+
+                def history(tools: dict[str, Any]) -> Timed:
+                    async def call_history(n: int) -> None:
+                        args = {"symbol": lookup(n)[0], "sessions": HISTORY_SESSIONS}
+                        call = {"name": "get_price_history", "args": args, "id": "c1"}
+                        message = await tools["get_price_history"].ainvoke(
+                            call | {"type": "tool_call"}
+                        )
+                        assert message.status != "error", message.content
+
+                    return call_history
 
                 async def mcp_price(n: int) -> None:
                     symbol, day = lookup(n)
@@ -215,8 +222,10 @@ async def run(data: Path, calls: int, original_calls: int) -> None:
                         assert not result.isError
 
                 plan: list[tuple[str, Timed, int]] = [
-                    ("agent: get_price (LangChain tool, in-memory MCP)", agent_price, calls),
-                    ("agent: get_price_history, 20 bars", agent_history, calls),
+                    ("agent: get_price (LangChain tool, in-process)", price(in_process), calls),
+                    ("agent: get_price_history, 20 bars", history(in_process), calls),
+                    ("before: get_price over an MCP client session", price(over_session), calls),
+                    ("before: get_price_history, 20 bars", history(over_session), calls),
                     ("raw MCP session: get_price", mcp_price, calls),
                     ("raw MCP session: get_price_history, 20 bars", mcp_history, calls),
                     ("direct MarketView.bar_on", view_price, calls),

@@ -261,3 +261,66 @@ def test_tools_serve_refuses_a_day_it_cannot_serve(
         assert result.exit_code == 1 and "unknown universe 'nope'" in result.stderr
     finally:
         dispose_engines()
+
+
+# Calls the agent may make: answers, refusals, bad arguments, an unknown symbol, a future date.
+CALLS = [
+    ("get_price", {"symbol": "AAPL", "date": "2025-10-14"}),
+    ("get_price", {"symbol": "NOPE", "date": "2025-10-14"}),
+    ("get_price", {"symbol": "AAPL", "date": "2025-10-16"}),
+    ("get_price_history", {"symbol": "MSFT", "sessions": 5}),
+    ("get_price_history", {"symbol": "MSFT", "sessions": "many"}),
+    ("search_news", {"query": "Apple"}),
+    ("buy", {"symbol": "AAPL", "quantity": 3}),
+    ("buy", {"symbol": "AAPL", "quantity": 10_000}),
+    ("sell", {"symbol": "MSFT", "quantity": 1}),
+    ("get_portfolio", {}),
+    ("calculate", {"expression": "2 * (3 + 4)"}),
+    ("calculate", {"expression": "__import__('os')"}),
+]
+
+
+def test_the_agent_sees_the_in_process_tools_as_it_would_over_an_mcp_session(store: str) -> None:
+    """The agent loop calls its tool server in-process (agent_tools/langchain_tools.py); the
+    model must see exactly what the MCP adapters give over a session, so recordings replay."""
+    import fastmcp
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+    from langchain_mcp_adapters.tools import load_mcp_tools
+
+    from agent_tools.langchain_tools import langchain_tools
+    from agent_tools.servers import build_server
+    from agents.recording import canonical_message
+
+    def seen(tools: list, answers: list[ToolMessage]) -> tuple[list, list]:
+        schemas = sorted((convert_to_openai_tool(t) for t in tools), key=json.dumps)
+        return schemas, [(canonical_message(m), m.status) for m in answers]
+
+    async def through(direct: bool) -> tuple[list, list, dict]:
+        engine = create_store_engine(store)
+        server = build_server(build_manual_context(engine, DAY, cash=1_000))
+        latencies: dict[str, list[float]] = {}
+        if direct:
+            tools = await langchain_tools(server, latencies)
+            return *seen(
+                tools, [await _call(tools, n, a, i) for i, (n, a) in enumerate(CALLS)]
+            ), latencies
+        async with fastmcp.Client(server) as client:
+            tools = await load_mcp_tools(client.session)
+            return *seen(
+                tools, [await _call(tools, n, a, i) for i, (n, a) in enumerate(CALLS)]
+            ), latencies
+
+    direct_schemas, direct_answers, latencies = asyncio.run(through(direct=True))
+    session_schemas, session_answers, _ = asyncio.run(through(direct=False))
+    dispose_engines()
+    assert direct_schemas == session_schemas and len(direct_schemas) == len(TOOLS)
+    assert direct_answers == session_answers
+    statuses = [status for _, status in direct_answers]
+    assert statuses.count("error") >= 3 and statuses.count("success") >= 5
+    assert sorted(latencies) == sorted(f"call-{i}" for i in range(len(CALLS)))
+
+
+async def _call(tools: list, name: str, arguments: dict[str, Any], number: int) -> ToolMessage:
+    (tool,) = [t for t in tools if t.name == name]
+    call = {"name": name, "args": arguments, "id": f"call-{number}", "type": "tool_call"}
+    return await tool.ainvoke(call)
