@@ -19,10 +19,10 @@ import json
 import random
 import time
 from collections.abc import Sequence
+from functools import cache
 from typing import Any, Literal
 
 import httpx
-import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, message_to_dict, messages_from_dict
@@ -37,15 +37,22 @@ from configs.loader import TokenPrice
 from models.errors import ReplayMiss
 from models.tables import LLMCall
 
-# Errors worth another attempt: the endpoint was busy, slow or unreachable.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    openai.APITimeoutError,
-    openai.APIConnectionError,
-    openai.RateLimitError,
-    openai.InternalServerError,
-    httpx.TransportError,
-    TimeoutError,
-)
+
+@cache
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """Errors worth another attempt: the endpoint was busy, slow or unreachable."""
+    import openai  # here, not at start-up: built-in strategies never need its 12 MiB
+
+    return (
+        openai.APITimeoutError,
+        openai.APIConnectionError,
+        openai.RateLimitError,
+        openai.InternalServerError,
+        httpx.TransportError,
+        TimeoutError,
+    )
+
+
 # The first wait after a transient error, and the longest; each wait doubles, with jitter.
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
@@ -209,9 +216,9 @@ class RecordingChatModel(BaseChatModel):
                 return await self.inner._agenerate(
                     messages, stop=stop, run_manager=run_manager, **kwargs
                 )
-            except TRANSIENT_ERRORS:
+            except Exception as exc:
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if not isinstance(exc, transient_errors()) or left <= 0:
                     raise
                 await asyncio.sleep(min(wait * random.uniform(0.5, 1.0), left))
                 wait = min(wait * 2, MAX_BACKOFF_S)

@@ -24,7 +24,7 @@ from agents.budget import RunBudget
 from agents.chat_models import build_chat_model
 from agents.conversation import converse
 from agents.persistence import model_day_result, persist_conversation
-from agents.recording import TRANSIENT_ERRORS, RecordingChatModel, ReplayBook
+from agents.recording import RecordingChatModel, ReplayBook, transient_errors
 from agents.types import Conversation, ModelDayRequest, ModelDayResult
 from configs.loader import ModelConfig
 from configs.markets import Market
@@ -191,7 +191,8 @@ def is_transient(error: BaseException | None) -> bool:
     """Whether another attempt may succeed: the error, or what caused it, is a transient one."""
     if error is None:
         return False
-    return isinstance(error, TRANSIENT_ERRORS) or isinstance(error.__cause__, TRANSIENT_ERRORS)
+    transient = transient_errors()
+    return isinstance(error, transient) or isinstance(error.__cause__, transient)
 
 
 def run_model_day_sync(*args: Any, **kwargs: Any) -> ModelDayResult:
