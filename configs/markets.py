@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from configs.yaml_files import read_yaml
 from models.book import TradingRules, trades_as_original
 from models.costs import TradingCosts
-from models.errors import ConfigError
+from models.errors import ConfigError, one_line
 
 MARKETS_FILE = Path(__file__).parent / "markets.yaml"
 # The original benchmark's market, NASDAQ-100 daily: the default, and the one whose recorded
@@ -107,11 +107,14 @@ class Market(BaseModel):
 
 @cache
 def _markets() -> dict[str, Market]:
-    data = read_yaml(MARKETS_FILE)
-    try:
-        return {name: Market(name=name, **body) for name, body in data.items()}
-    except ValidationError as exc:
-        raise ConfigError(f"invalid {MARKETS_FILE.name}: {exc}") from exc
+    markets: dict[str, Market] = {}
+    for name, body in read_yaml(MARKETS_FILE).items():
+        try:
+            markets[name] = Market(name=name, **body)
+        except ValidationError as exc:
+            problems = one_line(exc, prefix=f"{name}.")
+            raise ConfigError(f"invalid {MARKETS_FILE.name}: {problems}") from exc
+    return markets
 
 
 def default_market() -> Market:
