@@ -6,6 +6,7 @@ import inspect
 import types
 import typing
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,3 +111,25 @@ def test_run_backtest_refuses_bad_arguments_before_any_flow_runs(
     with pytest.raises(PlanError, match="end 2025-01-01 is before start 2025-01-31"):
         run_backtest(start="2025-01-31", end="2025-01-01")
     assert started == []
+
+
+ROOT = Path(__file__).resolve().parents[1]
+CODE = [
+    path
+    for folder in ("agents", "agent_tools", "configs", "deployments", "flows", "models", "tasks")
+    for path in (ROOT / folder).rglob("*.py")
+]
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "is before start {",  # end before start
+        "names no model",  # an empty model list
+        "MAX_TRIALS",  # the trials range (the config's own `trials` is held to it in the loader)
+    ],
+)
+def test_each_rule_of_a_trigger_has_one_home(rule: str) -> None:
+    # Every trigger (CLI, notebook, REST) passes BacktestParameters first: no second copy.
+    homes = {str(path.relative_to(ROOT)) for path in CODE if rule in path.read_text()}
+    assert homes - {"configs/loader.py"} == {"flows/parameters.py"}, homes
