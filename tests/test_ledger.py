@@ -69,7 +69,9 @@ def test_a_day_starts_from_the_last_completed_day(session: Session) -> None:
     assert stored.status == ModelDayStatus.COMPLETED
 
 
-def test_trades_and_snapshot_are_written_together_or_not_at_all(session: Session) -> None:
+def test_trades_and_snapshot_are_written_together_or_not_at_all(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
     prices = make_prices()
     model_day = new_day(session, date(2025, 10, 2))
     session.commit()
@@ -78,8 +80,12 @@ def test_trades_and_snapshot_are_written_together_or_not_at_all(session: Session
     )
     trading.buy("AAPL", 1)
     trading.buy("NVDA", 2)
-    # A holding row already there makes the snapshot insert fail half-way through.
-    session.add(Holding(model_day_id=model_day.id, symbol="NVDA", shares=99))
+
+    def seal_fails(session: Session, model_day: ModelDay) -> str:
+        session.flush()  # the trades and the snapshot reach the database, then the seal fails
+        raise IntegrityError("seal", {}, Exception("the chain moved under this day"))
+
+    monkeypatch.setattr("models.ledger.seal_day", seal_fails)
     with pytest.raises(IntegrityError):
         record_completed_day(session, model_day, trading.fills, trading.portfolio, prices)
     assert session.exec(select(Trade)).all() == []
