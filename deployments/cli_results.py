@@ -201,9 +201,18 @@ def runs(fmt: FormatOption = OutputFormat.table) -> None:
         render([_run_row(r) for r in list_runs(session)], fmt, title="runs")
 
 
-@results_app.command("days")
+# days and details show a run's model-days, in summary or in full: the same options and the same
+# work, only the printing differs, so one function serves both (days is registered first).
+@results_app.command(
+    "details",
+    help="Each model-day in full: its conversation, reasoning, tool calls, trades and tokens.",
+)
+@results_app.command(
+    "days", help="One row per model-day of a run: its value, cash, return, trades and costs."
+)
 @one_line_errors
-def days(
+def model_days(
+    ctx: typer.Context,
     run: RunOption = None,
     model: ModelOption = None,
     start: StartOption = None,
@@ -211,60 +220,25 @@ def days(
     day: DayOption = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """One row per model-day of a run: its value, cash, return, trades and costs."""
-    from models.results import get_run, model_days_frame
-
+    """`results days` or `results details`: the model-days asked for, printed by that command."""
     scope = scope_of(run, model, start, end, day)
     with store_session(announce=fmt is OutputFormat.table) as session:
-        newest = get_run(session, run).id  # the newest run, as its help says, not every run
-        frame = model_days_frame(session, newest, model=model, start=scope.start, end=scope.end)
-        if fmt is OutputFormat.table:
-            dropped = ["run", "traded_notional", "cached", "session", "track"]
-            frame = frame.drop(columns=dropped)
-        render(frame.to_dict("records"), fmt, title="model-days")
+        print_days = _print_days if ctx.command.name == "days" else _print_details
+        print_days(session, scope, fmt)
 
 
-@results_app.command("details")
+# pairs and costs are two tables of one ranking: the same options and the same work, only the
+# printing differs. One function serves both commands; the name it was invoked by picks the table.
+# Decorators apply bottom-up: pairs is registered first, so `results --help` lists it first.
+@results_app.command(
+    "costs", help="Each model's return and tier at 0, 1, 2 and 3 times its trading costs."
+)
+@results_app.command(
+    "pairs", help="Which models can be told apart: every pair's Holm-adjusted p-value."
+)
 @one_line_errors
-def details(
-    run: RunOption = None,
-    model: ModelOption = None,
-    start: StartOption = None,
-    end: EndOption = None,
-    day: DayOption = None,
-    fmt: FormatOption = OutputFormat.table,
-) -> None:
-    """Each model-day in full: its conversation, reasoning, tool calls, trades and tokens."""
-    scope = scope_of(run, model, start, end, day)
-    with store_session(announce=fmt is OutputFormat.table) as session:
-        _print_details(session, scope, fmt)
-
-
-@results_app.command("pairs")
-@one_line_errors
-def pairs(
-    run: RunOption = None,
-    model: ModelOption = None,
-    start: StartOption = None,
-    end: EndOption = None,
-    day: DayOption = None,
-    fmt: FormatOption = OutputFormat.table,
-    confidence: ConfidenceOption = 0.95,
-    cost_multiplier: CostMultiplierOption = 1.0,
-    track: TrackOption = TrackChoice.all,
-    sessions: SessionsOption = None,
-) -> None:
-    """Which models can be told apart: every pair's Holm-adjusted p-value."""
-    scope = scope_of(run, model, start, end, day)
-    options = _ranking(confidence, 0.0, cost_multiplier, sessions)
-    with store_session(announce=fmt is OutputFormat.table) as session:
-        ranking = rank_run(session, run, scope.start, scope.end, model, options, _track(track))
-        _print_pairs(ranking, fmt)
-
-
-@results_app.command("costs")
-@one_line_errors
-def costs(
+def ranking_table(
+    ctx: typer.Context,
     run: RunOption = None,
     model: ModelOption = None,
     start: StartOption = None,
@@ -276,12 +250,13 @@ def costs(
     track: TrackOption = TrackChoice.all,
     sessions: SessionsOption = None,
 ) -> None:
-    """Each model's return and tier at 0, 1, 2 and 3 times its trading costs."""
+    """`results pairs` or `results costs`: the run ranked, then that command's table printed."""
     scope = scope_of(run, model, start, end, day)
     options = _ranking(confidence, 0.0, cost_multiplier, sessions)
     with store_session(announce=fmt is OutputFormat.table) as session:
         ranking = rank_run(session, run, scope.start, scope.end, model, options, _track(track))
-        _print_cost_scenarios(ranking, fmt)
+        print_table = _print_pairs if ctx.command.name == "pairs" else _print_cost_scenarios
+        print_table(ranking, fmt)
 
 
 @results_app.command("robustness")
@@ -463,6 +438,18 @@ def _print_pairs(ranking: Any, fmt: OutputFormat) -> None:
         matrix.append(cells)
     alpha = 1 - ranking.options.confidence
     render(matrix, fmt, title=f"Holm-adjusted p-values of the paired tests (* below {alpha:.2f})")
+
+
+def _print_days(session: Session, scope: Scope, fmt: OutputFormat) -> None:
+    """One row per model-day of the run (the newest without --run): value, cash, trades, costs."""
+    from models.results import get_run, model_days_frame
+
+    newest = get_run(session, scope.run).id  # the newest run, as its help says, not every run
+    frame = model_days_frame(session, newest, model=scope.model, start=scope.start, end=scope.end)
+    if fmt is OutputFormat.table:
+        dropped = ["run", "traded_notional", "cached", "session", "track"]
+        frame = frame.drop(columns=dropped)
+    render(frame.to_dict("records"), fmt, title="model-days")
 
 
 def _print_details(session: Session, scope: Scope, fmt: OutputFormat) -> None:
