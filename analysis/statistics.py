@@ -840,23 +840,19 @@ def trial_interval(values: Sequence[float], confidence: float = 0.95) -> Interva
         raise ValueError("values must be a non-empty flat sequence of finite numbers")
     k = len(x)
     mean = float(x.mean())
-    if k < 2:
-        return Interval(
-            estimate=mean,
-            lower=None,
-            upper=None,
-            confidence=confidence,
-            method="student-t",
-            samples=k,
-        )
-    # Imported here: scipy.special costs ~0.3 s to import and only this function needs it.
-    from scipy.special import stdtrit
+    lower: float | None = None  # one trial: no spread to measure
+    upper: float | None = None
+    if k >= 2:
+        # Imported here: scipy.special costs ~0.3 s to import and only this function needs it.
+        from scipy.special import stdtrit
 
-    half = float(stdtrit(k - 1, (1.0 + confidence) / 2.0)) * float(x.std(ddof=1)) / math.sqrt(k)
+        t = float(stdtrit(k - 1, (1.0 + confidence) / 2.0))
+        half = t * float(x.std(ddof=1)) / math.sqrt(k)
+        lower, upper = mean - half, mean + half
     return Interval(
         estimate=mean,
-        lower=mean - half,
-        upper=mean + half,
+        lower=lower,
+        upper=upper,
         confidence=confidence,
         method="student-t",
         samples=k,

@@ -18,7 +18,7 @@ from pydantic import (
 
 from configs.cutoffs import parse_cutoff
 from configs.markets import DEFAULT_MARKET, Market, load_market
-from configs.yaml_files import read_yaml
+from configs.yaml_files import named_entry, read_yaml
 from models.costs import TradingCosts
 from models.errors import ConfigError, one_line
 
@@ -376,8 +376,4 @@ def default_benchmark() -> str:
 
 def load_universe(name: str) -> Universe:
     """A universe shipped in `configs/universes.yaml`, by name."""
-    try:
-        return _universes()[name]
-    except KeyError:
-        known = ", ".join(universe_names())
-        raise ConfigError(f"unknown universe {name!r}; known: {known}") from None
+    return named_entry(_universes(), "universe", name)

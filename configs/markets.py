@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from configs.yaml_files import read_yaml
+from configs.yaml_files import named_entry, read_yaml
 from models.book import TradingRules, trades_as_original
 from models.costs import TradingCosts
 from models.errors import ConfigError, one_line
@@ -128,11 +128,7 @@ def market_names() -> list[str]:
 
 def load_market(name: str) -> Market:
     """A market of `configs/markets.yaml`, by name."""
-    try:
-        return _markets()[name]
-    except KeyError:
-        known = ", ".join(market_names())
-        raise ConfigError(f"unknown market {name!r}; known: {known}") from None
+    return named_entry(_markets(), "market", name)
 
 
 def run_interval(run_config: dict) -> str:

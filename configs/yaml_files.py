@@ -1,8 +1,10 @@
-"""Reading the YAML files of configs: one safe loader whose errors name the file."""
+"""Reading the YAML files of configs: one safe loader whose errors name the file, and one lookup
+of a named entry whose error lists the known names."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 
@@ -30,3 +32,16 @@ def read_yaml(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
     return data
+
+
+Entry = TypeVar("Entry")
+
+
+def named_entry(entries: dict[str, Entry], kind: str, name: str) -> Entry:
+    """The entry called `name` of a YAML file of named entries (markets, universes); an unknown
+    name is a one-line error listing the known ones."""
+    try:
+        return entries[name]
+    except KeyError:
+        known = ", ".join(sorted(entries))
+        raise ConfigError(f"unknown {kind} {name!r}; known: {known}") from None

@@ -8,6 +8,8 @@ trace the site uses (lines and stacked areas) and a page with it loads in a fift
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io
@@ -49,38 +51,33 @@ def equity(content: RunContent) -> str:
     figure = go.Figure()
     for column in trials.columns:
         model = TrialRef.parse(column).model
-        series = trials[column].dropna()
-        figure.add_trace(
-            go.Scatter(
-                x=series.index,
-                y=series.values,
-                name=column,
-                mode="lines",
-                line={"color": colour.get(model), "width": 1},
-                opacity=0.3,
-                showlegend=False,
-                hovertemplate=hover,
-            )
-        )
+        line = {"color": colour.get(model), "width": 1}
+        trace = _value_line(trials[column], line, hover, opacity=0.3, showlegend=False)
+        figure.add_trace(trace)
     for column in frame.columns:
-        series = frame[column].dropna()
         benchmark = column == content.run.benchmark and column not in curves.models
-        figure.add_trace(
-            go.Scatter(
-                x=series.index,
-                y=series.values,
-                name=column,
-                mode="lines",
-                line={
-                    "color": BENCHMARK_COLOUR if benchmark else colour.get(column),
-                    "width": 2,
-                    "dash": "dash" if benchmark else "solid",
-                },
-                hovertemplate=hover,
-            )
-        )
+        line = {
+            "color": BENCHMARK_COLOUR if benchmark else colour.get(column),
+            "width": 2,
+            "dash": "dash" if benchmark else "solid",
+        }
+        figure.add_trace(_value_line(frame[column], line, hover))
     figure.update_layout(title="Portfolio value", yaxis_title=currency, xaxis=axis)
     return fragment(figure, "portfolio value of every model and the benchmark")
+
+
+def _value_line(series: pd.Series, line: dict[str, Any], hover: str, **style: Any) -> go.Scatter:
+    """One curve of the equity chart, named after its column; its missing days left out."""
+    series = series.dropna()
+    return go.Scatter(
+        x=series.index,
+        y=series.values,
+        name=series.name,
+        mode="lines",
+        line=line,
+        hovertemplate=hover,
+        **style,
+    )
 
 
 def allocation(frame: pd.DataFrame, model: str, currency: str) -> str:
