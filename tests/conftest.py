@@ -31,6 +31,15 @@ POSTGRES_URL = os.environ.get(
 )
 # One database per test process, so concurrent test runs on one server never collide.
 POSTGRES_TEST_DB = f"aitrader_test_{os.getpid()}"
+# The six LLMs of the original's October 2025 run (the shared data's legacy daily run).
+ORIGINAL_SIX = (
+    "MiniMax-M2",
+    "claude-3.7-sonnet",
+    "deepseek-chat-v3.1",
+    "gemini-2.5-flash",
+    "gpt-5",
+    "qwen3-max",
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:

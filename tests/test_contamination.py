@@ -18,18 +18,10 @@ from flows.plan import model_fingerprint
 from models.errors import ConfigError, ResultsError
 from models.prices import Bar, insert_bars
 from models.tables import Run
-from tests.conftest import completed_day
+from tests.conftest import ORIGINAL_SIX, completed_day
 
 DAYS = list(pd.bdate_range("2025-01-02", periods=60).date)
 CUTOFF = DAYS[29]  # the memorizer knows how the first 30 sessions ended
-ORIGINAL_SIX = [
-    "MiniMax-M2",
-    "claude-3.7-sonnet",
-    "deepseek-chat-v3.1",
-    "gemini-2.5-flash",
-    "gpt-5",
-    "qwen3-max",
-]
 
 
 def test_the_table_knows_the_original_six_with_their_sources() -> None:

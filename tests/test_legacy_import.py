@@ -17,6 +17,7 @@ from market_data.legacy_import import import_aitrader_run
 from models.engine import create_store_engine
 from models.errors import LegacyImportError
 from models.tables import Holding, ModelDay, Run, Trade
+from tests.conftest import ORIGINAL_SIX
 
 
 def raw_daily_closes(shared: Path) -> dict[str, dict[str, float]]:
@@ -62,14 +63,7 @@ def test_daily_run_values_match_a_hand_computation(daily_store: Session, shared_
     run_dir = shared_data / "legacy_aitrader_daily_run"
     report = import_aitrader_run(daily_store, run_dir)
     assert report.interval == "1d"
-    assert {m.model for m in report.models} == {
-        "MiniMax-M2",
-        "claude-3.7-sonnet",
-        "deepseek-chat-v3.1",
-        "gemini-2.5-flash",
-        "gpt-5",
-        "qwen3-max",
-    }
+    assert {m.model for m in report.models} == set(ORIGINAL_SIX)
     closes = raw_daily_closes(shared_data)
     for model in ("gpt-5", "claude-3.7-sonnet"):
         books = raw_end_of_day_books(run_dir / model / "position" / "position.jsonl")
