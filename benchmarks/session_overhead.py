@@ -28,9 +28,11 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -98,31 +100,33 @@ class Timings:
 TIMINGS = Timings()
 
 
+def timed(func: Callable[..., Any], record: Callable[[float, float], None]) -> Callable[..., Any]:
+    """The coroutine function `func`, also telling `record` when each call started and stopped."""
+
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await func(*args, **kwargs)
+        finally:
+            record(started, time.perf_counter())
+
+    return wrapper
+
+
 def instrument() -> None:
     """Time every conversation and the flow's loop over its trading days, in this process."""
     import agents.session
     import flows.backtest
 
-    converse, simulate_days = agents.session.converse, flows.backtest._simulate_days
+    def conversation(started: float, stopped: float) -> None:
+        TIMINGS.conversations.append((started, stopped))
 
-    @functools.wraps(converse)
-    async def timed_converse(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return await converse(*args, **kwargs)
-        finally:
-            TIMINGS.conversations.append((started, time.perf_counter()))
+    def day_loop(started: float, stopped: float) -> None:
+        TIMINGS.day_loop += stopped - started
 
-    @functools.wraps(simulate_days)
-    async def timed_days(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return await simulate_days(*args, **kwargs)
-        finally:
-            TIMINGS.day_loop += time.perf_counter() - started
-
-    agents.session.converse = timed_converse
-    flows.backtest._simulate_days = timed_days
+    agents.session.converse = timed(agents.session.converse, conversation)
+    flows.backtest._simulate_days = timed(flows.backtest._simulate_days, day_loop)
 
 
 def prepare_template(folder: Path, pair: Pair) -> Path:
