@@ -376,8 +376,8 @@ def test_the_trials_command_killed_and_re_run_resumes_every_trial(tmp_path: Path
     import time
 
     config = tmp_path / "c.yaml"
-    # 10 days x 3 models x 3 trials: killed after 40 of the 90 model-days, well into the run.
-    flow_config(config, start_date="2025-01-02", end_date="2025-01-16")
+    # 6 days x 3 models x 3 trials: killed after 24 of the 54 model-days, well into the run.
+    flow_config(config, start_date="2025-01-02", end_date="2025-01-10")
     (tmp_path / "prefect").mkdir()
     env = {
         **os.environ,
@@ -395,7 +395,7 @@ def test_the_trials_command_killed_and_re_run_resumes_every_trial(tmp_path: Path
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 240
-        while _completed(engine) < 40:
+        while _completed(engine) < 24:
             assert killed.poll() is None, "the backtest ended before it was killed"
             assert time.monotonic() < deadline, "no progress to kill"
             time.sleep(0.1)
@@ -410,14 +410,14 @@ def test_the_trials_command_killed_and_re_run_resumes_every_trial(tmp_path: Path
             (d.model, d.trial, d.day): d.run_id
             for d in session.exec(select(ModelDay).where(ModelDay.status == "completed"))
         }
-    assert 40 <= len(done) < 90
+    assert 24 <= len(done) < 54
 
     rerun = run_command(argv, env, timeout=400)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "Completed:" in rerun.stdout, rerun.stdout
     rows = model_days(engine)
     keys = Counter((r.model, r.trial, r.day) for r in rows)
-    assert len(keys) == 90 and set(keys.values()) == {1}
+    assert len(keys) == 54 and set(keys.values()) == {1}
     assert {r.status for r in rows} == {"completed"}
     for row in rows:  # what the killed run completed was not simulated again
         key = (row.model, row.trial, row.day)
