@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 
 from models.errors import ResultsError
 from models.ledger import latest_completed_day
@@ -194,9 +194,11 @@ def starting_value(
     return (pd.Timestamp(before), run.initial_cash) if before is not None else None
 
 
-MESSAGE_FIELDS = {"seq", "role", "content", "reasoning"}
-TOOL_CALL_FIELDS = {"seq", "tool", "arguments", "result", "is_error", "latency_ms"}
-TRADE_FIELDS = {"seq", "side", "symbol", "shares", "price", "cost", "cash_after"}
+# Tuples, and read field by field: a set's order (and `model_dump(include=…)` of a table row)
+# varies from process to process, and `results details --format json` is meant to diff cleanly.
+MESSAGE_FIELDS = ("seq", "role", "content", "reasoning")
+TOOL_CALL_FIELDS = ("seq", "tool", "arguments", "result", "is_error", "latency_ms")
+TRADE_FIELDS = ("seq", "side", "symbol", "shares", "price", "cost", "cash_after")
 
 
 class ModelDayDetail(BaseModel):
@@ -247,10 +249,14 @@ def model_day_details(
                 cost_usd=day.cost_usd,
                 cash_end=day.cash_end,
                 value_end=day.value_end,
-                messages=[m.model_dump(include=MESSAGE_FIELDS) for m in messages],
-                tool_calls=[c.model_dump(include=TOOL_CALL_FIELDS) for c in calls],
-                trades=[t.model_dump(include=TRADE_FIELDS) for t in trades],
+                messages=[_fields(m, MESSAGE_FIELDS) for m in messages],
+                tool_calls=[_fields(c, TOOL_CALL_FIELDS) for c in calls],
+                trades=[_fields(t, TRADE_FIELDS) for t in trades],
                 llm_calls=llm_calls,
             )
         )
     return details
+
+
+def _fields(row: SQLModel, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in names}
