@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from agent_tools.context import SessionContext
 from agents.recording import LLMCallRecord
@@ -25,7 +24,16 @@ from models.claims import owned_model_day
 from models.errors import BudgetExhausted
 from models.ledger import record_completed_day, record_sessions, sessions_traded
 from models.prices import PriceBook
-from models.tables import LLMCall, Message, ModelDay, ModelDayStatus, ToolCall, Track, utcnow
+from models.tables import (
+    LLMCall,
+    Message,
+    ModelDay,
+    ModelDayStatus,
+    ToolCall,
+    Track,
+    count_day_rows,
+    utcnow,
+)
 
 ERROR_CHARS = 2000  # a stored error is one line, short enough for a table cell
 
@@ -116,7 +124,8 @@ def _store_transcript(
 ) -> None:
     """Messages, tool calls and live LLM calls, and the day's tokens and cost from them (after
     those of the sessions a day in progress traded before, when it resumes)."""
-    messages, calls = _count(session, Message, model_day), _count(session, ToolCall, model_day)
+    messages = count_day_rows(session, Message, model_day.id)
+    calls = count_day_rows(session, ToolCall, model_day.id)
     for message in message_rows(model_day.id, system, conversation.transcript):
         message.seq += messages
         session.add(message)
@@ -137,11 +146,6 @@ def _store_transcript(
         model_day.cost_usd if resumed else 0.0
     )
     model_day.cached = bool(records) and not live
-
-
-def _count(session: Session, table: type[Message] | type[ToolCall], model_day: ModelDay) -> int:
-    query = select(func.count()).select_from(table).where(table.model_day_id == model_day.id)
-    return session.exec(query).one()
 
 
 def model_day_result(

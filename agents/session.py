@@ -32,7 +32,7 @@ from market_data.calendar import calendar
 from models import clock
 from models.book import Portfolio
 from models.claims import HolderCheck, claim_when_free, hand_back_partial, keep_claim, mark_skipped
-from models.ledger import day_in_progress, sessions_traded, starting_book
+from models.ledger import day_start
 from models.prices import PriceBook
 from models.tables import ModelDayStatus
 
@@ -61,8 +61,8 @@ async def run_model_day(
         if budget is not None and budget.exhausted:
             mark_skipped(session, model_day, "budget", "run budget spent before this day")
             return model_day_result(model_day)
-        book = starting_book(session, request.portfolio, request.day, request.initial_cash)
-        traded = sessions_traded(day_in_progress(session, request.portfolio, request.day))
+        start = day_start(session, request.portfolio, request.day, request.initial_cash)
+        book, traded = start.book, start.traded
         todo = sessions_to_trade(request, prices, traded)
         if not todo:  # a day in progress, and no session has begun since the last run
             return model_day_result(hand_back_partial(session, model_day))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, time
 
 from pydantic import BaseModel
-from sqlalchemy import exists, func
+from sqlalchemy import exists
 from sqlmodel import Session, select
 
 from models.book import Fill, Portfolio, Quantity
@@ -19,6 +19,7 @@ from models.tables import (
     SessionSeal,
     Track,
     Trade,
+    count_day_rows,
     utcnow,
 )
 
@@ -86,19 +87,32 @@ def sessions_traded(model_day: ModelDay | None) -> list[str]:
     return model_day.session.split(", ") if model_day and model_day.session else []
 
 
-def starting_book(session: Session, portfolio: str, day: date, initial_cash: float) -> Portfolio:
-    """The book a portfolio starts `day` with: its last completed day's close, or initial cash;
-    a day in progress resumes from its book after the sessions traded so far."""
-    previous = day_in_progress(session, portfolio, day) or latest_completed_day(
-        session, portfolio, day
-    )
+class DayStart(BaseModel):
+    """Where a portfolio's day starts: its book, and the sessions of it already traded (an
+    hourly day in progress resumes after them, from the book they left)."""
+
+    book: Portfolio
+    traded: list[str] = []
+
+
+def day_start(session: Session, portfolio: str, day: date, initial_cash: float) -> DayStart:
+    """The book a portfolio starts (or resumes) `day` with: a day in progress's book after the
+    sessions traded so far, else its last completed day's close, else initial cash."""
+    in_progress = day_in_progress(session, portfolio, day)
+    previous = in_progress or latest_completed_day(session, portfolio, day)
     if previous is None:
-        return Portfolio(cash=initial_cash)
+        return DayStart(book=Portfolio(cash=initial_cash))
     holdings = session.exec(select(Holding).where(Holding.model_day_id == previous.id)).all()
-    return Portfolio(
+    book = Portfolio(
         cash=previous.cash_end if previous.cash_end is not None else initial_cash,
         positions={h.symbol: h.shares for h in holdings if h.shares},
     )
+    return DayStart(book=book, traded=sessions_traded(in_progress))
+
+
+def starting_book(session: Session, portfolio: str, day: date, initial_cash: float) -> Portfolio:
+    """The book a portfolio starts (or resumes) `day` with (`day_start`'s)."""
+    return day_start(session, portfolio, day, initial_cash).book
 
 
 def record_completed_day(
@@ -165,9 +179,7 @@ def _record_book(
 ) -> Valuation:
     """Append `fills` after the day's earlier trades and put `book` in place of its book."""
     valuation = value_portfolio(book, prices, model_day.day)
-    earlier = session.exec(
-        select(func.count()).select_from(Trade).where(Trade.model_day_id == model_day.id)
-    ).one()
+    earlier = count_day_rows(session, Trade, model_day.id)
     for fill in fills:
         session.add(
             Trade(model_day_id=model_day.id, **fill.model_dump() | {"seq": fill.seq + earlier})

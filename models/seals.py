@@ -39,6 +39,7 @@ from models.tables import (
     SessionSeal,
     ToolCall,
     Trade,
+    count_day_rows,
 )
 
 GENESIS = "0" * 64  # the `prev` of a chain's first entry
@@ -167,9 +168,9 @@ def seal_sessions(session: Session, model_day: ModelDay) -> str:
     seq, prev = _chain_end(session, model_day.portfolio)
     session.flush()
     through = {
-        "fills": _count(session, Trade, model_day.id),
-        "messages": _count(session, Message, model_day.id),
-        "tool_calls": _count(session, ToolCall, model_day.id),
+        "fills": count_day_rows(session, Trade, model_day.id),
+        "messages": count_day_rows(session, Message, model_day.id),
+        "tool_calls": count_day_rows(session, ToolCall, model_day.id),
     }
     entry = entry_of(session, model_day) | {"seq": seq, "prev": prev, "through": through}
     row = SessionSeal(
@@ -182,11 +183,6 @@ def seal_sessions(session: Session, model_day: ModelDay) -> str:
     session.add(row)
     session.flush()
     return row.seal
-
-
-def _count(session: Session, table: Any, model_day_id: int | None) -> int:
-    query = select(func.count()).select_from(table).where(table.model_day_id == model_day_id)
-    return session.exec(query).one()
 
 
 @dataclass(frozen=True)

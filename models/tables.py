@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import NaiveDatetime
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, func
 from sqlmodel import Field, Session, SQLModel, select
 
 
@@ -302,3 +302,9 @@ def day_rows(session: Session, table: type[Row], model_day_id: int | None) -> li
     """A model-day's messages, tool calls or trades, in their order."""
     query = select(table).where(table.model_day_id == model_day_id).order_by(table.seq)
     return list(session.exec(query).all())
+
+
+def count_day_rows(session: Session, table: type[Row], model_day_id: int | None) -> int:
+    """How many messages, tool calls or trades a model-day has (a resumed day numbers after)."""
+    query = select(func.count()).select_from(table).where(table.model_day_id == model_day_id)
+    return session.exec(query).one()

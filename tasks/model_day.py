@@ -14,7 +14,7 @@ from agents.types import ModelDayResult
 from models import clock
 from models.engine import store_identity
 from models.errors import TransientModelDayError
-from models.ledger import day_in_progress, sessions_traded, starting_book
+from models.ledger import day_start
 from tasks.runtime import RunResources
 
 
@@ -55,12 +55,11 @@ class ModelDayKey(BaseModel):
 def model_day_key(engine: Engine, portfolio: str, day: date, initial_cash: float) -> ModelDayKey:
     """The cache inputs of a portfolio's day, from the book it would start from."""
     with Session(engine) as session:
-        book = starting_book(session, portfolio, day, initial_cash)
-        traded = sessions_traded(day_in_progress(session, portfolio, day))
+        start = day_start(session, portfolio, day, initial_cash)
         store = store_identity(session)
     # A day in progress trades more as its day goes on: it is never answered from the cache.
-    resumed = f"|{', '.join(traded)}|{clock.now().isoformat()}" if traded else ""
-    state = book.model_dump_json() + resumed
+    resumed = f"|{', '.join(start.traded)}|{clock.now().isoformat()}" if start.traded else ""
+    state = start.book.model_dump_json() + resumed
     return ModelDayKey(
         portfolio=portfolio,
         day=day,
