@@ -22,7 +22,12 @@ from market_data.calendar import calendar
 from models import clock
 from models.claims import owned_model_day
 from models.errors import BudgetExhausted
-from models.ledger import record_completed_day, record_sessions, sessions_traded
+from models.ledger import (
+    record_completed_day,
+    record_sessions,
+    session_label,
+    sessions_traded,
+)
 from models.prices import PriceBook
 from models.tables import (
     LLMCall,
@@ -79,7 +84,7 @@ def _record_traded(
     if not conversation.finished:
         model_day.error = "stopped after max_steps without the finish signal"
     if conversation.sessions:
-        labels = sessions_traded(model_day) + [f"{at:%H:%M}" for at in conversation.sessions]
+        labels = sessions_traded(model_day) + [session_label(at) for at in conversation.sessions]
         model_day.session = ", ".join(labels)
     fills = context.trading.fills
     record = record_completed_day if day_over else record_sessions

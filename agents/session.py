@@ -32,7 +32,7 @@ from market_data.calendar import calendar
 from models import clock
 from models.book import Portfolio
 from models.claims import HolderCheck, claim_when_free, hand_back_partial, keep_claim, mark_skipped
-from models.ledger import day_start
+from models.ledger import day_start, session_label
 from models.prices import PriceBook
 from models.tables import ModelDayStatus
 
@@ -78,7 +78,7 @@ async def run_model_day(
         )
     finally:
         heartbeat.cancel()
-    day_over = is_day_over(request.market, request.day, traded + [f"{at:%H:%M}" for at in todo])
+    day_over = is_day_over(request.market, request.day, traded + [session_label(at) for at in todo])
     result = persist_conversation(
         engine, request, model_day.id, context, prices, conversation, day_over
     )
@@ -154,7 +154,7 @@ def sessions_to_trade(
 ) -> list[datetime]:
     """The sessions of the request's day not yet traded (`traded`: labels of a day in progress)."""
     times = session_times(request.market, prices, request.day, request.universe)
-    return [at for at in times if f"{at:%H:%M}" not in traded]
+    return [at for at in times if session_label(at) not in traded]
 
 
 def is_day_over(market: Market, day: date, traded: list[str]) -> bool:
@@ -164,7 +164,7 @@ def is_day_over(market: Market, day: date, traded: list[str]) -> bool:
     if not market.hourly or clock.now() >= close:
         return True
     ahead = [at for at in market.session_times(day) if market.fill_time(at) < close]
-    return all(f"{at:%H:%M}" in traded for at in ahead)
+    return all(session_label(at) in traded for at in ahead)
 
 
 def session_times(

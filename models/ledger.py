@@ -82,8 +82,13 @@ def day_in_progress(session: Session, portfolio: str, day: date) -> ModelDay | N
     return session.exec(query).first()
 
 
+def session_label(at: datetime) -> str:
+    """How a model-day's `session` names one of its sessions: its bar's label, `HH:MM`."""
+    return f"{at:%H:%M}"
+
+
 def sessions_traded(model_day: ModelDay | None) -> list[str]:
-    """The session labels (`HH:MM`) a day in progress has traded so far."""
+    """The session labels (`session_label`) a day in progress has traded so far."""
     return model_day.session.split(", ") if model_day and model_day.session else []
 
 
