@@ -66,10 +66,11 @@ def run_resolved_backtest(trigger: ResolvedTrigger) -> BacktestResult:
     from flows.backtest import run_resolved
 
     if server is not None:
-        # The agent loop (LangChain, MCP: seconds) loads on this core as the server starts on
-        # the other, instead of at the first model-day.
+        # While the server starts on the other core, this one loads the agent loop (LangChain,
+        # MCP: seconds) and provides the market, which the flow would do after the wait.
         import agents.session  # noqa: F401
 
+        _provide_market(trigger)
         server.wait_until_ready()
     state = _run_coroutine(run_resolved(trigger))
     run_id = run_of_flow_run(state.state_details.flow_run_id)
@@ -77,6 +78,16 @@ def run_resolved_backtest(trigger: ResolvedTrigger) -> BacktestResult:
         raise BacktestError(state.message or "the backtest failed")
     frames = results_frames(run_id) if run_id is not None else _empty_frames()
     return BacktestResult(state.name, state.message or "", run_id, *frames)
+
+
+def _provide_market(trigger: ResolvedTrigger) -> None:
+    """The config's market in the store, unless the preflight found it there or a refresh will
+    fetch it; the flow's own provision then finds it stored."""
+    if trigger.plan is None and not trigger.params.refresh:
+        from market_data.provision import ensure_market
+
+        with Session(get_engine()) as session:
+            ensure_market(session, trigger.config)
 
 
 def run_of_flow_run(flow_run_id: Any) -> int | None:

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 
@@ -178,10 +179,36 @@ class TemporaryServer:
 def start_temporary_server() -> TemporaryServer | None:
     """Start the temporary server now and point this process at it (PREFECT_API_URL), when no
     server is configured and Prefect is not imported yet (an imported Prefect keeps the settings
-    it read, and starts its own temporary server instead); call `wait_until_ready` before use."""
+    it read, and starts its own temporary server instead); call `wait_until_ready` before use.
+    A server `start_early` started for this process is handed over instead, once."""
+    global _started_early
+    if _started_early is not None:
+        server, _started_early = _started_early, None
+        return server
     provide_ephemeral_database()
     if os.environ.get("PREFECT_API_URL") or "prefect" in sys.modules:
         return None
     server = TemporaryServer()
     os.environ["PREFECT_API_URL"] = server.api_url
     return server
+
+
+# The server `start_early` started as this process began, until a backtest takes it.
+_started_early: TemporaryServer | None = None
+
+
+def start_early(arguments: Sequence[str]) -> None:
+    """Start the temporary server as `aitrader backtest` begins, before the CLI's imports and
+    checks (a second or two, while the server takes seconds); stopped at exit if no flow runs.
+    Only when its database is there to copy: building the template first would hold up an
+    answer that needs no Prefect (a refused date, an up-to-date store)."""
+    global _started_early
+    if arguments[:1] != ["backtest"] or {"--help", "-h"} & set(arguments):
+        return
+    target = ephemeral_database()
+    if target is None or not (target.exists() or template_path().exists()):
+        return
+    from deployments.prefect_settings import apply_local_defaults
+
+    apply_local_defaults()
+    _started_early = start_temporary_server()

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,10 @@ from deployments import ephemeral_server
 from deployments.ephemeral_server import (
     ephemeral_database,
     provide_ephemeral_database,
+    start_early,
     template_path,
 )
+from tests.conftest import run_command
 
 # Stands in for Prefect's migrations (a minute of CPU): an SQLite database left in WAL mode with
 # its rows still in the write-ahead log, as Prefect's server leaves it.
@@ -85,3 +89,50 @@ def test_no_copy_for_a_configured_server_or_a_server_database_elsewhere(
     assert ephemeral_database() is None
     assert provide_ephemeral_database() is None
     assert not new_home.exists()
+
+
+def fake_template() -> Path:
+    """A template database as the first new home would leave it (its migrations stood in for)."""
+    template = template_path()
+    template.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(template) as connection:
+        connection.execute("CREATE TABLE alembic_version (version_num TEXT)")
+        connection.execute("INSERT INTO alembic_version VALUES ('head')")
+    return template
+
+
+@pytest.mark.parametrize(
+    "arguments, template",
+    [
+        (["results"], True),  # no flow: no server
+        (["backtest", "--help"], True),
+        (["backtest", "--start", "2025-02-30"], False),  # no template: none built before checks
+    ],
+)
+def test_the_server_starts_early_only_for_a_backtest_with_a_database_to_copy(
+    new_home: Path, arguments: list[str], template: bool
+) -> None:
+    if template:
+        fake_template()
+    start_early(arguments)
+    assert not new_home.exists()
+    assert template_path().exists() == template
+    assert "PREFECT_API_URL" not in os.environ
+
+
+def test_a_backtest_starts_its_server_as_it_begins_and_stops_it_when_refused(
+    new_home: Path, tmp_path: Path
+) -> None:
+    fake_template()
+    env = {
+        **os.environ,
+        "AITRADER_HOME": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path}/s.db",
+    }
+    # `run_command` fails the test if the server outlives the command.
+    done = run_command(
+        [sys.executable, "-m", "deployments", "backtest", "--start", "2025-02-30"], env
+    )
+    assert done.returncode != 0 and "2025-02-30" in done.stdout + done.stderr
+    # Its database was copied as the command began, before the date was refused.
+    assert version(new_home / "prefect.db") == [("head",)]

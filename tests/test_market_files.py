@@ -368,7 +368,11 @@ def test_benchmark_files_without_meta_data_are_named_by_file(
         assert {b.symbol for b in bars} == {symbol}
 
 
-def test_insert_bars_completes_only_open_only_bars(session: Session) -> None:
+@pytest.mark.parametrize("chunk", [1, 1_000])  # a row per executemany, or all in one
+def test_insert_bars_completes_only_open_only_bars(
+    session: Session, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("models.prices.INSERT_CHUNK", chunk)
     at = datetime(2025, 11, 19)
     open_only = Bar(symbol="x.sh", ts=at, open=10.0)
     complete = Bar(symbol="X.SH", ts=at, open=99.0, high=12.0, low=9.0, close=11.0, volume=5.0)

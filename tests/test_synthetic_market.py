@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from market_data.calendar import trading_days
 from market_data.synthetic import synthesize, synthesize_into
 from models.prices import DAILY, Bar, coverage
+from models.tables import PriceBar
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "AVGO", "COST", "NFLX"]
 START, END = date(2025, 1, 1), date(2025, 12, 31)
@@ -106,12 +107,21 @@ def test_benchmark_options() -> None:
         synthesize(["AAPL"], START, END, -1)
 
 
-def test_synthesize_into_the_store(session: Session) -> None:
+def test_synthesize_into_the_store(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Inserted a few bars at a time (a batch ends mid-symbol), the store holds what
+    # `synthesize` gives.
+    monkeypatch.setattr("market_data.synthetic.INSERT_CHUNK", 15)
+    monkeypatch.setattr("models.prices.INSERT_CHUNK", 4)
     start, end = date(2025, 6, 2), date(2025, 6, 30)
     inserted = synthesize_into(session, ["AAPL", "MSFT"], start, end, seed=3)
     session.commit()
     days = len(trading_days(start, end))
     assert inserted == 3 * days
+    stored = session.exec(select(PriceBar).order_by(PriceBar.id)).all()
+    fields = ("market", "symbol", "ts", "open", "high", "low", "close", "volume")
+    assert [tuple(getattr(b, f) for f in fields) for b in stored] == [
+        tuple(getattr(b, f) for f in fields) for b in synthesize(["AAPL", "MSFT"], start, end, 3)
+    ]
     assert synthesize_into(session, ["AAPL", "MSFT"], start, end, seed=3) == 0
     rows = coverage(session, DAILY)
     assert [(r.symbol, r.first, r.days) for r in rows] == [
