@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import importlib.resources
 import io
 import json
-import pkgutil
+import shutil
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -41,19 +43,18 @@ def equity_curves(session: Session, run_id: int) -> pd.DataFrame:
         return pd.DataFrame()
 
 
-def _pyplot() -> Any:
-    import matplotlib
+def _figure(width: float, height: float) -> tuple[Any, Any]:
+    """A matplotlib figure and its axes, drawn by Agg to PNG; without pyplot, which would load
+    an interactive backend's machinery and keep every figure until closed."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # no display needed
-    from matplotlib import pyplot
-
-    return pyplot
+    figure = Figure(figsize=(width, height), dpi=100)
+    return figure, figure.subplots()
 
 
 def _png(figure: Any) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight")
-    _pyplot().close(figure)
     return buffer.getvalue()
 
 
@@ -66,7 +67,7 @@ def equity_png(
 ) -> bytes:
     """A line chart of the curves, the benchmark dashed; each trial of a model run in several
     trials faintly under its mean (matplotlib). `colours`: the store's, by model."""
-    figure, axes = _pyplot().subplots(figsize=(10, 5), dpi=100)
+    figure, axes = _figure(10, 5)
     colours = dict(colours or {})
     for column in curves.columns:
         dashed = column == curves.columns[-1] and len(curves.columns) > 1
@@ -157,7 +158,12 @@ def equity_html(
 
 def _plotly_template() -> dict:
     """plotly's default look (its `plotly` template), as graph objects would apply it."""
-    return json.loads(pkgutil.get_data("plotly", "package_data/templates/plotly.json") or b"{}")
+    return json.loads(_plotly_data("templates/plotly.json").read_bytes())
+
+
+def _plotly_data(name: str) -> Traversable:
+    """A file of the plotly package's data: its templates, plotly.js."""
+    return importlib.resources.files("plotly").joinpath("package_data", *name.split("/"))
 
 
 def leaderboard_table(rows: list[LeaderboardRow]) -> list[dict]:
@@ -380,7 +386,7 @@ def intervals_png(
     ranked = [r for r in rows if not r.is_benchmark and "cumulative_return" in r.intervals]
     if not ranked:
         return None
-    figure, axes = _pyplot().subplots(figsize=(8, 0.6 * len(ranked) + 1.5), dpi=100)
+    figure, axes = _figure(8, 0.6 * len(ranked) + 1.5)
     for y, row in enumerate(reversed(ranked)):
         interval = row.intervals["cumulative_return"]
         point = 100 * row.performance.cumulative_return
@@ -475,9 +481,8 @@ def write_report(report: Report, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     bundle = folder.parent / PLOTLY_BUNDLE
     if not bundle.exists():
-        import plotly.offline
-
-        bundle.write_text(plotly.offline.get_plotlyjs())
+        with importlib.resources.as_file(_plotly_data(PLOTLY_BUNDLE)) as source:
+            shutil.copyfile(source, bundle)  # 4.8 MB never read into this process
     files = {
         "report.md": report.markdown,
         "equity.png": report.equity_png,

@@ -12,7 +12,7 @@ import pandas as pd
 from sqlmodel import Session, select
 
 from analysis.leaderboard import RankingOptions, rank_run
-from analysis.report import leaderboard_table
+from analysis.report import Report, leaderboard_table
 from flows.parameters import BacktestParameters
 from models.engine import get_engine
 from models.errors import BacktestError
@@ -33,6 +33,7 @@ class BacktestResult:
     daily_values: pd.DataFrame
     trades: pd.DataFrame
     metrics: pd.DataFrame
+    report: Report | None = None  # rendered by the flow; None if nothing completed
 
 
 def run_backtest(
@@ -72,12 +73,14 @@ def run_resolved_backtest(trigger: ResolvedTrigger) -> BacktestResult:
 
         _provide_market(trigger)
         server.wait_until_ready()
-    state = _run_coroutine(run_resolved(trigger))
+    rendered: dict[int, Report] = {}
+    state = _run_coroutine(run_resolved(trigger, rendered))
     run_id = run_of_flow_run(state.state_details.flow_run_id)
     if state.is_failed() and run_id is None:
         raise BacktestError(state.message or "the backtest failed")
     frames = results_frames(run_id) if run_id is not None else _empty_frames()
-    return BacktestResult(state.name, state.message or "", run_id, *frames)
+    report = rendered.get(run_id) if run_id is not None else None
+    return BacktestResult(state.name, state.message or "", run_id, *frames, report)
 
 
 def _provide_market(trigger: ResolvedTrigger) -> None:

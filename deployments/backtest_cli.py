@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from analysis.leaderboard import leaderboard_rows
-from analysis.report import render_report, write_report
+from analysis.report import Report, render_report, write_report
 from configs.loader import MarketConfig
 from deployments.api import BacktestResult, run_resolved_backtest
 from deployments.cli_options import announce_store
@@ -108,7 +108,7 @@ def run_with_progress(
     result: BacktestResult = outcome["result"]
     console().print(f"[bold]{result.state}[/bold]: {result.message}")
     if result.run_id is not None:
-        _print_and_write(engine, result.run_id, reports)
+        _print_and_write(engine, result.run_id, reports, result.report)
     if result.state == "Failed":  # every model failed: the exit code says so (1, one error line)
         raise BacktestError(result.message or "the backtest failed")
     return result
@@ -136,14 +136,18 @@ def planned_model_days(run: Run) -> int:
     return len(sessions) * len(run.models) * run.trials
 
 
-def _print_and_write(engine: Engine, run_id: int, reports: Path) -> None:
-    """Print a finished run's leaderboard and write its report files under `reports`."""
-    with Session(engine) as session:
-        try:
-            report = render_report(session, run_id)
-        except LookupError:
-            console().print("[yellow]no completed model-day: no leaderboard")
-            return
+def _print_and_write(
+    engine: Engine, run_id: int, reports: Path, report: Report | None = None
+) -> None:
+    """Print a finished run's leaderboard and write its report files under `reports` (its
+    report as the flow rendered it, else rendered here)."""
+    if report is None:
+        with Session(engine) as session:
+            try:
+                report = render_report(session, run_id)
+            except LookupError:
+                console().print("[yellow]no completed model-day: no leaderboard")
+                return
     rows = leaderboard_rows(report.ranking.rows)
     render(rows, OutputFormat.table, report.title, fit=leaderboard_columns(rows))
     files = write_report(report, reports / f"run-{run_id}")

@@ -32,7 +32,7 @@ from sqlmodel import Session, select
 from agent_tools.news import NewsArchive
 from agents.budget import RunBudget
 from agents.types import ModelDayResult
-from analysis.report import leaderboard_artifact, render_report, report_title
+from analysis.report import Report, leaderboard_artifact, render_report, report_title
 from configs.loader import AppConfig, BudgetConfig
 from flows.flow_run_state import StateProgress, mark_flow_run_crashed
 from flows.parameters import BacktestParameters
@@ -200,15 +200,22 @@ def _run_name() -> str:
 # run it starts. The flow's signature is its REST parameter schema, so it cannot take one as a
 # parameter; the variable is set only while that one call is awaited.
 _HANDED: ContextVar[ResolvedTrigger | None] = ContextVar("handed_trigger", default=None)
+# Where that call wants the report the flow renders for its artifacts, by run id: the CLI then
+# writes the same files without ranking and drawing the run a second time.
+_RENDERED: ContextVar[dict[int, Report] | None] = ContextVar("rendered_reports", default=None)
 
 
-async def run_resolved(trigger: ResolvedTrigger) -> State:
-    """The backtest flow's final state, run on a trigger the preflight resolved (not again)."""
-    token = _HANDED.set(trigger)
+async def run_resolved(
+    trigger: ResolvedTrigger, rendered: dict[int, Report] | None = None
+) -> State:
+    """The backtest flow's final state, run on a trigger the preflight resolved (not again);
+    `rendered` receives the run's report as the flow renders it."""
+    tokens = _HANDED.set(trigger), _RENDERED.set(rendered)
     try:
         return await backtest(**trigger.params.model_dump(), return_state=True)
     finally:
-        _HANDED.reset(token)
+        _HANDED.reset(tokens[0])
+        _RENDERED.reset(tokens[1])
 
 
 def _handed_over(arguments: dict[str, Any]) -> ResolvedTrigger | None:
@@ -401,6 +408,8 @@ async def _publish_artifacts(engine, run_id: int) -> None:
         report = None
         with contextlib.suppress(LookupError):  # nothing completed: no leaderboard to show
             report = render_report(session, run_id)
+            if (rendered := _RENDERED.get()) is not None:
+                rendered[run_id] = report
         frame = model_days_frame(session, run_id)
         run = session.get(Run, run_id)
         title = report_title(run)

@@ -368,11 +368,22 @@ def test_a_resolved_trigger_reaches_the_flow_without_being_resolved_again(
         raise AssertionError(f"resolved twice: {params}")
 
     monkeypatch.setattr("flows.backtest.resolve_config", resolved_again)
-    state = asyncio.run(run_resolved(trigger))
+    rendered: dict = {}
+    state = asyncio.run(run_resolved(trigger, rendered))
     assert state.is_completed() and state.name == "Completed", state.message
     # The run's resources travel to each day as a parameter Prefect neither walks nor stores.
     days = asyncio.run(subflow_parameters(state.state_details.flow_run_id))
     assert len(days) == 2 and all(day["resources"] == "<RunResources>" for day in days)
+    # The report the flow rendered for its artifacts comes back for the CLI to write, as the
+    # store would render it now.
+    from analysis.report import render_report
+    from models.engine import get_engine
+
+    (run_id, report) = rendered.popitem()
+    with Session(get_engine()) as session:
+        again = render_report(session, run_id)
+    assert report.markdown == again.markdown, "markdown"
+    assert report.equity_png == again.equity_png, "png"
 
 
 def test_a_model_day_task_runs_with_its_resources_outside_any_flow(store, stub, tmp_path) -> None:

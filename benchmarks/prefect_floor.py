@@ -1,0 +1,91 @@
+"""What Prefect itself costs a trading day: day subflows that do nothing, against the same server.
+
+    .venv/bin/python benchmarks/prefect_floor.py [--days 20] [--server-db sqlite|postgres]
+
+A parent flow runs `--days` subflows in turn, as the backtest flow runs its trading days; each
+subflow is named after its day (as the backtest's are) and fans out 5 tasks that return at once
+(the backtest's model-days, minus their work). The script starts a local Prefect server with
+this project's settings (`aitrader server`, as benchmarks/flow_throughput.py does) unless
+PREFECT_API_URL points at one, and prints the milliseconds per day subflow with no tasks and
+with 5: the floor under the backtest's "orchestration per day" that no change of ours can cross
+while each trading day is a subflow with a task run per model-day.
+"""
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import flow_throughput  # noqa: E402
+
+from deployments.prefect_settings import apply_local_defaults  # noqa: E402
+
+MODELS = 5
+
+
+def floor_flows():
+    """The parent flow and its day subflow, defined after the settings are in place."""
+    from prefect import flow, task
+
+    @task
+    async def model_day(index: int) -> int:
+        return index
+
+    @flow(flow_run_name="day {number}")
+    async def day(number: int, tasks: int) -> int:
+        return sum(await asyncio.gather(*(model_day(i) for i in range(tasks))))
+
+    @flow
+    async def days(count: int, tasks: int) -> list[float]:
+        spans = []
+        for number in range(count):
+            started = time.perf_counter()
+            await day(number, tasks)
+            spans.append(time.perf_counter() - started)
+        return spans
+
+    return days
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=20)
+    parser.add_argument("--server-db", choices=["sqlite", "postgres"], default="sqlite")
+    arguments = parser.parse_args()
+    apply_local_defaults()
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    with tempfile.TemporaryDirectory(prefix="aitrader-floor-") as tmp:
+        os.environ["PREFECT_HOME"] = str(Path(tmp) / "client-home")
+        server = None
+        if not os.environ.get("PREFECT_API_URL"):
+            server, os.environ["PREFECT_API_URL"] = flow_throughput.start_server(
+                Path(tmp), arguments.server_db
+            )
+        try:
+            days = floor_flows()
+            results: dict[int, list[float]] = {0: [], MODELS: []}
+            for tasks in (0, MODELS, 0, MODELS):  # in turns, so both see the same server
+                results[tasks] += asyncio.run(days(arguments.days, tasks))
+        finally:
+            if server is not None:
+                os.killpg(server.pid, signal.SIGTERM)
+                server.wait(timeout=30)
+    print(f"2 x {arguments.days} day subflows each way, Prefect server on {arguments.server_db}")
+    for tasks, spans in results.items():
+        print(
+            f"day subflow with {tasks} task(s): median {1000 * statistics.median(spans):5.0f} ms, "
+            f"mean {1000 * statistics.mean(spans):5.0f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()
