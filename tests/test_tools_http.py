@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import ToolMessage
 from langchain_mcp_adapters.client import MultiServerMCPClient
 from sqlmodel import Session
@@ -295,32 +296,51 @@ def test_the_agent_sees_the_in_process_tools_as_it_would_over_an_mcp_session(sto
         schemas = sorted((convert_to_openai_tool(t) for t in tools), key=json.dumps)
         return schemas, [(canonical_message(m), m.status) for m in answers]
 
-    async def through(direct: bool) -> tuple[list, list, dict]:
+    async def through(direct: bool) -> tuple[list, list, dict, list]:
         engine = create_store_engine(store)
         server = build_server(build_manual_context(engine, DAY, cash=1_000))
         latencies: dict[str, list[float]] = {}
+        traced = ToolRuns()
         if direct:
             tools = await langchain_tools(server, latencies)
-            return *seen(
-                tools, [await _call(tools, n, a, i) for i, (n, a) in enumerate(CALLS)]
-            ), latencies
+            answers = [await _call(tools, n, a, i, traced) for i, (n, a) in enumerate(CALLS)]
+            return *seen(tools, answers), latencies, traced.events
         async with fastmcp.Client(server) as client:
             tools = await load_mcp_tools(client.session)
-            return *seen(
-                tools, [await _call(tools, n, a, i) for i, (n, a) in enumerate(CALLS)]
-            ), latencies
+            answers = [await _call(tools, n, a, i, traced) for i, (n, a) in enumerate(CALLS)]
+            return *seen(tools, answers), latencies, traced.events
 
-    direct_schemas, direct_answers, latencies = asyncio.run(through(direct=True))
-    session_schemas, session_answers, _ = asyncio.run(through(direct=False))
+    direct_schemas, direct_answers, latencies, direct_runs = asyncio.run(through(direct=True))
+    session_schemas, session_answers, _, session_runs = asyncio.run(through(direct=False))
     dispose_engines()
     assert direct_schemas == session_schemas and len(direct_schemas) == len(TOOLS)
     assert direct_answers == session_answers
+    # LangChain traces each tool run (callbacks: tracing, LangSmith) as it does over a session.
+    assert direct_runs == session_runs and len(direct_runs) == 2 * len(CALLS)
     statuses = [status for _, status in direct_answers]
     assert statuses.count("error") >= 3 and statuses.count("success") >= 5
     assert sorted(latencies) == sorted(f"call-{i}" for i in range(len(CALLS)))
 
 
-async def _call(tools: list, name: str, arguments: dict[str, Any], number: int) -> ToolMessage:
+class ToolRuns(AsyncCallbackHandler):
+    """The tool runs LangChain reports to its callbacks: (event, tool or outcome) in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    async def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kwargs) -> None:
+        self.events.append(("start", serialized["name"]))
+
+    async def on_tool_end(self, output: Any, **kwargs: Any) -> None:
+        self.events.append(("end", getattr(output, "status", "")))
+
+    async def on_tool_error(self, error: BaseException, **kwargs: Any) -> None:
+        self.events.append(("error", type(error).__name__))
+
+
+async def _call(
+    tools: list, name: str, arguments: dict[str, Any], number: int, traced: ToolRuns
+) -> ToolMessage:
     (tool,) = [t for t in tools if t.name == name]
     call = {"name": name, "args": arguments, "id": f"call-{number}", "type": "tool_call"}
-    return await tool.ainvoke(call)
+    return await tool.ainvoke(call, config={"callbacks": [traced]})
