@@ -143,10 +143,12 @@ class TemporaryServer:
                 "PREFECT__SERVER_FINAL": "1",
             },
         )
+        self.used = False
         atexit.register(self.stop)
 
     def wait_until_ready(self, timeout_s: float | None = None) -> None:
         """Block until the server answers its health check; a clear error if it never does."""
+        self.used = True
         if timeout_s is None:
             timeout_s = float(
                 os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 180)
@@ -167,7 +169,13 @@ class TemporaryServer:
         raise AITraderError(f"the temporary Prefect server did not start in {timeout_s:.0f} s")
 
     def stop(self) -> None:
+        """Stop the server: gracefully once it has served (its services flush what they hold),
+        at once if nothing used it (started early for an answer that needed no Prefect)."""
         if self.process.poll() is None:
+            if not self.used:
+                self.process.kill()  # SQLite's journal keeps its database whole
+                self.process.wait()
+                return
             self.process.terminate()
             try:
                 self.process.wait(timeout=5)
