@@ -44,8 +44,8 @@ def equity_curves(session: Session, run_id: int) -> pd.DataFrame:
 
 
 def _figure(width: float, height: float) -> tuple[Any, Any]:
-    """A matplotlib figure and its axes, drawn by Agg to PNG; without pyplot, which would load
-    an interactive backend's machinery and keep every figure until closed."""
+    """A matplotlib figure and its axes, saved by Agg; no pyplot, whose registry of open
+    figures each chart had to be closed from."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(width, height), dpi=100)
@@ -146,8 +146,8 @@ def equity_html(
         "hovermode": "x unified",
         "xaxis": time_axis(curves.index),
     }
-    # A plain figure dict, not validated: plotly's graph objects load 13 MiB of validators and
-    # take half a second the first time, for a chart whose every property is written here.
+    # A plain figure dict, not validated: plotly's graph objects load 13 MiB of validators for
+    # a chart whose every property is written here.
     return plotly.io.to_html(
         {"data": traces, "layout": layout},
         include_plotlyjs=f"../{PLOTLY_BUNDLE}",
