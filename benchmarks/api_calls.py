@@ -9,7 +9,6 @@ own calls (start, artifacts, finish) are counted in the total and show as fracti
 day. It answers "where does a trading day's orchestration go" (docs/performance.md).
 """
 
-import argparse
 import collections
 import os
 import re
@@ -26,8 +25,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import flow_throughput  # noqa: E402
-
-from deployments.prefect_settings import apply_local_defaults  # noqa: E402
 
 Call = tuple[str, str, float]  # method, path with ids blanked, milliseconds
 IDENTIFIER = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -49,12 +46,8 @@ def recording_calls(calls: list[Call]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=20)
-    parser.add_argument("--server-db", choices=["sqlite", "postgres"], default="sqlite")
-    arguments = parser.parse_args()
-    apply_local_defaults()
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    arguments = flow_throughput.server_benchmark_parser(__doc__).parse_args()
+    flow_throughput.project_settings()
     calls: list[Call] = []
     with tempfile.TemporaryDirectory(prefix="aitrader-api-calls-") as tmp:
         folder = Path(tmp)

@@ -184,14 +184,25 @@ def ephemeral_startup(folder: Path) -> tuple[float, float]:
     return timings[0], timings[1]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def server_benchmark_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of the benchmarks that run flows against a server: `--days`, `--server-db`."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--days", type=int, default=20)
     parser.add_argument("--server-db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--skip-ephemeral", action="store_true")
-    arguments = parser.parse_args()
+    return parser
+
+
+def project_settings() -> None:
+    """The project's Prefect settings, its run logs quiet (before Prefect is imported)."""
     apply_local_defaults()
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def main() -> None:
+    parser = server_benchmark_parser(__doc__)
+    parser.add_argument("--skip-ephemeral", action="store_true")
+    arguments = parser.parse_args()
+    project_settings()
     with tempfile.TemporaryDirectory(prefix="aitrader-bench-") as tmp:
         folder = Path(tmp)
         os.environ["PREFECT_HOME"] = str(folder / "client-home")

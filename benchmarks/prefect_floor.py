@@ -12,7 +12,6 @@ floor under the backtest's "orchestration per day" that no change of ours can cr
 trading day is a subflow with a task run per model-day.
 """
 
-import argparse
 import asyncio
 import os
 import signal
@@ -27,8 +26,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import flow_throughput  # noqa: E402
-
-from deployments.prefect_settings import apply_local_defaults  # noqa: E402
 
 MODELS = 5
 # What each day subflow fans out: (tasks, whether they are cached as the model-day task is).
@@ -71,12 +68,8 @@ def floor_flows():
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=20)
-    parser.add_argument("--server-db", choices=["sqlite", "postgres"], default="sqlite")
-    arguments = parser.parse_args()
-    apply_local_defaults()
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    arguments = flow_throughput.server_benchmark_parser(__doc__).parse_args()
+    flow_throughput.project_settings()
     with tempfile.TemporaryDirectory(prefix="aitrader-floor-") as tmp:
         os.environ["PREFECT_HOME"] = str(Path(tmp) / "client-home")
         server = None
