@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlmodel import Session, select
 
-from analysis.leaderboard import RankingOptions, rank_run
+from analysis.leaderboard import Ranking, RankingOptions, rank_run
 from analysis.report import Report, leaderboard_table
 from flows.parameters import BacktestParameters
 from models.engine import get_engine
@@ -78,8 +78,12 @@ def run_resolved_backtest(trigger: ResolvedTrigger) -> BacktestResult:
     run_id = run_of_flow_run(state.state_details.flow_run_id)
     if state.is_failed() and run_id is None:
         raise BacktestError(state.message or "the backtest failed")
-    frames = results_frames(run_id) if run_id is not None else _empty_frames()
     report = rendered.get(run_id) if run_id is not None else None
+    if report is not None:  # ranked as the flow rendered it: not ranked again
+        with Session(get_engine()) as session:
+            frames = _frames(session, run_id, report.ranking)
+    else:
+        frames = results_frames(run_id) if run_id is not None else _empty_frames()
     return BacktestResult(state.name, state.message or "", run_id, *frames, report)
 
 
@@ -110,29 +114,36 @@ def results_frames(
     chosen = Track(track) if track not in (None, "all") else None
     with Session(get_engine()) as session:
         run = get_run(session, run_id)
-        daily = model_days_frame(session, run.id)
-        query = (
-            select(
-                ModelDay.model,
-                ModelDay.day,
-                Trade.seq,
-                Trade.side,
-                Trade.symbol,
-                Trade.shares,
-                Trade.price,
-                Trade.cash_after,
-            )
-            .join(Trade, Trade.model_day_id == ModelDay.id)
-            .where(*run_scope(session, run.id))
-            .order_by(ModelDay.model, ModelDay.day, Trade.seq)
-        )
-        columns = ["model", "day", "seq", "side", "symbol", "shares", "price", "cash_after"]
-        trades = pd.DataFrame(session.exec(query).all(), columns=columns)
         try:
             ranking = rank_run(session, run.id, track=chosen)
-            metrics = pd.DataFrame(leaderboard_table(ranking.rows))
         except LookupError:
-            metrics = pd.DataFrame()
+            ranking = None
+        return _frames(session, run.id, ranking)
+
+
+def _frames(
+    session: Session, run_id: int, ranking: Ranking | None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A run's daily values, trades and the metrics of `ranking` (none: nothing completed)."""
+    daily = model_days_frame(session, run_id)
+    query = (
+        select(
+            ModelDay.model,
+            ModelDay.day,
+            Trade.seq,
+            Trade.side,
+            Trade.symbol,
+            Trade.shares,
+            Trade.price,
+            Trade.cash_after,
+        )
+        .join(Trade, Trade.model_day_id == ModelDay.id)
+        .where(*run_scope(session, run_id))
+        .order_by(ModelDay.model, ModelDay.day, Trade.seq)
+    )
+    columns = ["model", "day", "seq", "side", "symbol", "shares", "price", "cash_after"]
+    trades = pd.DataFrame(session.exec(query).all(), columns=columns)
+    metrics = pd.DataFrame(leaderboard_table(ranking.rows) if ranking is not None else [])
     return daily, trades, metrics
 
 

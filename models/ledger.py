@@ -115,11 +115,6 @@ def day_start(session: Session, portfolio: str, day: date, initial_cash: float) 
     return DayStart(book=book, traded=sessions_traded(in_progress))
 
 
-def starting_book(session: Session, portfolio: str, day: date, initial_cash: float) -> Portfolio:
-    """The book a portfolio starts (or resumes) `day` with (`day_start`'s)."""
-    return day_start(session, portfolio, day, initial_cash).book
-
-
 def record_completed_day(
     session: Session,
     model_day: ModelDay,

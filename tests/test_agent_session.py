@@ -18,7 +18,7 @@ from agents.types import ModelDayRequest
 from configs.loader import AgentConfig, ModelConfig, TokenPrice, load_universe
 from market_data.aitrader_files import import_prices
 from models.engine import create_store_engine, upgrade
-from models.ledger import starting_book
+from models.ledger import day_start
 from models.prices import PriceBook
 from models.tables import LLMCall, Message, ModelDay, Run, ToolCall, Trade
 from tests.conftest import store_copy
@@ -191,7 +191,7 @@ def test_a_day_that_finally_fails_leaves_no_trades_and_keeps_the_book(engine, pr
     with Session(engine) as session:
         trades = session.exec(select(Trade)).all()
         assert [(t.symbol, t.shares) for t in trades] == [("NVDA", 3)]
-        book = starting_book(session, "test/stub-gpt", NEXT_DAY, 10_000.0)
+        book = day_start(session, "test/stub-gpt", NEXT_DAY, 10_000.0).book
         assert book.positions == {"NVDA": 3}
         day = session.get(ModelDay, failed.model_day_id)
         assert day.status == "failed" and day.cash_end is None

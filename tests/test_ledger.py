@@ -12,7 +12,7 @@ from agent_tools.trading_rules import TradingSession
 from market_data.calendar import is_trading_day
 from models.book import Portfolio
 from models.engine import create_store_engine
-from models.ledger import record_completed_day, starting_book, value_portfolio
+from models.ledger import day_start, record_completed_day, value_portfolio
 from models.prices import Bar, PriceBook
 from models.tables import Holding, ModelDay, ModelDayStatus, Trade
 from tests.conftest import add_model_day
@@ -50,7 +50,9 @@ def test_a_symbol_never_priced_is_listed_as_missing() -> None:
 
 
 def test_a_day_starts_from_the_last_completed_day(session: Session) -> None:
-    assert starting_book(session, "demo/m", date(2025, 10, 2), 10_000.0) == Portfolio(cash=10_000.0)
+    assert day_start(session, "demo/m", date(2025, 10, 2), 10_000.0).book == Portfolio(
+        cash=10_000.0
+    )
     prices = make_prices()
     day1 = new_day(session, date(2025, 10, 1))
     trading = TradingSession(Portfolio(cash=10_000.0), prices, day1.day, UNIVERSE, is_trading_day)
@@ -61,9 +63,9 @@ def test_a_day_starts_from_the_last_completed_day(session: Session) -> None:
     failed.status = ModelDayStatus.FAILED
     session.commit()
 
-    book = starting_book(session, "demo/m", date(2025, 10, 3), 10_000.0)
+    book = day_start(session, "demo/m", date(2025, 10, 3), 10_000.0).book
     assert book == Portfolio(cash=10_000.0 - 2500.0, positions={"AAPL": 10})
-    assert starting_book(session, "other", date(2025, 10, 3), 10_000.0).cash == 10_000.0
+    assert day_start(session, "other", date(2025, 10, 3), 10_000.0).book.cash == 10_000.0
     stored = session.get(ModelDay, day1.id)
     assert stored.value_end == pytest.approx(7500.0 + 10 * 255.0)
     assert stored.status == ModelDayStatus.COMPLETED

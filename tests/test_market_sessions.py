@@ -23,7 +23,7 @@ from configs.loader import ModelConfig, load_universe
 from configs.markets import load_market
 from market_data.aitrader_files import import_prices
 from models.engine import create_store_engine
-from models.ledger import starting_book
+from models.ledger import day_start
 from models.prices import PriceBook
 from models.tables import Holding, Message, ModelDay, Run, ToolCall, Trade
 from tests.conftest import store_copy
@@ -125,7 +125,7 @@ def test_each_crypto_weekend_day_builds_on_the_calendar_day_before(engine: Engin
             f"{model_day.day:%a} did not start from {before.day:%a}"
         )
         with Session(engine) as session:
-            book = starting_book(session, "crypto/dice", model_day.day, 50_000.0)
+            book = day_start(session, "crypto/dice", model_day.day, 50_000.0).book
         assert (book.cash, book.positions) == (cash, positions)
 
 
