@@ -3,8 +3,9 @@
 It is Prefect's own server app under uvicorn, started as Prefect's `SubprocessASGIServer` starts
 it, with three differences: its SQLite transactions begin IMMEDIATE (deployments/server_app.py
 says why), and two that make a run start seconds sooner:
-- it is started here, before Prefect is imported, while the flow's modules load and its plan is
-  made, and the client never imports the server's modules (fastapi, its services: seconds of CPU);
+- it is started here, before Prefect is imported (by `aitrader backtest`, as the command begins:
+  `start_early`), while the CLI and the flow's modules load and the plan is made, and the client
+  never imports the server's modules (fastapi, its services: seconds of CPU);
 - its SQLite database under PREFECT_HOME is copied from a migrated template.
 
 In a new home that database is empty, and migrating it (a hundred Alembic revisions) is most of
